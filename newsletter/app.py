@@ -1,0 +1,98 @@
+"""The one object that holds a running program's state.
+
+The CLI, the web app and the scheduler each build one `Newsletter` from the
+config and hand it to the service functions; nothing reads global state.
+Nothing happens when it is built: the database is opened (and upgraded) on
+first use.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter import db
+from newsletter.config import Config, load_config
+from newsletter.models import Meta
+
+# The bundled data: inside the package when installed from a wheel, at the top
+# of the repository when running from a checkout or an editable install.
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
+
+
+def bundled_path(name: str) -> Path:
+    """The bundled `templates` or `subscribers` folder, wherever the package is installed."""
+    for candidate in (_PACKAGE / "_bundled" / name, _CHECKOUT / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"bundled folder {name!r} is missing from the installation")
+
+
+class Newsletter:
+    def __init__(self, config: Config, *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.env = dict(os.environ) if env is None else env
+
+    @classmethod
+    def from_config_file(cls, path: str | None = None) -> Newsletter:
+        return cls(load_config(path))
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = db.make_engine(self.config.database.url)
+        db.ensure_schema(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return db.make_sessionmaker(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on any error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The key that signs links: from the environment, else generated once and kept."""
+        name = self.config.web.secret_key_env
+        if self.env.get(name):
+            return self.env[name]
+        return self._stored_secret("signing_key")
+
+    @cached_property
+    def suppression_key(self) -> str:
+        name = self.config.privacy.suppression_key_env
+        return self.env.get(name) or self.signing_key
+
+    def _stored_secret(self, key: str) -> str:
+        with self.session() as session:
+            row = session.get(Meta, key)
+            if row is not None:
+                return row.value
+        value = secrets.token_urlsafe(32)
+        try:
+            with self.session() as session:
+                session.add(Meta(key=key, value=value))
+        except IntegrityError:
+            # Another process stored one first; use theirs so that links agree.
+            with self.session() as session:
+                row = session.get(Meta, key)
+                if row is None:
+                    raise
+                return row.value
+        return value
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,3 @@
+"""Commands: audience (filled in by its own module)."""
+
+COMMANDS: list = []

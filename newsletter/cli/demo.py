@@ -1,0 +1,3 @@
+"""Commands: demo (filled in by its own module)."""
+
+COMMANDS: list = []

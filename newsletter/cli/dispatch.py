@@ -1,0 +1,3 @@
+"""Commands: dispatch (filled in by its own module)."""
+
+COMMANDS: list = []

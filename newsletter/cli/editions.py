@@ -1,0 +1,3 @@
+"""Commands: editions (filled in by its own module)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""Commands: items (filled in by its own module)."""
+
+COMMANDS: list = []

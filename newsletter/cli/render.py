@@ -1,0 +1,3 @@
+"""Commands: render (filled in by its own module)."""
+
+COMMANDS: list = []

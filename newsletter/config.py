@@ -1,0 +1,436 @@
+"""Typed configuration, built once and passed down.
+
+Every setting is declared exactly once, as a field of one of the frozen
+dataclasses below, with its default and its help text in the field's metadata.
+The loader reads those declarations to know which keys a file may hold and of
+which type, so a setting cannot exist without being documented, and
+`tests/test_config.py` checks that `config.example.toml` mentions every one.
+
+Layering: defaults, then the TOML file (``--config``, else ``NEWSLETTER_CONFIG``,
+else ``./newsletter.toml``, else none at all), then environment variables.
+Secrets never need to be in the file: each one is read from an environment
+variable whose name the file may change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import ConfigError
+
+ENV_CONFIG = "NEWSLETTER_CONFIG"
+ENV_DATABASE_URL = "NEWSLETTER_DATABASE_URL"
+ENV_TRANSPORT = "NEWSLETTER_TRANSPORT"
+ENV_BASE_URL = "NEWSLETTER_BASE_URL"
+DEFAULT_CONFIG_NAME = "newsletter.toml"
+
+# The name under which a transport given by NEWSLETTER_TRANSPORT is registered.
+ENV_TRANSPORT_NAME = "env"
+
+
+def setting(default: Any, help: str) -> Any:
+    """Declare one setting: its default and the sentence that documents it."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class OrgConfig:
+    name: str = setting("Example Network", "Organisation name, shown in emails and subjects.")
+    postal_address: str = setting(
+        "1 Example Street, 1000 Example City",
+        "Postal address printed in every email footer (anti-spam laws require one).",
+    )
+    website: str = setting("https://example.org", "The organisation's website, linked in emails.")
+    logo_url: str = setting(
+        "", "Absolute URL of a logo image for the email header; empty for none."
+    )
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    from_address: str = setting("bulletin@example.org", "Sender address of every campaign.")
+    from_name: str = setting("Example Network", "Display name of the sender.")
+    reply_to: str = setting("", "Reply-To address; empty to let replies go to the sender.")
+    list_id: str = setting(
+        "bulletin.example.org", "List-Id header value (RFC 2919), a domain-like identifier."
+    )
+    unsubscribe_mailto: str = setting(
+        "",
+        "Address for mailto: unsubscribe requests in List-Unsubscribe; "
+        "empty means unsubscribe@<sender's domain>.",
+    )
+    message_id_domain: str = setting(
+        "", "Domain used in Message-ID headers; empty means the sender's domain."
+    )
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    base_url: str = setting(
+        "http://localhost:8080",
+        "Public address of the subscriber pages, used in every link. "
+        "Overridden by NEWSLETTER_BASE_URL.",
+    )
+    host: str = setting("127.0.0.1", "Address `newsletter serve` listens on.")
+    port: int = setting(8080, "Port `newsletter serve` listens on.")
+    secret_key_env: str = setting(
+        "NEWSLETTER_SECRET_KEY",
+        "Environment variable holding the key that signs links. When it is unset a random "
+        "key is generated once and kept in the database.",
+    )
+    token_max_age_days: int = setting(7, "How long a confirmation link stays valid, in days.")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = setting(
+        "sqlite:///newsletter.db",
+        "SQLAlchemy database URL. SQLite (a file in the working folder by default) or "
+        "postgresql+psycopg://user@host/db. Overridden by NEWSLETTER_DATABASE_URL.",
+    )
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    dsn: str = setting(
+        "maildir:outbox",
+        "Where messages go: maildir:PATH, smtp://user@host:port?tls=starttls|ssl|none"
+        "&connections=N&rate=N, or an API provider DSN.",
+    )
+    password_env: str = setting(
+        "NEWSLETTER_SMTP_PASSWORD",
+        "Environment variable holding the SMTP password or API key for this transport.",
+    )
+    connections: int = setting(4, "Concurrent connections (SMTP) or requests (API) at most.")
+    rate_per_second: float = setting(0.0, "Messages per second at most; 0 for no limit.")
+    rate_per_hour: int = setting(0, "Messages per hour at most (sliding window); 0 for no limit.")
+    max_messages_per_connection: int = setting(
+        1000, "Messages sent on one SMTP connection before it is reopened."
+    )
+    timeout_seconds: float = setting(30.0, "Network timeout of one SMTP command or API request.")
+    verify_tls: bool = setting(True, "Verify the server's TLS certificate.")
+
+
+@dataclass(frozen=True)
+class EditionsConfig:
+    subject_pattern: str = setting(
+        "{org} bulletin — {month}",
+        "Subject of a monthly bulletin; {org} and {month} (written out, e.g. June 2019) "
+        "are filled in.",
+    )
+    announcement_subject_pattern: str = setting(
+        "{title}", "Subject of an announcement; {org} and {title} are filled in."
+    )
+    kind_order: list[str] = setting(
+        ["statement", "report", "news", "tribute"],
+        "Order of the sections of a bulletin, by item kind. Kinds not listed come last.",
+    )
+    section_titles: dict[str, str] = setting(
+        {
+            "statement": "Statements",
+            "report": "Reports",
+            "news": "News",
+            "tribute": "Tributes",
+        },
+        "Heading of each section of a bulletin, by item kind.",
+    )
+    default_language: str = setting("en", "Language of items and editions that do not say.")
+    templates_dir: str = setting(
+        "",
+        "Folder of email templates that replaces the bundled one; empty for the bundled "
+        "templates. Missing files fall back to the bundled ones.",
+    )
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    batch_size: int = setting(200, "Deliveries a worker claims at once.")
+    lease_seconds: int = setting(
+        300, "How long a claimed batch stays with a worker before others may take it over."
+    )
+    retry_initial_seconds: float = setting(
+        60.0, "Wait before the first retry of a temporary failure; doubled at each attempt."
+    )
+    retry_max_seconds: float = setting(3600.0, "Longest wait between two retries.")
+    retry_max_attempts: int = setting(
+        5, "Attempts (the first send included) before a temporary failure becomes final."
+    )
+    pause_after_consecutive_failures: int = setting(
+        50, "A campaign pauses itself after this many failures in a row (a dead server)."
+    )
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    store_ip_addresses: bool = setting(
+        False, "Keep the IP address in consent records. Off by default."
+    )
+    track_opens: bool = setting(False, "Add an open-tracking pixel. Off by default.")
+    track_clicks: bool = setting(False, "Rewrite links to count clicks. Off by default.")
+    suppression_key_env: str = setting(
+        "NEWSLETTER_SUPPRESSION_KEY",
+        "Environment variable holding the key for hashing suppressed addresses; "
+        "unset, the signing key is used.",
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    timezone: str = setting("Europe/London", "Time zone in which staff give and read times.")
+    misfire_grace_minutes: int = setting(
+        60, "A send missed while the service was down still goes out this late; then it is missed."
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    org: OrgConfig = field(default_factory=OrgConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    editions: EditionsConfig = field(default_factory=EditionsConfig)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # Named transports; `default_transport` names the one campaigns use.
+    transports: dict[str, TransportConfig] = field(
+        default_factory=lambda: {"outbox": TransportConfig()}
+    )
+    default_transport: str = "outbox"
+    # Where the configuration came from, for messages ("<defaults>" when no file).
+    source: str = "<defaults>"
+    # The folder relative paths in the config are resolved against.
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def transport(self, name: str | None = None) -> TransportConfig:
+        name = name or self.default_transport
+        try:
+            return self.transports[name]
+        except KeyError:
+            known = ", ".join(sorted(self.transports))
+            raise ConfigError(
+                f"{self.source}: no transport named {name!r} (known: {known})"
+            ) from None
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+# The sections of the file and the dataclass each one fills.
+SECTIONS: dict[str, type] = {
+    "org": OrgConfig,
+    "mail": MailConfig,
+    "web": WebConfig,
+    "database": DatabaseConfig,
+    "editions": EditionsConfig,
+    "dispatch": DispatchConfig,
+    "privacy": PrivacyConfig,
+    "schedule": ScheduleConfig,
+}
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None, env: dict[str, str]) -> Path | None:
+    """The file to read: --config, then NEWSLETTER_CONFIG, then ./newsletter.toml."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    if env.get(ENV_CONFIG):
+        path = Path(env[ENV_CONFIG])
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (named by {ENV_CONFIG})")
+        return path
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Build the one Config of this process from defaults, file and environment."""
+    env = dict(os.environ) if env is None else env
+    path = find_config_file(explicit, env)
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path is not None:
+        source = str(path)
+        base_dir = path.resolve().parent
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read: {exc}") from None
+    return build_config(data, env, source=source, base_dir=base_dir)
+
+
+def build_config(
+    data: dict[str, Any], env: dict[str, str], *, source: str = "<defaults>", base_dir: Path
+) -> Config:
+    sections: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            sections[key] = _build_section(SECTIONS[key], value, source, key)
+        elif key not in ("transports", "transport"):
+            known = ", ".join([*SECTIONS, "transport", "transports"])
+            raise ConfigError(f"{source}: unknown section or key {key!r} (known: {known})")
+
+    transports: dict[str, TransportConfig] = {}
+    default_transport = "outbox"
+    raw_transports = data.get("transports", {})
+    if not isinstance(raw_transports, dict):
+        raise ConfigError(f"{source}: [transports] must be a table of named transports")
+    for name, value in raw_transports.items():
+        transports[name] = _build_section(TransportConfig, value, source, f"transports.{name}")
+    raw_default = data.get("transport", {})
+    if raw_default:
+        if not isinstance(raw_default, dict) or set(raw_default) - {"default"}:
+            raise ConfigError(f'{source}: [transport] takes one key, default = "NAME"')
+        default_transport = raw_default.get("default", default_transport)
+        if not isinstance(default_transport, str):
+            raise ConfigError(f"{source}: transport.default must be a string")
+    if not transports:
+        transports = {"outbox": TransportConfig()}
+        if raw_default and default_transport != "outbox":
+            raise ConfigError(
+                f"{source}: transport.default names {default_transport!r}, "
+                "but no [transports] are configured"
+            )
+    elif default_transport not in transports:
+        if raw_default or len(transports) > 1:
+            known = ", ".join(sorted(transports))
+            raise ConfigError(
+                f"{source}: transport.default: no transport named {default_transport!r} "
+                f"(known: {known})"
+            )
+        default_transport = next(iter(transports))
+
+    # Environment variables win over the file.
+    if env.get(ENV_DATABASE_URL):
+        sections["database"] = DatabaseConfig(url=env[ENV_DATABASE_URL])
+    if env.get(ENV_BASE_URL):
+        web = sections.get("web", WebConfig())
+        sections["web"] = dataclasses.replace(web, base_url=env[ENV_BASE_URL])
+    if env.get(ENV_TRANSPORT):
+        base = transports.get(default_transport, TransportConfig())
+        transports[ENV_TRANSPORT_NAME] = dataclasses.replace(base, dsn=env[ENV_TRANSPORT])
+        default_transport = ENV_TRANSPORT_NAME
+
+    config = Config(
+        **sections,
+        transports=transports,
+        default_transport=default_transport,
+        source=source,
+        base_dir=base_dir,
+    )
+    _check_values(config)
+    return config
+
+
+def _build_section(cls: type, value: Any, source: str, dotted: str) -> Any:
+    """One table of the file, checked key by key against the dataclass that declares it."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: [{dotted}] must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{source}: unknown key {dotted}.{key} (known: {known})")
+        kwargs[key] = _coerce(hints[key], item, f"{source}: {dotted}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check a TOML value against a declared type; ints are accepted for floats."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, not {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where} must not be negative, not {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where} must not be negative, not {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, not {value!r}")
+        return value
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, not {value!r}")
+        return [_coerce(inner, v, where) for v in value]
+    if origin is dict:
+        _, inner = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, not {value!r}")
+        return {str(k): _coerce(inner, v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no optional settings yet
+        return value
+    raise TypeError(f"unsupported setting type {hint!r}")  # a programming error, not a user's
+
+
+def _check_values(config: Config) -> None:
+    """Values that have the right type but cannot work."""
+    src = config.source
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(config.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{src}: schedule.timezone: unknown time zone {config.schedule.timezone!r}"
+        ) from None
+    if not config.web.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{src}: web.base_url must start with http:// or https://")
+    if "@" not in config.mail.from_address:
+        raise ConfigError(f"{src}: mail.from_address is not an email address")
+    if config.dispatch.batch_size < 1:
+        raise ConfigError(f"{src}: dispatch.batch_size must be at least 1")
+    if config.dispatch.retry_max_attempts < 1:
+        raise ConfigError(f"{src}: dispatch.retry_max_attempts must be at least 1")
+    for name, transport in config.transports.items():
+        if transport.connections < 1:
+            raise ConfigError(f"{src}: transports.{name}.connections must be at least 1")
+    try:
+        config.editions.subject_pattern.format(org="", month="")
+        config.editions.announcement_subject_pattern.format(org="", title="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{src}: editions subject pattern has an unknown field {exc}; "
+            "use {{org}}, {{month}} or {{title}}"
+        ) from None
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(section, key, help) for every setting, for the docs test and `config show`."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            rows.append((section, f.name, f.metadata["help"]))
+    for f in dataclasses.fields(TransportConfig):
+        rows.append(("transports.NAME", f.name, f.metadata["help"]))
+    return rows

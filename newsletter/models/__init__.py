@@ -1,0 +1,44 @@
+"""The database tables, one module per domain; import models from here."""
+
+from newsletter.models.audience import (
+    SUBSCRIBER_STATUSES,
+    SUBSCRIPTION_STATUSES,
+    MailingList,
+    Segment,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
+from newsletter.models.base import Base, utcnow
+from newsletter.models.campaigns import (
+    CAMPAIGN_KINDS,
+    CAMPAIGN_STATUSES,
+    Campaign,
+    CampaignItem,
+    campaign_lists,
+)
+from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
+from newsletter.models.items import ITEM_KINDS, Item
+
+__all__ = [
+    "CAMPAIGN_KINDS",
+    "CAMPAIGN_STATUSES",
+    "DELIVERY_STATUSES",
+    "ITEM_KINDS",
+    "SUBSCRIBER_STATUSES",
+    "SUBSCRIPTION_STATUSES",
+    "Base",
+    "Campaign",
+    "CampaignItem",
+    "Delivery",
+    "Event",
+    "Item",
+    "MailingList",
+    "Meta",
+    "Segment",
+    "Subscriber",
+    "Subscription",
+    "Suppression",
+    "campaign_lists",
+    "utcnow",
+]

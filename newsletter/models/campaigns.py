@@ -1,0 +1,89 @@
+"""Campaigns: monthly bulletins and announcements, and what they are made of."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.models.audience import MailingList, Segment
+from newsletter.models.base import Base, utcnow
+from newsletter.models.items import Item
+
+CAMPAIGN_KINDS = ("bulletin", "announcement")
+CAMPAIGN_STATUSES = (
+    "draft",
+    "approved",
+    "scheduled",
+    "sending",
+    "paused",
+    "sent",
+    "cancelled",
+    "missed",
+)
+
+campaign_lists = Table(
+    "campaign_lists",
+    Base.metadata,
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("list_id", ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_status_scheduled", "status", "scheduled_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    # The month a bulletin covers, "YYYY-MM"; empty for announcements.
+    month: Mapped[str] = mapped_column(String(7), default="")
+    subject: Mapped[str] = mapped_column(String(500))
+    intro: Mapped[str] = mapped_column(Text, default="")
+    preheader: Mapped[str] = mapped_column(String(500), default="")
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))
+    # A named transport from the config; empty means the configured default.
+    transport: Mapped[str] = mapped_column(String(100), default="")
+    # Set by a recurring rule so that one rule builds one edition per period.
+    recurrence_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    approved_by: Mapped[str] = mapped_column(String(200), default="")
+    approved_at: Mapped[datetime | None]
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Why a campaign paused itself, or was missed; empty otherwise.
+    status_note: Mapped[str] = mapped_column(Text, default="")
+
+    lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists)
+    segment: Mapped[Segment | None] = relationship()
+    entries: Mapped[list[CampaignItem]] = relationship(
+        back_populates="campaign",
+        cascade="all, delete-orphan",
+        order_by="CampaignItem.position",
+    )
+
+    @property
+    def items(self) -> list[Item]:
+        return [entry.item for entry in self.entries]
+
+
+class CampaignItem(Base):
+    """An item's place in a campaign, in reading order."""
+
+    __tablename__ = "campaign_items"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(default=0)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="entries")
+    item: Mapped[Item] = relationship()

@@ -1,0 +1,72 @@
+"""The deliveries ledger and the events that come back from sending."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.models.base import Base, utcnow
+
+# pending: waiting to be claimed; sending: claimed by a worker until lease_until;
+# retry: a temporary failure, due again at next_attempt_at; sent and failed are final.
+DELIVERY_STATUSES = ("pending", "sending", "retry", "sent", "failed", "cancelled")
+
+
+class Delivery(Base):
+    """One recipient of one campaign: written before sending, updated with the outcome."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # "Exactly once" starts here: a campaign has one row per subscriber.
+        UniqueConstraint("campaign_id", "subscriber_id"),
+        # Workers look for claimable rows of a campaign by status and due time.
+        Index("ix_deliveries_claim", "campaign_id", "status", "next_attempt_at"),
+        Index("ix_deliveries_provider_message_id", "provider_message_id"),
+        Index("ix_deliveries_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    # The worker that holds the row, and until when (see dispatch.lease_seconds).
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    # The server's reply or the failure's reason.
+    last_response: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    provider_message_id: Mapped[str | None] = mapped_column(String(300))
+
+
+class Event(Base):
+    """Something that came back: a bounce, a complaint, an unsubscribe."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subscriber", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # hard_bounce | soft_bounce | complaint | unsubscribe | delivered | ...
+    type: Mapped[str] = mapped_column(String(30))
+    source: Mapped[str] = mapped_column(String(50), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Meta(Base):
+    """Small key/value facts about the installation, e.g. a generated signing key."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,61 @@
+"""The seam between the dispatcher and the outside world.
+
+A transport takes finished messages and reports, for each one, what happened.
+The dispatcher knows nothing about SMTP, HTTP or files; it only reads the
+outcome: sent, retry later, or failed for good. An in-memory transport stands
+in for the real ones in the engine's fast tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Outcome = Literal["sent", "retry", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A complete message for one recipient."""
+
+    sender: str  # the envelope sender (return path)
+    recipient: str  # the envelope recipient
+    data: bytes  # the whole RFC 5322 message, CRLF line endings
+    message_id: str  # the Message-ID header's value, without angle brackets
+    delivery_id: int | None = None  # the ledger row, None for test sends and previews
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    # The server's reply or the provider's answer, kept on the delivery.
+    response: str = ""
+    provider_message_id: str | None = None
+    # A permanent failure that says the address does not exist (SMTP 5.1.x and the like):
+    # the address is suppressed.
+    hard_bounce: bool = False
+    # For "retry": seconds the server asked us to wait, when it said (Retry-After).
+    retry_after: float | None = None
+    # For "retry": the whole transport is throttled or down, not just this recipient;
+    # the dispatcher slows down instead of moving on to the next recipient at full speed.
+    throttled: bool = False
+
+
+class Transport(Protocol):
+    """What every transport offers. Implementations must be safe to call from one thread
+    at a time; the dispatcher gives each worker thread its own transport."""
+
+    name: str
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send a batch, returning one result per message in the same order.
+
+        A transport that raises has failed the whole batch in an unknown way;
+        the dispatcher treats that as a temporary failure of every message.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+        ...
