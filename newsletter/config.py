@@ -144,6 +144,11 @@ class EditionsConfig:
         "Heading of each section of a bulletin, by item kind.",
     )
     default_language: str = setting("en", "Language of items and editions that do not say.")
+    default_lists: list[str] = setting(
+        [],
+        "Lists a new edition goes to when neither --list nor --segment is given; "
+        "empty means every list that is not archived.",
+    )
     templates_dir: str = setting(
         "",
         "Folder of email templates that replaces the bundled one; empty for the bundled "

@@ -4,16 +4,63 @@ A campaign moves draft → approved → scheduled → sending → sent, and may 
 paused, cancelled or missed on the way. Every change of status is one
 conditional UPDATE (`change_status`), so that when two processes race for the
 same campaign exactly one of them wins.
+
+A bulletin is built from the month's items (those not excluded), grouped by
+kind in the order of `editions.kind_order`; an announcement carries one item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import getpass
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
 
-from newsletter.models import Campaign, utcnow
+from newsletter.app import Newsletter
+from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.models import (
+    CAMPAIGN_STATUSES,
+    Campaign,
+    CampaignItem,
+    Delivery,
+    Item,
+    MailingList,
+    Segment,
+    utcnow,
+)
+
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+# Month names for subjects and headings, by language; others fall back to English.
+MONTH_NAMES: dict[str, tuple[str, ...]] = {
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre"),
+    "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+           "septiembre", "octubre", "noviembre", "diciembre"),
+    "ru": ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август",
+           "сентябрь", "октябрь", "ноябрь", "декабрь"),
+}  # fmt: skip
+
+
+def parse_month(value: str) -> tuple[int, int]:
+    """'2019-06' → (2019, 6), or an InputError that shows the expected form."""
+    match = MONTH_RE.match(value.strip())
+    if not match:
+        raise InputError(f"month {value!r} is not of the form YYYY-MM (for example 2019-06)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_label(month: str, language: str = "en") -> str:
+    """'2019-06' written out for people: 'June 2019'."""
+    year, number = parse_month(month)
+    names = MONTH_NAMES.get(language, MONTH_NAMES["en"])
+    return f"{names[number - 1]} {year}"
 
 
 def change_status(
@@ -42,3 +89,283 @@ def change_status(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+# --- building editions -------------------------------------------------------
+
+
+def new_bulletin(
+    app: Newsletter,
+    month: str,
+    *,
+    lists: Sequence[str] = (),
+    segment: str | None = None,
+    subject: str | None = None,
+    intro: str = "",
+    intro_file: str | Path | None = None,
+    language: str | None = None,
+    transport: str | None = None,
+) -> dict[str, Any]:
+    """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign."""
+    from newsletter.items import items_for_month
+
+    parse_month(month)
+    if intro_file is not None:
+        intro = _read_intro(intro_file)
+    language = language or app.config.editions.default_language
+    with app.session() as session:
+        items = items_for_month(session, month)
+        if not items:
+            raise InputError(
+                f"no items for {month_label(month)}: import some with "
+                "`newsletter items import SOURCE` or include excluded ones with "
+                "`newsletter items include ID`"
+            )
+        items = order_for_bulletin(app, items)
+        campaign = Campaign(
+            kind="bulletin",
+            month=month,
+            subject=subject
+            or app.config.editions.subject_pattern.format(
+                org=app.config.org.name, month=month_label(month, language)
+            ),
+            intro=intro,
+            preheader=_preheader(intro, items),
+            language=language,
+            transport=_check_transport(app, transport),
+        )
+        _set_audience(app, session, campaign, lists, segment)
+        campaign.entries = [CampaignItem(item=item, position=i) for i, item in enumerate(items)]
+        session.add(campaign)
+        session.flush()
+        return campaign_summary(session, campaign)
+
+
+def new_announcement(
+    app: Newsletter,
+    item_id: int,
+    *,
+    lists: Sequence[str] = (),
+    segment: str | None = None,
+    subject: str | None = None,
+    intro: str = "",
+    intro_file: str | Path | None = None,
+    transport: str | None = None,
+) -> dict[str, Any]:
+    """Build a one-item announcement as a draft campaign."""
+    if intro_file is not None:
+        intro = _read_intro(intro_file)
+    with app.session() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            raise NotFound(f"no item with id {item_id} (see `newsletter items list`)")
+        campaign = Campaign(
+            kind="announcement",
+            subject=subject
+            or app.config.editions.announcement_subject_pattern.format(
+                org=app.config.org.name, title=item.title
+            ),
+            intro=intro,
+            preheader=_shorten(item.summary or item.title, 140),
+            language=item.language or app.config.editions.default_language,
+            transport=_check_transport(app, transport),
+        )
+        _set_audience(app, session, campaign, lists, segment)
+        campaign.entries = [CampaignItem(item=item, position=0)]
+        session.add(campaign)
+        session.flush()
+        return campaign_summary(session, campaign)
+
+
+def order_for_bulletin(app: Newsletter, items: Sequence[Item]) -> list[Item]:
+    """Sections in the configured kind order (unknown kinds last), newest first within one."""
+    order = {kind: i for i, kind in enumerate(app.config.editions.kind_order)}
+    return sorted(
+        items,
+        key=lambda item: (order.get(item.kind, len(order)), item.kind, -item.date.toordinal(),
+                          item.id),
+    )  # fmt: skip
+
+
+def _read_intro(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise InputError(f"{path}: intro file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _preheader(intro: str, items: Sequence[Item]) -> str:
+    """The inbox preview line: the intro's start, else the first titles."""
+    if intro.strip():
+        return _shorten(intro, 140)
+    return _shorten(" · ".join(item.title for item in items), 140)
+
+
+def _check_transport(app: Newsletter, name: str | None) -> str:
+    if name:
+        app.config.transport(name)  # raises a ConfigError naming the known ones
+    return name or ""
+
+
+def _set_audience(
+    app: Newsletter,
+    session: Session,
+    campaign: Campaign,
+    list_names: Sequence[str],
+    segment_name: str | None,
+) -> None:
+    """Lists by name (else the configured default lists) and an optional segment."""
+    if segment_name:
+        segment = session.scalar(select(Segment).where(Segment.name == segment_name))
+        if segment is None:
+            raise NotFound(f"no segment named {segment_name!r} (see `newsletter segments list`)")
+        campaign.segment = segment
+    names = list(list_names) or ([] if segment_name else app.config.editions.default_lists)
+    if names:
+        found = {
+            row.name: row
+            for row in session.scalars(select(MailingList).where(MailingList.name.in_(names)))
+        }
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise NotFound(
+                f"no list named {', '.join(map(repr, missing))} (see `newsletter lists list`)"
+            )
+        archived = [name for name in names if found[name].archived]
+        if archived:
+            raise InvalidState(f"list {', '.join(map(repr, archived))} is archived")
+        campaign.lists = [found[name] for name in names]
+    elif not segment_name:
+        campaign.lists = list(
+            session.scalars(select(MailingList).where(MailingList.archived.is_(False)))
+        )
+
+
+# --- status ------------------------------------------------------------------
+
+
+def approve(app: Newsletter, campaign_id: int, *, by: str | None = None) -> dict[str, Any]:
+    """draft → approved, recording who approved and when."""
+    by = by or _current_user()
+    with app.session() as session:
+        campaign = _get(session, campaign_id)
+        if campaign.status == "approved":
+            raise InvalidState(f"campaign {campaign_id} is already approved")
+        if not change_status(
+            session, campaign_id, ["draft"], "approved", approved_by=by, approved_at=utcnow()
+        ):
+            raise InvalidState(
+                f"campaign {campaign_id} is {campaign.status}; only a draft can be approved"
+            )
+        session.refresh(campaign)
+        return campaign_summary(session, campaign)
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "unknown"
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _get(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(
+        Campaign,
+        campaign_id,
+        options=[selectinload(Campaign.lists), selectinload(Campaign.entries)],
+    )
+    if campaign is None:
+        raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
+    return campaign
+
+
+def find_bulletin(app: Newsletter, month: str) -> int | None:
+    """The newest bulletin for a month that was not cancelled, if any (the demo reuses it)."""
+    with app.session() as session:
+        return session.scalar(
+            select(Campaign.id)
+            .where(Campaign.kind == "bulletin", Campaign.month == month)
+            .where(Campaign.status != "cancelled")
+            .order_by(Campaign.id.desc())
+            .limit(1)
+        )
+
+
+def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
+    return {
+        "id": campaign.id,
+        "kind": campaign.kind,
+        "status": campaign.status,
+        "month": campaign.month or None,
+        "subject": campaign.subject,
+        "language": campaign.language,
+        "lists": [lst.name for lst in campaign.lists],
+        "segment": campaign.segment.name if campaign.segment else None,
+        "items": len(campaign.entries),
+        "scheduled_at": campaign.scheduled_at,
+        "created_at": campaign.created_at,
+    }
+
+
+def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[str, Any]]:
+    if status is not None and status not in CAMPAIGN_STATUSES:
+        raise InputError(f"unknown status {status!r} (one of: {', '.join(CAMPAIGN_STATUSES)})")
+    with app.session() as session:
+        query = (
+            select(Campaign)
+            .options(selectinload(Campaign.lists), selectinload(Campaign.entries))
+            .order_by(Campaign.id)
+        )
+        if status:
+            query = query.where(Campaign.status == status)
+        return [campaign_summary(session, c) for c in session.scalars(query)]
+
+
+def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
+    """Everything about one campaign, with its items and delivery counts."""
+    from newsletter.audience import recipients_query
+
+    with app.session() as session:
+        campaign = _get(session, campaign_id)
+        summary = campaign_summary(session, campaign)
+        deliveries = dict(
+            session.execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.campaign_id == campaign_id)
+                .group_by(Delivery.status)
+            ).all()
+        )
+        audience = session.scalar(
+            select(func.count()).select_from(recipients_query(session, campaign).subquery())
+        )
+        summary.update(
+            intro=campaign.intro,
+            preheader=campaign.preheader,
+            transport=campaign.transport or app.config.default_transport,
+            approved_by=campaign.approved_by or None,
+            approved_at=campaign.approved_at,
+            started_at=campaign.started_at,
+            finished_at=campaign.finished_at,
+            note=campaign.status_note or None,
+            recipients=audience,
+            deliveries=deliveries,
+            item_list=[
+                {"id": item.id, "kind": item.kind, "date": item.date, "title": item.title}
+                for item in campaign.items
+            ],
+        )
+        return summary

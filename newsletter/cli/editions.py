@@ -1,3 +1,189 @@
-"""Commands: editions (filled in by its own module)."""
+"""`newsletter edition …`, `announce`, `campaigns …`, `approve`: building and approving."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from newsletter import editions
+from newsletter.cli.context import AppContext, pass_context
+from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.models import CAMPAIGN_STATUSES
+
+CAMPAIGN_COLUMNS = ["id", "kind", "status", "month", "subject", "lists", "segment", "items"]
+
+list_option = click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    metavar="NAME",
+    help="Send to this list (repeatable). Default: editions.default_lists, else every list.",
+)
+segment_option = click.option(
+    "--segment", metavar="NAME", help="Narrow the audience to a saved segment."
+)
+subject_option = click.option("--subject", help="Subject line (default: from the config pattern).")
+intro_option = click.option(
+    "--intro-file",
+    type=click.Path(dir_okay=False),
+    help="A UTF-8 text file whose paragraphs open the email.",
+)
+transport_option = click.option(
+    "--transport", metavar="NAME", help="A named transport from the config (default: its default)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _print_created(result: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(result)
+        return
+    audience = ", ".join(result["lists"]) or "-"
+    if result["segment"]:
+        audience += f" (segment {result['segment']})"
+    click.echo(f"Created {result['kind']} {result['id']} ({result['status']}): {result['subject']}")
+    click.echo(f"  {result['items']} item(s); audience: {audience}")
+    click.echo(f"  Next: newsletter preview {result['id']} --out preview/   "
+               f"then: newsletter approve {result['id']}")  # fmt: skip
+
+
+@click.group("edition")
+def edition_group() -> None:
+    """Build monthly bulletins."""
+
+
+@edition_group.command("new")
+@click.option("--month", required=True, metavar="YYYY-MM", help="The month the bulletin covers.")
+@list_option
+@segment_option
+@subject_option
+@intro_option
+@click.option("--language", metavar="LANG", help="Language of the edition (default: config).")
+@transport_option
+@json_option
+@pass_context
+def edition_new(
+    ctx: AppContext,
+    month: str,
+    lists: tuple[str, ...],
+    segment: str | None,
+    subject: str | None,
+    intro_file: str | None,
+    language: str | None,
+    transport: str | None,
+    as_json: bool,
+) -> None:
+    """Build the bulletin for a month as a draft, from that month's items grouped by kind.
+
+    Example: newsletter edition new --month 2019-06 --list members --intro-file intro.txt
+    """
+    result = editions.new_bulletin(
+        ctx.app,
+        month,
+        lists=lists,
+        segment=segment,
+        subject=subject,
+        intro_file=intro_file,
+        language=language,
+        transport=transport,
+    )
+    _print_created(result, as_json)
+
+
+@click.command("announce")
+@click.argument("item_id", type=int)
+@list_option
+@segment_option
+@subject_option
+@intro_option
+@transport_option
+@json_option
+@pass_context
+def announce(
+    ctx: AppContext,
+    item_id: int,
+    lists: tuple[str, ...],
+    segment: str | None,
+    subject: str | None,
+    intro_file: str | None,
+    transport: str | None,
+    as_json: bool,
+) -> None:
+    """Build a one-item announcement as a draft.
+
+    Example: newsletter announce 12 --list members --list partners
+    """
+    result = editions.new_announcement(
+        ctx.app,
+        item_id,
+        lists=lists,
+        segment=segment,
+        subject=subject,
+        intro_file=intro_file,
+        transport=transport,
+    )
+    _print_created(result, as_json)
+
+
+@click.group("campaigns")
+def campaigns_group() -> None:
+    """List and inspect campaigns (bulletins and announcements)."""
+
+
+@campaigns_group.command("list")
+@click.option("--status", type=click.Choice(CAMPAIGN_STATUSES), help="Only this status.")
+@json_option
+@pass_context
+def campaigns_list(ctx: AppContext, status: str | None, as_json: bool) -> None:
+    """List campaigns, oldest first.
+
+    Example: newsletter campaigns list --status draft
+    """
+    rows = editions.list_campaigns(ctx.app, status=status)
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("No campaigns yet. Build one with: newsletter edition new --month YYYY-MM")
+    else:
+        echo_table(rows, CAMPAIGN_COLUMNS)
+
+
+@campaigns_group.command("show")
+@click.argument("campaign_id", type=int)
+@json_option
+@pass_context
+def campaigns_show(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+    """Show one campaign: status, audience, items and deliveries.
+
+    Example: newsletter campaigns show 1 --json
+    """
+    result = editions.show_campaign(ctx.app, campaign_id)
+    if as_json:
+        echo_json(result)
+        return
+    record = {k: v for k, v in result.items() if k not in ("item_list", "deliveries")}
+    record["deliveries"] = (
+        ", ".join(f"{k} {v}" for k, v in sorted(result["deliveries"].items())) or "none yet"
+    )
+    echo_record(record)
+    click.echo("")
+    echo_table(result["item_list"], ["id", "kind", "date", "title"])
+
+
+@click.command("approve")
+@click.argument("campaign_id", type=int)
+@click.option("--by", metavar="NAME", help="Who approves (default: the login name).")
+@json_option
+@pass_context
+def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) -> None:
+    """Approve a draft so that it can be sent or scheduled.
+
+    Example: newsletter approve 1 --by "Comms team"
+    """
+    result = editions.approve(ctx.app, campaign_id, by=by)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"Campaign {campaign_id} approved. Send it with: newsletter send {campaign_id}")
+
+
+COMMANDS = [edition_group, announce, campaigns_group, approve]
