@@ -8,7 +8,6 @@ import click
 
 from newsletter.cli.context import AppContext, pass_context
 from newsletter.cli.output import echo_json, echo_table
-from newsletter.demo import run_demo
 
 
 @click.command("demo")
@@ -23,6 +22,9 @@ def demo(ctx: AppContext, as_json: bool) -> None:
 
     Example: newsletter demo && ls outbox/new | head
     """
+    # Imported here: the demo pulls in every stage, which other commands need not load.
+    from newsletter.demo import run_demo
+
     report = run_demo(ctx.app)
     if as_json:
         echo_json(asdict(report))
