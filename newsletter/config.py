@@ -88,6 +88,38 @@ class WebConfig:
         "key is generated once and kept in the database.",
     )
     token_max_age_days: int = setting(7, "How long a confirmation link stays valid, in days.")
+    languages: list[str] = setting(
+        ["en", "ru", "fr", "es"],
+        "Languages a subscriber may choose on the subscribe and preferences pages.",
+    )
+    topics: dict[str, str] = setting(
+        {
+            "harm-reduction": "Harm reduction",
+            "hiv": "HIV",
+            "human-rights": "Human rights",
+            "drug-policy": "Drug policy",
+        },
+        "Topics a subscriber may choose (kept in their `topics` attribute), slug = label; "
+        "the pages translate a label when their catalogue has `topic.<slug>`.",
+    )
+    subscribe_burst: int = setting(
+        5, "Subscribe requests one client address may make in a row before it is slowed down."
+    )
+    subscribe_per_hour: int = setting(
+        20, "Subscribe requests per hour one client address may make after its burst."
+    )
+    proxy_hops: int = setting(
+        0,
+        "Reverse proxies in front of the web pages whose X-Forwarded-For is trusted for the "
+        "client address (rate limiting only; it is never stored). 0 when the pages face the "
+        "internet directly.",
+    )
+    embed_frame_ancestors: list[str] = setting(
+        ["https:"],
+        "Sites allowed to show the embeddable subscribe form (/embed/<list>) in a frame, as "
+        "CSP frame-ancestors sources (e.g. https://partner.example); [] forbids framing. "
+        "Every other page refuses to be framed.",
+    )
 
 
 @dataclass(frozen=True)
