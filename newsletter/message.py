@@ -1,52 +1,453 @@
-"""Stage 2 of rendering: one complete message per recipient.
+"""Stage 2 of rendering: one complete message per recipient, cheaply.
 
-PLACEHOLDER until the rendering work lands: builds a bare text message so that
-the dispatcher can be written against the final interface (Recipient, Composer).
+A `Composer` renders its campaign once (stage 1, newsletter.render) and encodes
+everything that is the same for every recipient once too: the From, Reply-To,
+Subject and List-* headers, the MIME boundary and part headers, and the body
+text between the personal fields, already in its transfer encoding. For each
+recipient `compose()` only signs two links, encodes a few short values and
+joins bytes; the send engine must not wait for it.
+
+How the bodies stay cheap: quoted-printable allows a soft line break (``=``
+CRLF) anywhere, so the literal chunks are encoded once, each ending in a soft
+break, and the encoded personal values are slotted between them; decoding
+gives back exactly the joined text. Parts mostly in non-Latin scripts (where
+quoted-printable would triple the size) are base64-encoded whole, per
+recipient, by binascii in C.
+
+Every message: multipart/alternative (text, then HTML), UTF-8, RFC 2047
+encoded headers, CRLF line endings, no line over 998 octets, a Message-ID on
+the sender's domain, Date, List-Id, List-Unsubscribe (https and mailto) and
+List-Unsubscribe-Post. Names, addresses and subjects lose their line breaks
+and control characters before they reach a header, so none can add one.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import make_msgid
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
+from email.utils import format_datetime
+from html import escape
 
+from sqlalchemy import select
+
+from newsletter import links
 from newsletter.app import Newsletter
-from newsletter.models import Campaign
+from newsletter.audience import recipients_query
+from newsletter.config import Config
+from newsletter.errors import InputError, NotFound
+from newsletter.models import Campaign, Subscriber
+from newsletter.render import (
+    PersonalTemplate,
+    RenderedEdition,
+    RenderedEmail,
+    greeting,
+    render_campaign,
+    render_confirmation,
+)
 from newsletter.transports.base import OutgoingMessage
+
+CRLF = b"\r\n"
+# The header folding of the standard library, for the headers built once per campaign.
+_POLICY = policy.SMTP
+# Line breaks, other control characters and Unicode line/paragraph separators: none may
+# reach a header, where a line break would start a new header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+# Characters that make a display name need quoting (RFC 5322 specials).
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+# Characters an address may not contain here: whitespace, controls, and the delimiters
+# of address lists and angle-addr.
+_BAD_ADDRESS = re.compile(r"[\s\x00-\x1f\x7f<>()\[\],;\"\\]")
+# Base64 output of one encoded word: 45 bytes of UTF-8 make 60 characters, and the
+# word with its =?utf-8?b?…?= is then 72, inside the 78-character line.
+_WORD_BYTES = 45
+# Below this share of non-ASCII bytes quoted-printable is the smaller encoding.
+_QP_MAX_NON_ASCII = 1 / 6
+SAMPLE_RECIPIENT_NAME = "Sam Sample"
+SAMPLE_RECIPIENT_EMAIL = "sample.subscriber@example.org"
 
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    subscriber_id: int
+    # None for a message to someone who is not a subscriber (a test send): its links are
+    # sample links that change nothing (see newsletter.links).
+    subscriber_id: int | None
     email: str
     name: str = ""
     language: str = "en"
     delivery_id: int | None = None
 
 
-class Composer:
-    """Renders a campaign once (stage 1) and then one message per recipient (stage 2)."""
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """One recipient's message as files would hold it: for `newsletter preview`."""
 
-    def __init__(self, app: Newsletter, campaign_id: int) -> None:
+    campaign_id: int
+    subject: str
+    recipient: Recipient
+    html: str
+    text: str
+    eml: bytes
+
+
+class Composer:
+    """Renders a campaign once (stage 1) and then one message per recipient (stage 2).
+
+    Built once per campaign (and language) by the send engine; `compose` is then
+    safe to call from several threads, as it keeps no per-message state.
+    """
+
+    def __init__(self, app: Newsletter, campaign_id: int, language: str | None = None) -> None:
         self.app = app
-        with app.session() as session:
-            campaign = session.get_one(Campaign, campaign_id)
-            self.subject = campaign.subject
-            self.campaign_id = campaign_id
+        self.config = app.config
+        self.campaign_id = campaign_id
+        self.edition: RenderedEdition = render_campaign(app, campaign_id, language)
+        self.subject = self.edition.subject
+        self._key = app.signing_key
+        self._frame = MessageFrame(self.config, self.edition, list_headers=True)
+
+    def personal_values(self, recipient: Recipient) -> dict[str, str]:
+        """The personal fields of one recipient, raw (the frame escapes them for HTML)."""
+        return self._personal(recipient)[0]
 
     def compose(self, recipient: Recipient) -> OutgoingMessage:
-        mail = self.app.config.mail
-        msg = EmailMessage()
-        msg["From"] = mail.from_address
-        msg["To"] = recipient.email
-        msg["Subject"] = self.subject
-        message_id = make_msgid(domain=mail.from_address.split("@")[1])
-        msg["Message-ID"] = message_id
-        msg.set_content(f"Hello {recipient.name}")
+        values, token = self._personal(recipient)
+        # The https link is the footer's; the mailto one carries the same token.
+        unsubscribe = (
+            f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n"
+            f" <{links.list_unsubscribe_mailto(self.config, token)}>\r\n"
+        ).encode("ascii")
+        return self._frame.message(recipient, values, unsubscribe)
+
+    def _personal(self, recipient: Recipient) -> tuple[dict[str, str], str]:
+        """The personal fields and the unsubscribe token of one recipient."""
+        config = self.config
+        name = one_line(recipient.name)
+        sid = recipient.subscriber_id
+        token = links.unsubscribe_token(self._key, sid, self.campaign_id)
+        values = {
+            "name": name,
+            "greeting": greeting(name, self.edition.language),
+            "email": recipient.email,
+            "unsubscribe_url": links.unsubscribe_url(config, token),
+            "preferences_url": links.preferences_url(
+                config, links.preferences_token(self._key, sid)
+            ),
+            "view_online_url": self.edition.view_online_url,
+        }
+        return values, token
+
+
+def build_preview(app: Newsletter, campaign_id: int, email: str | None = None) -> Preview:
+    """A campaign as one subscriber would get it: HTML, text and the complete message.
+
+    The subscriber is the one with address `email`, else the first recipient of the
+    campaign's audience, else a made-up sample person (whose links change nothing).
+    """
+    composer = Composer(app, campaign_id)
+    recipient = _preview_recipient(app, campaign_id, email)
+    html, text = composer.edition.personalise(composer.personal_values(recipient))
+    message = composer.compose(recipient)
+    return Preview(
+        campaign_id=campaign_id,
+        subject=composer.subject,
+        recipient=recipient,
+        html=html,
+        text=text,
+        eml=message.data,
+    )
+
+
+def compose_confirmation(
+    app: Newsletter,
+    recipient: Recipient,
+    list_ids: Sequence[int],
+    list_titles: Sequence[str],
+    *,
+    subject: str | None = None,
+    language: str | None = None,
+) -> OutgoingMessage:
+    """The double opt-in email: one link that confirms `list_ids` for the recipient.
+
+    Not a campaign, so no List-* headers: nobody is subscribed yet.
+    """
+    if recipient.subscriber_id is None:
+        raise ValueError("a confirmation email needs the subscriber's id")
+    config = app.config
+    subject = subject or f"Please confirm your subscription to {config.org.name}"
+    rendered = render_confirmation(
+        config, list_titles=list_titles, subject=subject, language=language
+    )
+    name = one_line(recipient.name)
+    token = links.confirm_token(app.signing_key, recipient.subscriber_id, list(list_ids))
+    values = {
+        "name": name,
+        "greeting": greeting(name, rendered.language),
+        "email": recipient.email,
+        "confirm_url": links.confirm_url(config, token),
+    }
+    return MessageFrame(config, rendered, list_headers=False).message(recipient, values, b"")
+
+
+def _preview_recipient(app: Newsletter, campaign_id: int, email: str | None) -> Recipient:
+    with app.session() as session:
+        if email:
+            subscriber = session.scalar(
+                select(Subscriber).where(Subscriber.email_key == email.strip().casefold())
+            )
+            if subscriber is None:
+                raise NotFound(f"no subscriber with the address {email}")
+        else:
+            campaign = session.get_one(Campaign, campaign_id)
+            audience = recipients_query(session, campaign).subquery()
+            first = session.scalar(
+                select(audience.c.subscriber_id).order_by(audience.c.subscriber_id).limit(1)
+            )
+            subscriber = session.get(Subscriber, first) if first is not None else None
+        if subscriber is None:
+            return Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
+        return Recipient(
+            subscriber.id, subscriber.email, subscriber.name, subscriber.language or "en"
+        )
+
+
+# The message frame: what is encoded once ------------------------------------------------
+
+
+class MessageFrame:
+    """The bytes of a message that are the same for every recipient, and the assembly.
+
+    Order on the wire: From, Reply-To, Subject (built once); To, Date, Message-ID and
+    the per-recipient headers; MIME-Version, List-Id, List-Unsubscribe-Post,
+    Content-Language and the multipart header (built once); then the text part and
+    the HTML part.
+    """
+
+    def __init__(self, config: Config, rendered: RenderedEmail, *, list_headers: bool) -> None:
+        mail = config.mail
+        self.sender = mail.from_address
+        self.id_domain = mail.message_id_domain or mail.from_address.rpartition("@")[2]
+        head = [
+            _fold("From", str(Address(one_line(mail.from_name), addr_spec=mail.from_address))),
+        ]
+        if mail.reply_to:
+            head.append(_fold("Reply-To", mail.reply_to))
+        head.append(_fold("Subject", one_line(rendered.subject)))
+        self.head = b"".join(head)
+
+        boundary = "=_" + secrets.token_hex(16)
+        tail = [b"MIME-Version: 1.0\r\n"]
+        if list_headers:
+            tail.append(_fold("List-Id", f"{config.org.name} <{one_line(mail.list_id)}>"))
+            tail.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        tail.append(_fold("Content-Language", rendered.language))
+        tail.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
+        tail.append(CRLF)
+        self.text = EncodedPart(rendered.text, escape_values=False)
+        self.html = EncodedPart(rendered.html, escape_values=True)
+        delimiter = f"--{boundary}\r\n".encode()
+        tail.append(delimiter + self.text.headers("plain") + CRLF)
+        self.tail = b"".join(tail)
+        self.between = CRLF + delimiter + self.html.headers("html") + CRLF
+        self.end = f"\r\n--{boundary}--\r\n".encode()
+        self._date_second = -1
+        self._date = b""
+
+    def message(
+        self, recipient: Recipient, values: Mapping[str, str], extra_headers: bytes
+    ) -> OutgoingMessage:
+        address = _check_address(recipient.email)
+        message_id = f"{os.urandom(16).hex()}@{self.id_domain}"
+        data = b"".join(
+            (
+                self.head,
+                to_header(recipient.name, address),
+                self._date_header(),
+                b"Message-ID: <",
+                message_id.encode("ascii"),
+                b">\r\n",
+                extra_headers,
+                self.tail,
+                self.text.encode(values),
+                self.between,
+                self.html.encode(values),
+                self.end,
+            )
+        )
         return OutgoingMessage(
-            sender=mail.from_address,
-            recipient=recipient.email,
-            data=msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")),
-            message_id=message_id.strip("<>"),
+            sender=self.sender,
+            recipient=address,
+            data=data,
+            message_id=message_id,
             delivery_id=recipient.delivery_id,
         )
+
+    def _date_header(self) -> bytes:
+        # Formatting a date costs more than the rest of the headers; once a second is enough.
+        now = int(time.time())
+        if now != self._date_second:
+            moment = datetime.fromtimestamp(now, UTC)
+            self._date = f"Date: {format_datetime(moment)}\r\n".encode("ascii")
+            self._date_second = now
+        return self._date
+
+
+class EncodedPart:
+    """One text/* part: its literal chunks encoded once, its fields encoded per recipient."""
+
+    def __init__(self, template: PersonalTemplate, *, escape_values: bool) -> None:
+        self.template = template
+        self.escape: Callable[[str], str] = _escape_html if escape_values else _same
+        static = "".join(template.literals).encode("utf-8")
+        non_ascii = len(static) - len(static.decode("ascii", "ignore"))
+        self.quoted_printable = non_ascii <= len(static) * _QP_MAX_NON_ASCII
+        if self.quoted_printable:
+            last = len(template.literals) - 1
+            self.literals = [
+                qp_chunk(literal, final=i == last) for i, literal in enumerate(template.literals)
+            ]
+            self.unique_fields = tuple(dict.fromkeys(template.fields))
+
+    def headers(self, subtype: str) -> bytes:
+        encoding = "quoted-printable" if self.quoted_printable else "base64"
+        return (
+            f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {encoding}\r\n"
+        ).encode("ascii")
+
+    def encode(self, values: Mapping[str, str]) -> bytes:
+        escape_value = self.escape
+        if not self.quoted_printable:
+            text = self.template.fill({k: escape_value(v) for k, v in values.items()})
+            return base64_lines(text.replace("\n", "\r\n").encode("utf-8"))
+        encoded = {f: qp_chunk(escape_value(values[f]), final=False) for f in self.unique_fields}
+        literals = self.literals
+        parts = [literals[0]]
+        for field, literal in zip(self.template.fields, literals[1:], strict=True):
+            parts.append(encoded[field])
+            parts.append(literal)
+        return b"".join(parts)
+
+
+def qp_chunk(text: str, *, final: bool) -> bytes:
+    """`text` in quoted-printable with CRLF line ends, ending on a line boundary.
+
+    Unless it is the final chunk, a chunk that does not end with a line break ends
+    with a soft break, so that the next chunk can start a line of its own.
+    """
+    if not text:
+        return b""
+    encoded = binascii.b2a_qp(text.replace("\r", "").encode("utf-8"), istext=True)
+    if not final and not encoded.endswith(b"\n"):
+        head, newline, last = encoded.rpartition(b"\n")
+        if len(last) > 75:
+            # Keep the line with its soft break within 76 characters, without cutting
+            # an =XX escape in two.
+            cut = next(p for p in (75, 74, 73) if b"=" not in last[p - 2 : p])
+            last = last[:cut] + b"=\n" + last[cut:]
+        encoded = head + newline + last + b"=\n"
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of 76 characters, CRLF between them."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return CRLF.join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+
+
+# Headers --------------------------------------------------------------------------------
+
+
+def one_line(value: str) -> str:
+    """A value safe for a header: control characters and line breaks become spaces."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def to_header(name: str, address: str) -> bytes:
+    """The To header for a display name and an address, built by hand.
+
+    The standard library's header classes parse and refold every value, which
+    costs more than all the rest of a message; a name is simple enough to
+    write directly: as it is, quoted, or as RFC 2047 encoded words.
+    """
+    name = one_line(name)
+    if not name:
+        return b"To: " + address.encode("utf-8") + CRLF
+    if name.isascii() and "=?" not in name:
+        phrase = name
+        if _SPECIALS.search(name):
+            phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        line = f"To: {phrase} <{address}>"
+        if len(line) <= 78:
+            return line.encode("utf-8") + CRLF
+    words = "\r\n ".join(encoded_words(name))
+    return f"To: {words}\r\n <{address}>\r\n".encode()
+
+
+def encoded_words(text: str) -> list[str]:
+    """RFC 2047 base64 encoded words of at most 72 characters.
+
+    Words are cut after a space where one is near, so that a reader that wrongly
+    keeps the white space between encoded words (Python's own address parser
+    does) shows at worst a double space, not a name broken in the middle.
+    """
+    words: list[str] = []
+    chunk = b""
+    for token in re.findall(r"\S+\s*|\s+", text):
+        data = token.encode("utf-8")
+        if chunk and len(chunk) + len(data) > _WORD_BYTES:
+            words.append(_word(chunk))
+            chunk = b""
+        while len(data) > _WORD_BYTES:
+            # One word longer than an encoded word: cut it between two characters.
+            cut = _WORD_BYTES
+            while data[cut] & 0xC0 == 0x80:
+                cut -= 1
+            words.append(_word(data[:cut]))
+            data = data[cut:]
+        chunk += data
+    if chunk:
+        words.append(_word(chunk))
+    return words
+
+
+def _word(data: bytes) -> str:
+    return "=?utf-8?b?" + base64.b64encode(data).decode("ascii") + "?="
+
+
+def _fold(name: str, value: str) -> bytes:
+    """A header built once per campaign, folded and encoded by the standard library."""
+    header = _POLICY.header_factory(name, one_line(value))
+    return header.fold(policy=_POLICY).encode("ascii")
+
+
+def _check_address(email: str) -> str:
+    """The address as it goes into To and the envelope; refuses what could break a header."""
+    address = email.strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or _BAD_ADDRESS.search(address):
+        raise InputError(f"cannot send to {email!r}: not a usable email address")
+    if not domain.isascii():
+        # An internationalised domain goes on the wire in its ASCII (IDNA) form.
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InputError(f"cannot send to {email!r}: the domain is not valid") from None
+        address = f"{local}@{domain}"
+    return address
+
+
+def _escape_html(value: str) -> str:
+    return escape(value, quote=True)
+
+
+def _same(value: str) -> str:
+    return value

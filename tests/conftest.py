@@ -119,3 +119,74 @@ def run_cli(cli_env: dict[str, str], tmp_path: Path):
         )
 
     return run
+
+
+@pytest.fixture
+def make_campaign():
+    """Build a campaign straight from the models; returns its id.
+
+    `items` are dicts of Item columns (kind, title, summary, link, … ; sensible
+    defaults for the rest), in campaign order; `subscribers` are (email, name)
+    pairs made confirmed members of one list that the campaign goes to.
+    """
+    from datetime import date
+
+    from newsletter.models import (
+        Campaign,
+        CampaignItem,
+        Item,
+        MailingList,
+        Subscriber,
+        Subscription,
+    )
+
+    def factory(
+        app: Newsletter,
+        *,
+        kind: str = "bulletin",
+        items: list[dict] | None = None,
+        subscribers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
+        subject: str = "Example Network bulletin — June 2019",
+        intro: str = "Welcome to the June bulletin.",
+        preheader: str = "",
+        language: str = "en",
+        month: str = "2019-06",
+    ) -> int:
+        if items is None:
+            items = [{"kind": "report", "title": "A community report"}]
+        with app.session() as session:
+            campaign = Campaign(
+                kind=kind,
+                month=month if kind == "bulletin" else "",
+                subject=subject,
+                intro=intro,
+                preheader=preheader,
+                language=language,
+            )
+            for position, fields in enumerate(items):
+                values = {
+                    "source": "tests",
+                    "source_id": uuid.uuid4().hex,
+                    "date": date(2019, 6, position % 28 + 1),
+                    "summary": "A summary.",
+                    "language": language,
+                    **fields,
+                }
+                campaign.entries.append(CampaignItem(item=Item(**values), position=position))
+            if subscribers:
+                mailing_list = MailingList(name=f"list-{uuid.uuid4().hex[:8]}", title="Members")
+                campaign.lists = [mailing_list]
+                for email, name in subscribers:
+                    subscriber = Subscriber(
+                        email=email, email_key=email.casefold(), name=name, language=language
+                    )
+                    session.add(
+                        Subscription(
+                            subscriber=subscriber, mailing_list=mailing_list, status="confirmed"
+                        )
+                    )
+            session.add(campaign)
+            session.flush()
+            return campaign.id
+
+    return factory

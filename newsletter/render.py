@@ -1,0 +1,497 @@
+"""Stage 1 of rendering: an edition's HTML and text, once per campaign and language.
+
+Jinja2 renders the campaign's templates (the bundled ones, or staff's own from
+``editions.templates_dir``, a file missing there falling back to the bundled
+one), and premailer inlines the CSS once. What stays open are the personal
+fields (`PERSONAL_FIELDS`): they are rendered as unique sentinel strings, and
+the output is then cut at the sentinels into literal chunks and field names.
+Stage 2 (newsletter.message) only joins those chunks with each recipient's
+escaped values: premailer costs tens of milliseconds a page, and per recipient
+it would cap a send at a few dozen messages a second.
+
+A personal field can therefore only be printed as it is: a filter (``|upper``)
+would change the sentinel and a test (``{% if name %}``) cannot know the value
+yet. Tests on a personal field fail when the edition is built; a filter is
+caught by looking for mangled sentinels. `greeting` exists so that templates
+need no ``{% if name %}``. templates/README.md documents all of this for staff.
+
+Every template mistake (syntax, an undefined name, a bad filter) is raised as
+an InputError naming the template file and line, when the edition is built or
+previewed, never in the middle of a send.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import nh3
+import premailer
+from markupsafe import Markup
+from sqlalchemy.orm import selectinload
+
+from newsletter import links
+from newsletter.app import Newsletter, bundled_path
+from newsletter.config import Config, EditionsConfig
+from newsletter.editions import MONTH_NAMES, month_label
+from newsletter.errors import ConfigError, InputError, NotFound
+from newsletter.models import Campaign, CampaignItem, Item
+
+# The fields every campaign template may print per recipient.
+PERSONAL_FIELDS = (
+    "name",
+    "greeting",
+    "email",
+    "unsubscribe_url",
+    "preferences_url",
+    "view_online_url",
+)
+# The fields of the subscription confirmation email.
+CONFIRMATION_FIELDS = ("name", "greeting", "email", "confirm_url")
+
+# Dates written out per language ("12 June 2019"); Russian needs the genitive month names.
+# Other languages fall back to English.
+DATE_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "en": ("{day} {month} {year}", MONTH_NAMES["en"]),
+    "fr": ("{day} {month} {year}", MONTH_NAMES["fr"]),
+    "es": ("{day} de {month} de {year}", MONTH_NAMES["es"]),
+    "ru": ("{day} {month} {year}", ("января", "февраля", "марта", "апреля", "мая", "июня",
+                                     "июля", "августа", "сентября", "октября", "ноября",
+                                     "декабря")),
+}  # fmt: skip
+
+# A greeting per language, with and without a name. Other languages fall back to English;
+# templates for them can write their own words around {{ name }}.
+GREETINGS: dict[str, tuple[str, str]] = {
+    "en": ("Dear {name},", "Hello,"),
+    "fr": ("Bonjour {name},", "Bonjour,"),
+    "es": ("Hola, {name}:", "Hola:"),
+    "ru": ("Здравствуйте, {name}!", "Здравствуйте!"),
+}
+
+RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "yi"})
+SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")
+PREHEADER_LENGTH = 140
+
+
+# What stage 1 hands to stage 2 -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalTemplate:
+    """Rendered output with its personal fields still open.
+
+    `literals` has one more entry than `fields`: the output is literals[0],
+    the value of fields[0], literals[1], … literals[-1].
+    """
+
+    literals: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The output with each field replaced by its value (already escaped as needed)."""
+        parts = [self.literals[0]]
+        for field, literal in zip(self.fields, self.literals[1:], strict=True):
+            parts.append(values[field])
+            parts.append(literal)
+        return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """An email's HTML (CSS inlined) and text, the same for every recipient but the fields."""
+
+    subject: str
+    language: str
+    html: PersonalTemplate
+    text: PersonalTemplate
+    # The template files used, for messages: (HTML template, text template).
+    template_names: tuple[str, str]
+
+    def personalise(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """(HTML, text) for one recipient; values are raw, escaped here for the HTML."""
+        escaped = {k: escape(v, quote=True) for k, v in values.items()}
+        return self.html.fill(escaped), self.text.fill(values)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEdition(RenderedEmail):
+    """A campaign rendered for one language: stage 1's result."""
+
+    campaign_id: int
+    kind: str
+    preheader: str
+    view_online_url: str
+
+
+# What templates see ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    id: int
+    kind: str
+    kind_title: str
+    title: str
+    date: date
+    date_text: str
+    summary: str
+    summary_paragraphs: list[str]
+    body_text: str
+    body_paragraphs: list[str]
+    body_html: Markup
+    link: str
+    link_text: str
+    language: str
+    tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    kind: str
+    title: str
+    items: list[ItemView]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    id: int
+    kind: str
+    month: str
+    month_name: str
+    subject: str
+    language: str
+
+
+# The front door ----------------------------------------------------------------------------
+
+
+def render_campaign(
+    app: Newsletter, campaign_id: int, language: str | None = None
+) -> RenderedEdition:
+    """Render a campaign's HTML and text once, for `language` (default: the campaign's)."""
+    config = app.config
+    with app.session() as session:
+        campaign = session.get(
+            Campaign,
+            campaign_id,
+            options=[selectinload(Campaign.entries).selectinload(CampaignItem.item)],
+        )
+        if campaign is None:
+            raise NotFound(f"no campaign with id {campaign_id}")
+        kind = campaign.kind
+        lang = language or campaign.language or config.editions.default_language
+        items = [_item_view(item, config.editions, lang) for item in campaign.items]
+        view = CampaignView(
+            id=campaign.id,
+            kind=kind,
+            month=campaign.month,
+            month_name=month_label(campaign.month, lang) if campaign.month else "",
+            subject=campaign.subject,
+            language=lang,
+        )
+        intro = campaign.intro
+        preheader = campaign.preheader
+    if kind not in ("bulletin", "announcement"):
+        raise InputError(f"campaign {campaign_id}: cannot render a campaign of kind {kind!r}")
+
+    intro_paragraphs = paragraphs(intro)
+    preheader = preheader.strip() or _default_preheader(intro_paragraphs, items)
+    view_url = links.view_online_url(config, links.view_online_token(app.signing_key, campaign_id))
+    context: dict[str, Any] = {
+        **_common_context(config, lang),
+        "campaign": view,
+        "subject": view.subject,
+        "month_name": view.month_name,
+        "preheader": preheader,
+        "intro": intro,
+        "intro_paragraphs": intro_paragraphs,
+        "items": items,
+        "item": items[0] if items else None,
+        "sections": group_sections(items, config.editions),
+    }
+    html, text, names = _render_pair(config, kind, lang, context, PERSONAL_FIELDS)
+    return RenderedEdition(
+        subject=view.subject,
+        language=lang,
+        html=html,
+        text=text,
+        template_names=names,
+        campaign_id=campaign_id,
+        kind=kind,
+        preheader=preheader,
+        view_online_url=view_url,
+    )
+
+
+def render_confirmation(
+    config: Config,
+    *,
+    list_titles: Sequence[str],
+    subject: str,
+    language: str | None = None,
+) -> RenderedEmail:
+    """The double opt-in email asking a new subscriber to confirm (fields: CONFIRMATION_FIELDS)."""
+    lang = language or config.editions.default_language
+    context: dict[str, Any] = {
+        **_common_context(config, lang),
+        "subject": subject,
+        "preheader": subject,
+        "lists": list(list_titles),
+    }
+    html, text, names = _render_pair(config, "confirm", lang, context, CONFIRMATION_FIELDS)
+    return RenderedEmail(subject=subject, language=lang, html=html, text=text, template_names=names)
+
+
+# Building the context ----------------------------------------------------------------------
+
+
+def format_date(day: date, language: str) -> str:
+    """A date written out in a language: "12 June 2019", "12 de junio de 2019"."""
+    pattern, months = DATE_FORMATS.get(language, DATE_FORMATS["en"])
+    return pattern.format(day=day.day, month=months[day.month - 1], year=day.year)
+
+
+def greeting(name: str, language: str) -> str:
+    """The greeting line for a recipient: with their name when we have one."""
+    named, anonymous = GREETINGS.get(language, GREETINGS["en"])
+    return named.format(name=name) if name else anonymous
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs separated by blank lines, each on one line."""
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
+    return [" ".join(block.split()) for block in blocks if block.strip()]
+
+
+def group_sections(items: Iterable[ItemView], editions: EditionsConfig) -> list[Section]:
+    """Items grouped by kind in editions.kind_order; kinds not listed come last, in order met.
+
+    Within a section items keep the campaign's order.
+    """
+    by_kind: dict[str, list[ItemView]] = {}
+    for item in items:
+        by_kind.setdefault(item.kind, []).append(item)
+    order = [k for k in editions.kind_order if k in by_kind]
+    order += [k for k in by_kind if k not in order]
+    return [Section(kind=k, title=_kind_title(k, editions), items=by_kind[k]) for k in order]
+
+
+def _kind_title(kind: str, editions: EditionsConfig) -> str:
+    return editions.section_titles.get(kind) or kind.replace("_", " ").capitalize()
+
+
+def _item_view(item: Item, editions: EditionsConfig, language: str) -> ItemView:
+    link = item.link.strip()
+    if not link.lower().startswith(SAFE_LINK_SCHEMES):
+        # Only web and mail links reach a message; a javascript: or data: link from a
+        # feed would be an attack on the reader, and a relative one leads nowhere.
+        link = ""
+    return ItemView(
+        id=item.id,
+        kind=item.kind,
+        kind_title=_kind_title(item.kind, editions),
+        title=item.title,
+        date=item.date,
+        date_text=format_date(item.date, language),
+        summary=item.summary,
+        summary_paragraphs=paragraphs(item.summary),
+        body_text=item.body_text,
+        body_paragraphs=paragraphs(item.body_text),
+        # Sanitised when imported; cleaned again here because it is marked safe for Jinja
+        # and reaches every reader's mail client.
+        body_html=Markup(nh3.clean(item.body_html)),
+        link=link,
+        link_text=item.link_text,
+        language=item.language,
+        tags=list(item.tags or []),
+    )
+
+
+def _common_context(config: Config, lang: str) -> dict[str, Any]:
+    return {
+        "org": config.org,
+        "lang": lang,
+        "dir": "rtl" if lang.split("-")[0] in RTL_LANGUAGES else "ltr",
+        "website": config.org.website,
+        "archive_url": links.archive_url(config),
+    }
+
+
+def _default_preheader(intro_paragraphs: list[str], items: list[ItemView]) -> str:
+    text = intro_paragraphs[0] if intro_paragraphs else "; ".join(i.title for i in items)
+    if len(text) <= PREHEADER_LENGTH:
+        return text
+    return text[: PREHEADER_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+
+
+# Rendering ---------------------------------------------------------------------------------
+
+
+class PersonalField(str):
+    """A personal field's sentinel as templates see it: it prints, and nothing else works.
+
+    A test on it (``{% if name %}``, ``|length``) would see the sentinel, not the value that
+    stage 2 fills in, so it raises while the edition is built, with the template's line.
+    """
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        raise jinja2.TemplateRuntimeError(
+            "a personal field cannot be tested with if or measured; "
+            "print it as it is (use greeting instead of testing name)"
+        )
+
+    def __len__(self) -> int:
+        raise jinja2.TemplateRuntimeError("a personal field cannot be measured; print it as it is")
+
+
+def template_environment(config: Config) -> jinja2.Environment:
+    """Staff's templates_dir first (when set), the bundled templates second."""
+    bundled = bundled_path("templates")
+    search = [bundled]
+    if config.editions.templates_dir:
+        custom = config.resolve_path(config.editions.templates_dir)
+        if not custom.is_dir():
+            raise ConfigError(
+                f"{config.source}: editions.templates_dir: folder {custom} does not exist"
+            )
+        search.insert(0, custom)
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(path)) for path in search])
+    return jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html", "htm"], default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+def _render_pair(
+    config: Config,
+    kind: str,
+    lang: str,
+    context: dict[str, Any],
+    fields: Sequence[str],
+) -> tuple[PersonalTemplate, PersonalTemplate, tuple[str, str]]:
+    env = template_environment(config)
+    nonce = secrets.token_hex(6)
+    sentinels = {field: PersonalField(f"nlf{nonce}x{field}x{nonce}nlf") for field in fields}
+    pattern = re.compile(f"nlf{nonce}x([a-z_]+)x{nonce}nlf")
+    html_template = _select(env, [f"{kind}.{lang}.html", f"{kind}.html"])
+    text_template = _select(env, [f"{kind}.{lang}.txt", f"{kind}.txt"])
+    html = _inline_css(_render(env, html_template, {**context, **sentinels}), html_template)
+    text = _render(env, text_template, {**context, **sentinels})
+    return (
+        _split(html, pattern, nonce, html_template),
+        _split(text, pattern, nonce, text_template),
+        (_where(html_template), _where(text_template)),
+    )
+
+
+def _select(env: jinja2.Environment, names: list[str]) -> jinja2.Template:
+    try:
+        return env.select_template(names)
+    except jinja2.TemplatesNotFound:
+        raise InputError(f"no template {' or '.join(names)} in {_search_paths(env)}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError(f"{exc.filename or exc.name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        # Raised for a template that an {% extends %} or {% include %} names.
+        raise InputError(f"no template {exc.name} in {_search_paths(env)}") from None
+
+
+def _render(env: jinja2.Environment, template: jinja2.Template, context: dict[str, Any]) -> str:
+    try:
+        return template.render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        # An {% include %}d or {% extends %}ed template is compiled when first reached.
+        raise InputError(f"{exc.filename or exc.name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise InputError(
+            f"{_where(template)}: no template {exc.name} in {_search_paths(env)}"
+        ) from None
+    except Exception as exc:
+        where = _template_frame(exc, env)
+        if where is None:
+            raise
+        message = exc.message if isinstance(exc, jinja2.TemplateError) else repr(exc)
+        raise InputError(f"{where[0]}, line {where[1]}: {message}") from None
+
+
+def _template_frame(exc: BaseException, env: jinja2.Environment) -> tuple[str, int] | None:
+    """The innermost template file and line in an error's traceback.
+
+    Jinja rewrites tracebacks so that a frame of template code carries the
+    template's file name and line number; any frame whose file lies in a
+    template folder is one.
+    """
+    roots = tuple(str(Path(p)) for p in _search_paths(env))
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith(roots):
+            found = (filename, lineno)
+    return found
+
+
+def _search_paths(env: jinja2.Environment) -> list[str]:
+    paths: list[str] = []
+    loader = env.loader
+    loaders = loader.loaders if isinstance(loader, jinja2.ChoiceLoader) else [loader]
+    for sub in loaders:
+        if isinstance(sub, jinja2.FileSystemLoader):
+            paths.extend(str(p) for p in sub.searchpath)
+    return paths
+
+
+def _where(template: jinja2.Template) -> str:
+    return template.filename or template.name or "<template>"
+
+
+def _inline_css(html: str, template: jinja2.Template) -> str:
+    """premailer, once: no network, `!important` kept, the <style> kept whole in <head>.
+
+    Keeping the style tag keeps the media queries and dark-mode rules as written;
+    their `!important` is what lets them beat the inlined styles on a phone.
+    Width and height stay the attributes the template wrote (premailer would copy
+    `width:100%` over the 600 that Outlook needs).
+    """
+    try:
+        return premailer.Premailer(
+            html,
+            allow_network=False,
+            keep_style_tags=True,
+            strip_important=False,
+            disable_basic_attributes=["width", "height"],
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    except Exception as exc:
+        raise InputError(f"{_where(template)}: the CSS could not be inlined: {exc}") from None
+
+
+def _split(
+    output: str, pattern: re.Pattern[str], nonce: str, template: jinja2.Template
+) -> PersonalTemplate:
+    """Cut rendered output at the sentinels into literal chunks and field names."""
+    pieces = pattern.split(output.replace("\r\n", "\n"))
+    literals = tuple(pieces[0::2])
+    fields = tuple(pieces[1::2])
+    if any(nonce in literal.lower() for literal in literals):
+        raise InputError(
+            f"{_where(template)}: a personal field went through a filter; personal fields "
+            "(name, greeting, email and the links) can only be printed as they are"
+        )
+    return PersonalTemplate(literals=literals, fields=fields)
