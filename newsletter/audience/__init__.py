@@ -1,10 +1,97 @@
-"""Audience: who receives what. Subscribers, lists, segments, imports, suppression.
+"""Audience: who receives what. Subscribers, lists, segments, imports, suppression, privacy.
 
-The front door for other stages is `recipients_query` (who a campaign goes to)
-and `suppress` (never mail this address again).
+The front door for other stages:
+
+- `recipients_query(session, campaign)` and `count_recipients(session, campaign)`:
+  who a campaign goes to, as one SELECT of `subscriber_id` (for INSERT … SELECT);
+- `suppress(session, key, email, reason)` (also marks the subscriber bounced,
+  complained, … ), `is_suppressed`, `suppression_hash`, `lift_suppression`;
+- `add_to_list`, `end_subscriptions`: one person's subscriptions, inside the
+  caller's transaction (what people do themselves on the web is in `signup`);
+- whole admin operations, each its own transaction: `create_list`,
+  `ensure_list`, `import_subscribers`, `export_subscribers`, `save_segment`,
+  `export_person`, `erase_person`, …
+
+Functions that other stages compose take a `Session`; whole operations take the
+`Newsletter` app.
 """
 
-from newsletter.audience.resolve import recipients_query
-from newsletter.audience.suppression import is_suppressed, suppress, suppression_hash
+from newsletter.audience.addresses import Address, InvalidAddress, normalise_address
+from newsletter.audience.consent import Consent
+from newsletter.audience.exports import export_subscribers
+from newsletter.audience.imports import IMPORT_MODES, ImportReport, import_subscribers
+from newsletter.audience.lists import (
+    archive_list,
+    create_list,
+    ensure_list,
+    get_list,
+    list_lists,
+    show_list,
+)
+from newsletter.audience.privacy import ErasureReport, erase_person, export_person, find_address
+from newsletter.audience.resolve import (
+    audience_query,
+    count_recipients,
+    recipients_query,
+    segment_condition,
+)
+from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
+from newsletter.audience.subscribers import (
+    add_subscriber,
+    add_to_list,
+    end_subscriptions,
+    remove_subscriber,
+    search_subscribers,
+    show_subscriber,
+    unsubscribe_address,
+)
+from newsletter.audience.suppression import (
+    SUPPRESSION_REASONS,
+    is_suppressed,
+    lift_suppression,
+    suppress,
+    suppression_hash,
+    suppression_reason,
+)
 
-__all__ = ["is_suppressed", "recipients_query", "suppress", "suppression_hash"]
+__all__ = [
+    "IMPORT_MODES",
+    "SUPPRESSION_REASONS",
+    "Address",
+    "Consent",
+    "ErasureReport",
+    "ImportReport",
+    "InvalidAddress",
+    "add_subscriber",
+    "add_to_list",
+    "archive_list",
+    "audience_query",
+    "count_recipients",
+    "create_list",
+    "end_subscriptions",
+    "ensure_list",
+    "erase_person",
+    "export_person",
+    "export_subscribers",
+    "find_address",
+    "get_list",
+    "get_segment",
+    "import_subscribers",
+    "is_suppressed",
+    "lift_suppression",
+    "list_lists",
+    "list_segments",
+    "normalise_address",
+    "recipients_query",
+    "remove_subscriber",
+    "save_segment",
+    "search_subscribers",
+    "segment_condition",
+    "show_list",
+    "show_segment",
+    "show_subscriber",
+    "suppress",
+    "suppression_hash",
+    "suppression_reason",
+    "unsubscribe_address",
+]

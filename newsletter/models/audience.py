@@ -22,6 +22,10 @@ class Subscriber(Base):
     # and is what makes an address unique regardless of case.
     email: Mapped[str] = mapped_column(String(320))
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    # The keyed hash of email_key that the suppression list uses (suppression_hash), stored
+    # so that resolving an audience leaves suppressed addresses out with one anti-join.
+    # Set by every creation path in newsletter.audience; create subscribers through it.
+    email_hash: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(300), default="")
     language: Mapped[str] = mapped_column(String(10), default="en")
     # region, country, organisation, role, topics (a list) and any imported column.
@@ -68,6 +72,10 @@ class Subscription(Base):
     consent_text: Mapped[str] = mapped_column(Text, default="")
     # Only kept when privacy.store_ip_addresses is on.
     consent_ip: Mapped[str | None] = mapped_column(String(64))
+    # Anything unusual about this consent, e.g. a re-subscription forced by an admin over
+    # an earlier unsubscription or a suppression, with what it overrode.
+    consent_note: Mapped[str] = mapped_column(Text, default="")
+    unsubscribed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,55 @@
+"""Email addresses: validated by email-validator, normalised, and keyed regardless of case.
+
+No DNS lookups happen here (`check_deliverability=False`): imports run offline
+and must not leak the list's domains to a resolver. An address's *key* is its
+normalised form case-folded; it is what makes an address unique, so
+Ana@Example.org and ana@example.org are one subscriber.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from newsletter.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    email: str  # normalised: the domain lower-cased, Unicode normalised
+    key: str  # the case-folded form: unique per subscriber
+    display_name: str = ""  # from "Name <address>", when the input had one
+
+
+class InvalidAddress(InputError):
+    """An address email-validator refuses; the message says why, in its words."""
+
+
+def email_key(email: str) -> str:
+    """The case-folded form of an already normalised address."""
+    return email.strip().casefold()
+
+
+def normalise_address(raw: str, *, allow_display_name: bool = False) -> Address:
+    """Validate one address and return its normalised form and key.
+
+    With `allow_display_name`, "Jane Doe <jane@example.org>" (as address books
+    export it) is accepted and the name is kept apart.
+    """
+    # Imported here: email-validator compiles its grammar on import (a fifth of a
+    # second), which every other command would pay for.
+    from email_validator import EmailNotValidError, validate_email
+
+    text = raw.strip()
+    if not text:
+        raise InvalidAddress("the address is empty")
+    try:
+        result = validate_email(
+            text, check_deliverability=False, allow_display_name=allow_display_name
+        )
+    except EmailNotValidError as exc:
+        raise InvalidAddress(f"{text!r} is not a valid email address: {exc}") from None
+    return Address(
+        email=result.normalized,
+        key=email_key(result.normalized),
+        display_name=(result.display_name or "").strip(),
+    )

@@ -1,0 +1,661 @@
+"""Importing subscribers from a CSV file into a list, in set-based batches.
+
+Modes:
+- `add` (default): new addresses join the list; people already on it are left
+  as they are (counted unchanged);
+- `update`: as add, and the name, language and attributes of people in the
+  file are updated from it (empty cells change nothing; attributes merge);
+- `sync`: as update, and members of the list who are not in the file are
+  unsubscribed from that list (never deleted).
+
+Rules that hold in every mode:
+- a row without a valid address, or with one already seen earlier in the file,
+  is rejected into the reject file with its line number and the reason;
+- an address that is suppressed, whose subscriber is not active, or that
+  unsubscribed from this list is never subscribed again (skipped, and listed in
+  the reject file with why), unless the admin passes --force-resubscribe: then
+  the obstacle is lifted and the subscription's consent note records it;
+- an imported member is confirmed, on a double opt-in list too: the admin who
+  imports asserts that the consent was obtained (recorded with method
+  "import", the file's name, the time and the wording); `--unconfirmed` leaves
+  new members unconfirmed instead.
+
+The whole import is one transaction: it lands completely or not at all, and a
+dry run is the same work rolled back. The file is streamed and each batch of
+rows costs a handful of statements (one lookup, then executemany inserts and
+updates), so memory stays flat however long the file is; the addresses seen so
+far live in a temporary table, not in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from newsletter.app import Newsletter
+from newsletter.audience.addresses import InvalidAddress, normalise_address
+from newsletter.audience.columns import (
+    ColumnMap,
+    attribute_value,
+    clean_name,
+    map_header,
+    normalise_language,
+)
+from newsletter.audience.consent import DEFAULT_IMPORT_TEXT, Consent
+from newsletter.audience.csvfile import CsvFile, Record
+from newsletter.audience.files import open_private, partial_path
+from newsletter.audience.lists import get_open_list
+from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
+from newsletter.audience.suppression import KeyHasher, suppressed_among
+from newsletter.errors import InputError
+from newsletter.models import Subscriber, Subscription, Suppression, utcnow
+
+IMPORT_MODES = ("add", "update", "sync")
+BATCH_SIZE = 2000
+# How many rejected rows a report keeps to show on screen; the file has them all.
+PREVIEW_REJECTS = 10
+
+SUBSCRIBERS = Subscriber.__table__
+SUBSCRIPTIONS = Subscription.__table__
+
+
+def _seen_table() -> Table:
+    """The addresses read so far and the line each was first on: a temporary table.
+
+    It finds duplicates across batches and, in sync mode, who is *not* in the file,
+    without holding a million addresses in memory.
+    """
+    return Table(
+        "import_seen_addresses",
+        MetaData(),
+        Column("email_key", String(320), primary_key=True),
+        Column("line", Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+@dataclass
+class ImportReport:
+    file: str
+    list_name: str
+    mode: str
+    dry_run: bool
+    format: str = ""
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # not re-subscribed: unsubscribed, suppressed or inactive
+    rejected: int = 0  # bad rows: no or invalid address, duplicate, unreadable
+    removed: int = 0  # sync: members not in the file, unsubscribed from the list
+    forced: int = 0  # re-subscriptions forced over an obstacle
+    reject_file: str | None = None
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # the first few
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "rejected": self.rejected,
+            "removed": self.removed,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "list": self.list_name,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "format": self.format,
+            "rows": self.rows,
+            **self.counts(),
+            "forced": self.forced,
+            "reject_file": self.reject_file,
+            "rejects": self.rejects,
+            "notes": self.notes,
+        }
+
+
+@dataclass(slots=True)
+class Person:
+    """One valid row, ready to write."""
+
+    line: int
+    email: str
+    key: str
+    hash: str
+    name: str
+    language: str | None
+    attributes: dict[str, Any]
+    fields: list[str]
+
+
+class RejectFile:
+    """The rejected and skipped rows: line, reason, then the row as it was.
+
+    Written next to nothing the user did not ask for: only when there is
+    something to write, readable by its owner only (it holds addresses), and
+    importable again once fixed (the two extra columns are ignored).
+    """
+
+    def __init__(self, path: Path | None, header: list[str], report: ImportReport) -> None:
+        self.path = path
+        self.header = header
+        self.report = report
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+        self._tmp: Path | None = None
+        self._pending: list[tuple[int, str, list[str]]] = []
+
+    def add(self, line: int, reason: str, fields: list[str]) -> None:
+        # Bad rows are met while reading and skipped ones while writing a batch; held
+        # until the batch is written, they go out in the order of the file.
+        self._pending.append((line, reason, fields))
+
+    def flush(self) -> None:
+        self._pending.sort(key=lambda entry: entry[0])
+        for line, reason, fields in self._pending:
+            if len(self.report.rejects) < PREVIEW_REJECTS:
+                self.report.rejects.append({"line": line, "reason": reason})
+            if self.path is not None:
+                self._write(line, reason, fields)
+        self._pending.clear()
+
+    def _write(self, line: int, reason: str, fields: list[str]) -> None:
+        assert self.path is not None
+        if self._writer is None:
+            self._tmp = partial_path(self.path)
+            # UTF-8 with a byte-order mark, so that spreadsheet programs read it right.
+            self._file = open_private(self._tmp, encoding="utf-8-sig")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["rejected_line", "rejected_reason", *self.header])
+        self._writer.writerow([line, reason, *fields])
+
+    def finish(self) -> str | None:
+        self.flush()
+        if self._file is None or self._tmp is None or self.path is None:
+            return None
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return str(self.path)
+
+    def abandon(self) -> None:
+        if self._file is not None and self._tmp is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+def default_reject_path(source: Path) -> Path:
+    """<name>-rejected.csv in the working folder (the input's folder may be read-only)."""
+    return Path.cwd() / f"{source.stem}-rejected.csv"
+
+
+def import_subscribers(
+    app: Newsletter,
+    path: str | Path,
+    *,
+    list_name: str,
+    mode: str = "add",
+    dry_run: bool = False,
+    reject_path: str | Path | None = None,
+    encoding: str | None = None,
+    consent_text: str | None = None,
+    force_resubscribe: bool = False,
+    unconfirmed: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a CSV file into a list; see the module's docstring for what each mode does.
+
+    A dry run does all the work, reports the same counts and rolls back; it
+    writes a reject file only when `reject_path` is given.
+    """
+    if mode not in IMPORT_MODES:
+        raise InputError(f"import mode {mode!r} is not one of: {', '.join(IMPORT_MODES)}")
+    source = Path(path)
+    report = ImportReport(file=str(source), list_name=list_name, mode=mode, dry_run=dry_run)
+    if reject_path is not None:
+        rejects_to: Path | None = Path(reject_path)
+    else:
+        rejects_to = None if dry_run else default_reject_path(source)
+    if rejects_to is not None and not rejects_to.parent.is_dir():
+        raise InputError(f"{rejects_to}: the folder for the reject file does not exist")
+
+    with app.sessions() as session:
+        session.begin()
+        try:
+            mailing_list = get_open_list(session, list_name)
+            with CsvFile(source, encoding=encoding) as csv_file:
+                report.format = csv_file.describe()
+                where = f"{source}: line {csv_file.header_line}"
+                columns = map_header(csv_file.header, where=where)
+                report.notes += columns.notes
+                rejects = RejectFile(rejects_to, csv_file.header, report)
+                try:
+                    run = _ImportRun(
+                        app,
+                        session,
+                        report,
+                        rejects,
+                        list_id=mailing_list.id,
+                        consent=Consent(
+                            method="import",
+                            source=source.name,
+                            text=consent_text or DEFAULT_IMPORT_TEXT,
+                        ),
+                        status="unconfirmed" if unconfirmed else "confirmed",
+                        force=force_resubscribe,
+                    )
+                    run.create_seen_table()
+                    for batch in _batches(_people(csv_file, columns, run, progress)):
+                        run.write_batch(batch)
+                    if mode == "sync":
+                        run.unsubscribe_missing(source.name)
+                    run.drop_seen_table()
+                except BaseException:
+                    rejects.abandon()
+                    raise
+                report.reject_file = rejects.finish()
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return report
+
+
+def _batches(people: Iterator[Person]) -> Iterator[list[Person]]:
+    batch: list[Person] = []
+    for person in people:
+        batch.append(person)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _people(
+    csv_file: CsvFile,
+    columns: ColumnMap,
+    run: _ImportRun,
+    progress: Callable[[int], None] | None,
+) -> Iterator[Person]:
+    """The file's valid rows; the others go to the reject file as they are met."""
+    width = len(csv_file.header)
+    for record in csv_file.records():
+        run.report.rows += 1
+        if progress is not None and run.report.rows % 10_000 == 0:
+            progress(run.report.rows)
+        if len(record.fields) > width:
+            run.reject(
+                record,
+                f"{len(record.fields)} fields where the header has {width} "
+                f"(a value with an unquoted {csv_file.delimiter!r}?)",
+            )
+            continue
+        person = _person(record, columns, run)
+        if person is not None:
+            yield person
+
+
+def _cell(fields: list[str], index: int | None) -> str:
+    return fields[index] if index is not None and index < len(fields) else ""
+
+
+def _person(record: Record, columns: ColumnMap, run: _ImportRun) -> Person | None:
+    fields = record.fields
+    raw = _cell(fields, columns.email).strip()
+    if not raw:
+        run.reject(record, "no email address")
+        return None
+    try:
+        address = normalise_address(raw, allow_display_name=True)
+    except InvalidAddress as exc:
+        run.reject(record, str(exc))
+        return None
+    name = _cell(fields, columns.name)
+    if not name.strip():
+        parts = (_cell(fields, columns.first_name), _cell(fields, columns.last_name))
+        name = " ".join(part.strip() for part in parts if part.strip())
+    name = clean_name(name) or address.display_name
+    if len(name) > 300:
+        run.reject(record, f"the name is {len(name)} characters long (300 at most)")
+        return None
+    language: str | None = None
+    raw_language = _cell(fields, columns.language).strip()
+    if raw_language:
+        try:
+            language = normalise_language(raw_language)
+        except ValueError as exc:
+            run.reject(record, str(exc))
+            return None
+    attributes: dict[str, Any] = {}
+    for index, key in columns.attributes:
+        value = _cell(fields, index).strip()
+        if value:
+            attributes[key] = attribute_value(key, value)
+    return Person(
+        line=record.line,
+        email=address.email,
+        key=address.key,
+        hash=run.hasher(address.key),
+        name=name,
+        language=language,
+        attributes=attributes,
+        fields=fields,
+    )
+
+
+class _ImportRun:
+    """The state of one import: the session, the list, the counters, the writes."""
+
+    def __init__(
+        self,
+        app: Newsletter,
+        session: Session,
+        report: ImportReport,
+        rejects: RejectFile,
+        *,
+        list_id: int,
+        consent: Consent,
+        status: str,
+        force: bool,
+    ) -> None:
+        self.session = session
+        self.report = report
+        self.rejects = rejects
+        self.list_id = list_id
+        self.consent = consent
+        self.consent_columns = consent.columns(keep_ip=False)
+        self.status = status
+        self.force = force
+        self.update_profiles = report.mode in ("update", "sync")
+        self.default_language = app.config.editions.default_language
+        self.hasher = KeyHasher(app.suppression_key)
+        self.seen = _seen_table()
+
+    # --- bookkeeping ---------------------------------------------------------
+
+    def reject(self, record: Record, reason: str) -> None:
+        self.report.rejected += 1
+        self.rejects.add(record.line, reason, record.fields)
+
+    def skip(self, person: Person, obstacle: Obstacle) -> None:
+        self.report.skipped += 1
+        self.rejects.add(
+            person.line,
+            f"{obstacle.text}; not subscribed again (an admin may override with "
+            "--force-resubscribe)",
+            person.fields,
+        )
+
+    def create_seen_table(self) -> None:
+        self.seen.create(self.session.connection())
+
+    def drop_seen_table(self) -> None:
+        self.seen.drop(self.session.connection())
+
+    # --- one batch -----------------------------------------------------------
+
+    def _fresh(self, batch: list[Person]) -> list[Person]:
+        """The batch without addresses seen before in the file (those are rejected)."""
+        keys = list({p.key for p in batch})
+        earlier = dict(
+            self.session.execute(
+                select(self.seen.c.email_key, self.seen.c.line).where(
+                    self.seen.c.email_key.in_(keys)
+                )
+            ).all()
+        )
+        fresh: list[Person] = []
+        for person in batch:
+            first = earlier.get(person.key)
+            if first is not None:
+                self.report.rejected += 1
+                self.rejects.add(
+                    person.line,
+                    f"duplicate: {person.email} is already on line {first}",
+                    person.fields,
+                )
+                continue
+            earlier[person.key] = person.line
+            fresh.append(person)
+        if fresh:
+            self.session.execute(
+                insert(self.seen), [{"email_key": p.key, "line": p.line} for p in fresh]
+            )
+        return fresh
+
+    def write_batch(self, batch: list[Person]) -> None:
+        self._write_batch(batch)
+        self.rejects.flush()
+
+    def _write_batch(self, batch: list[Person]) -> None:
+        people = self._fresh(batch)
+        if not people:
+            return
+        session = self.session
+        existing = {
+            row.email_key: row
+            for row in session.execute(
+                select(
+                    Subscriber.id,
+                    Subscriber.email_key,
+                    Subscriber.email_hash,
+                    Subscriber.status,
+                    Subscriber.name,
+                    Subscriber.language,
+                    Subscriber.attributes,
+                    Subscription.id.label("subscription_id"),
+                    Subscription.status.label("subscription_status"),
+                    Subscription.unsubscribed_at,
+                )
+                .outerjoin(
+                    Subscription,
+                    and_(
+                        Subscription.subscriber_id == Subscriber.id,
+                        Subscription.list_id == self.list_id,
+                    ),
+                )
+                .where(Subscriber.email_key.in_([p.key for p in people]))
+            )
+        }
+        suppressed = suppressed_among(session, [p.hash for p in people])
+        now = utcnow()
+
+        new_people: list[Person] = []
+        new_notes: dict[str, str] = {}  # email_key → consent note, for forced ones
+        new_subscriptions: list[dict[str, Any]] = []
+        changed_subscriptions: list[dict[str, Any]] = []
+        changed_profiles: list[dict[str, Any]] = []
+        lifted: list[str] = []
+
+        for person in people:
+            row = existing.get(person.key)
+            obstacle = subscription_obstacle(
+                suppressed_reason=suppressed.get(person.hash),
+                subscriber_status=row.status if row else None,
+                subscription_status=row.subscription_status if row else None,
+                unsubscribed_at=row.unsubscribed_at if row else None,
+                list_name=self.report.list_name,
+            )
+            if obstacle and not self.force:
+                self.skip(person, obstacle)
+                continue
+            note = forced_note(obstacle, f"the import of {self.consent.source}") if obstacle else ""
+            if obstacle:
+                self.report.forced += 1
+                if obstacle.kind == "suppressed":
+                    lifted.append(person.hash)
+            if row is None:
+                new_people.append(person)
+                new_notes[person.key] = note
+                self.report.added += 1
+                continue
+
+            profile = self._profile_change(person, row, reactivate=bool(obstacle))
+            if profile:
+                changed_profiles.append(profile)
+            if row.subscription_id is None:
+                new_subscriptions.append(self._subscription(row.id, note, now))
+                self.report.added += 1
+            elif obstacle or (
+                row.subscription_status == "unconfirmed" and self.status == "confirmed"
+            ):
+                # A forced re-subscription, or a pending one the admin now vouches for.
+                changed_subscriptions.append(
+                    {"b_id": row.subscription_id, **self._consent_values(note, now)}
+                )
+                if obstacle:
+                    self.report.added += 1
+                else:
+                    self.report.updated += 1
+            elif profile:
+                self.report.updated += 1
+            else:
+                self.report.unchanged += 1
+
+        if lifted:
+            session.execute(delete(Suppression).where(Suppression.email_hash.in_(lifted)))
+        if new_people:
+            ids = self._insert_subscribers(new_people, now)
+            new_subscriptions += [
+                self._subscription(ids[p.key], new_notes[p.key], now) for p in new_people
+            ]
+        if new_subscriptions:
+            session.execute(insert(SUBSCRIPTIONS), new_subscriptions)
+        # An UPDATE without .values() sets the columns named in the parameters: one
+        # executemany for the whole batch.
+        if changed_subscriptions:
+            session.execute(
+                update(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == bindparam("b_id")),
+                changed_subscriptions,
+            )
+        if changed_profiles:
+            session.execute(
+                update(SUBSCRIBERS).where(SUBSCRIBERS.c.id == bindparam("b_id")),
+                changed_profiles,
+            )
+
+    def _consent_values(self, note: str, now: Any) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            **self.consent_columns,
+            "consent_note": note,
+            "unsubscribed_at": None,
+            "updated_at": now,
+        }
+
+    def _subscription(self, subscriber_id: int, note: str, now: Any) -> dict[str, Any]:
+        return {
+            "subscriber_id": subscriber_id,
+            "list_id": self.list_id,
+            "created_at": now,
+            **self._consent_values(note, now),
+        }
+
+    def _profile_change(self, person: Person, row: Any, *, reactivate: bool) -> dict[str, Any]:
+        """The new profile of an existing subscriber, or {} when nothing changes."""
+        name, language, attributes = row.name, row.language, row.attributes or {}
+        if self.update_profiles:
+            name = person.name or name
+            language = person.language or language
+            attributes = {**attributes, **person.attributes}
+        status = "active" if reactivate else row.status
+        if (name, language, attributes, status, row.email_hash) == (
+            row.name,
+            row.language,
+            row.attributes or {},
+            row.status,
+            person.hash,
+        ):
+            return {}
+        return {
+            "b_id": row.id,
+            "name": name,
+            "language": language,
+            "attributes": attributes,
+            "status": status,
+            "email_hash": person.hash,
+            "updated_at": utcnow(),
+        }
+
+    def _insert_subscribers(self, people: list[Person], now: Any) -> dict[str, int]:
+        """Insert new subscribers; returns their ids by address key.
+
+        INSERT … RETURNING with many rows becomes a few multi-row statements
+        (SQLAlchemy's insertmanyvalues) on both SQLite and PostgreSQL.
+        """
+        rows = self.session.execute(
+            insert(SUBSCRIBERS).returning(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email_key),
+            [
+                {
+                    "email": p.email,
+                    "email_key": p.key,
+                    "email_hash": p.hash,
+                    "name": p.name,
+                    "language": p.language or self.default_language,
+                    "attributes": p.attributes,
+                    "status": "active",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for p in people
+            ],
+        )
+        return {key: subscriber_id for subscriber_id, key in rows}
+
+    # --- sync ----------------------------------------------------------------
+
+    def unsubscribe_missing(self, file_name: str) -> None:
+        """Sync: end the subscriptions to this list of everyone not in the file."""
+        in_file = self.session.scalar(select(self.seen.c.line).limit(1))
+        if in_file is None:
+            raise InputError(
+                f"{self.report.file}: no valid rows; refusing to sync, which would unsubscribe "
+                f"every member of {self.report.list_name!r} (nothing was changed)"
+            )
+        now = utcnow()
+        keys_in_file = select(Subscriber.id).join(
+            self.seen, self.seen.c.email_key == Subscriber.email_key
+        )
+        result = self.session.execute(
+            update(SUBSCRIPTIONS)
+            .where(
+                SUBSCRIPTIONS.c.list_id == self.list_id,
+                SUBSCRIPTIONS.c.status != "unsubscribed",
+                SUBSCRIPTIONS.c.subscriber_id.not_in(keys_in_file),
+            )
+            .values(
+                status="unsubscribed",
+                unsubscribed_at=now,
+                updated_at=now,
+                consent_note=f"unsubscribed by a sync import of {file_name}: not in the file",
+            )
+        )
+        self.report.removed = result.rowcount

@@ -1,0 +1,181 @@
+"""Saved segments: named, dynamic filters over subscribers (rules in segment_rules).
+
+A segment is checked when it is saved, so a mistake is reported then, naming
+the bad part, never in the middle of a send. Its members are worked out each
+time it is used: whoever matches the rules at that moment.
+
+Two counts describe a segment: *matching* (every subscriber the rules select,
+whatever their status) and *reachable* (those a campaign addressed to the
+segment alone would mail: active, confirmed on some list that is not
+archived, not suppressed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.app import Newsletter
+from newsletter.audience.lists import LIST_NAME_RE
+from newsletter.audience.resolve import audience_query, count_query, segment_condition
+from newsletter.audience.segment_rules import (
+    describe_rules,
+    parse_rules,
+    referenced_attributes,
+    validate_rules,
+)
+from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.models import MailingList, Segment, Subscriber, utcnow
+
+
+def check_segment_name(name: str) -> str:
+    if not LIST_NAME_RE.match(name):
+        raise InputError(
+            f"segment name {name!r} is not a slug: use lower-case letters, digits, '-' and '_' "
+            "(for example russian-speakers)"
+        )
+    return name
+
+
+def get_segment(session: Session, name: str) -> Segment:
+    found = session.scalar(select(Segment).where(Segment.name == name))
+    if found is not None:
+        return found
+    known = list(session.scalars(select(Segment.name).order_by(Segment.name).limit(20)))
+    hint = f"known: {', '.join(known)}" if known else "there are none yet"
+    raise NotFound(
+        f"no segment named {name!r} ({hint}); create one with `newsletter segments create`"
+    )
+
+
+def read_rules_file(path: str | Path) -> tuple[str, str]:
+    """(text, format) of a definition file; the format from its suffix, else guessed."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    fmt = {".json": "json", ".toml": "toml"}.get(file.suffix.lower(), "")
+    return text, fmt
+
+
+def matching_query(session: Session, rules: dict[str, Any]) -> Select[tuple[int]]:
+    """SELECT subscriber_id of every subscriber the rules select, whatever their status."""
+    return select(Subscriber.id.label("subscriber_id")).where(segment_condition(session, rules))
+
+
+def _counts(session: Session, rules: dict[str, Any]) -> dict[str, int]:
+    return {
+        "matching": count_query(session, matching_query(session, rules)),
+        "reachable": count_query(session, audience_query(session, list_ids=None, rules=rules)),
+    }
+
+
+def _unused_attributes(session: Session, rules: dict[str, Any]) -> list[str]:
+    """Attributes the rules name that no subscriber has: likely a typo, worth a warning."""
+    unused = []
+    for key in referenced_attributes(rules):
+        present = session.scalar(
+            select(exists().where(Subscriber.attributes[key].as_string().is_not(None)))
+        )
+        if not present:
+            unused.append(key)
+    return unused
+
+
+def segment_summary(segment: Segment) -> dict[str, Any]:
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "description": segment.description,
+        "rules": describe_rules(segment.definition),
+        "definition": segment.definition,
+        "created_at": segment.created_at,
+        "updated_at": segment.updated_at,
+    }
+
+
+def save_segment(
+    app: Newsletter,
+    name: str,
+    *,
+    text: str | None = None,
+    path: str | Path | None = None,
+    description: str | None = None,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Create (or with `replace`, redefine) a segment from JSON or TOML rules.
+
+    Returns the segment with its counts and any warnings (an attribute no
+    subscriber has).
+    """
+    check_segment_name(name)
+    if (text is None) == (path is None):
+        raise InputError("give the rules either inline or as a file, not both or neither")
+    if path is not None:
+        text, fmt = read_rules_file(path)
+        where = str(path)
+    else:
+        fmt, where = "", "segment definition"
+    assert text is not None
+    raw, file_description = parse_rules(text, where=where, fmt=fmt or None)
+    try:
+        with app.session() as session:
+            list_names = set(session.scalars(select(MailingList.name)))
+            rules = validate_rules(raw, list_names=list_names, where=where)
+            segment = session.scalar(select(Segment).where(Segment.name == name))
+            if segment is not None and not replace:
+                raise InvalidState(
+                    f"a segment named {name!r} already exists; add --replace to redefine it"
+                )
+            if segment is None:
+                segment = Segment(name=name)
+                session.add(segment)
+            segment.definition = rules
+            segment.description = (
+                description if description is not None else file_description or segment.description
+            )
+            segment.updated_at = utcnow()
+            session.flush()
+            warnings = [
+                f"no subscriber has an attribute {key!r} (yet); check the spelling"
+                for key in _unused_attributes(session, rules)
+            ]
+            return {**segment_summary(segment), **_counts(session, rules), "warnings": warnings}
+    except IntegrityError:
+        raise InvalidState(f"a segment named {name!r} already exists") from None
+
+
+def list_segments(app: Newsletter) -> list[dict[str, Any]]:
+    with app.session() as session:
+        return [
+            segment_summary(segment)
+            for segment in session.scalars(select(Segment).order_by(Segment.name))
+        ]
+
+
+def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, Any]:
+    """A segment with its counts and a few of its reachable members."""
+    with app.session() as session:
+        segment = get_segment(session, name)
+        rules = segment.definition
+        members = audience_query(session, list_ids=None, rules=rules).subquery()
+        rows = session.execute(
+            select(Subscriber.email, Subscriber.name, Subscriber.language)
+            .join(members, members.c.subscriber_id == Subscriber.id)
+            .order_by(Subscriber.id)
+            .limit(sample)
+        )
+        return {
+            **segment_summary(segment),
+            **_counts(session, rules),
+            "sample": [{"email": e, "name": n, "language": lang} for e, n, lang in rows],
+        }
