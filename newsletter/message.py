@@ -112,7 +112,12 @@ class Composer:
         self.edition: RenderedEdition = render_campaign(app, campaign_id, language)
         self.subject = self.edition.subject
         self._key = app.signing_key
-        self._frame = MessageFrame(self.config, self.edition, list_headers=True)
+        self._frame = MessageFrame(
+            self.config,
+            self.edition,
+            list_headers=True,
+            constant_values=[self.edition.view_online_url],
+        )
 
     def personal_values(self, recipient: Recipient) -> dict[str, str]:
         """The personal fields of one recipient, raw (the frame escapes them for HTML)."""
@@ -231,7 +236,14 @@ class MessageFrame:
     the HTML part.
     """
 
-    def __init__(self, config: Config, rendered: RenderedEmail, *, list_headers: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        rendered: RenderedEmail,
+        *,
+        list_headers: bool,
+        constant_values: Sequence[str] = (),
+    ) -> None:
         mail = config.mail
         self.sender = mail.from_address
         self.id_domain = mail.message_id_domain or mail.from_address.rpartition("@")[2]
@@ -258,6 +270,11 @@ class MessageFrame:
         self.tail = b"".join(tail)
         self.between = CRLF + delimiter + self.html.headers("html") + CRLF
         self.end = f"\r\n--{boundary}--\r\n".encode()
+        # Values the same in every message (the view-online link) are encoded once here.
+        self._constant_memo: dict[str, bytes] = {}
+        for value in constant_values:
+            for form in (value, _escape_html(value)):
+                self._constant_memo[form] = qp_chunk(form, final=False)
         self._date_second = -1
         self._date = b""
 
@@ -266,6 +283,9 @@ class MessageFrame:
     ) -> OutgoingMessage:
         address = _check_address(recipient.email)
         message_id = f"{os.urandom(16).hex()}@{self.id_domain}"
+        # Most values are the same in both parts (a URL has nothing to escape): one
+        # encoding serves both.
+        memo = self._constant_memo.copy()
         data = b"".join(
             (
                 self.head,
@@ -276,9 +296,9 @@ class MessageFrame:
                 b">\r\n",
                 extra_headers,
                 self.tail,
-                self.text.encode(values),
+                self.text.encode(values, memo),
                 self.between,
-                self.html.encode(values),
+                self.html.encode(values, memo),
                 self.end,
             )
         )
@@ -311,9 +331,12 @@ class EncodedPart:
         self.quoted_printable = non_ascii <= len(static) * _QP_MAX_NON_ASCII
         if self.quoted_printable:
             last = len(template.literals) - 1
-            self.literals = [
+            literals = [
                 qp_chunk(literal, final=i == last) for i, literal in enumerate(template.literals)
             ]
+            # The encoded literals as one bytes format with a %b per field: filling it in
+            # is a single pass in C.
+            self.format = b"%b".join(literal.replace(b"%", b"%%") for literal in literals)
             self.unique_fields = tuple(dict.fromkeys(template.fields))
 
     def headers(self, subtype: str) -> bytes:
@@ -323,18 +346,20 @@ class EncodedPart:
             f"Content-Transfer-Encoding: {encoding}\r\n"
         ).encode("ascii")
 
-    def encode(self, values: Mapping[str, str]) -> bytes:
+    def encode(self, values: Mapping[str, str], memo: dict[str, bytes]) -> bytes:
+        """The part's body for one recipient; `memo` keeps encoded values between parts."""
         escape_value = self.escape
         if not self.quoted_printable:
             text = self.template.fill({k: escape_value(v) for k, v in values.items()})
             return base64_lines(text.replace("\n", "\r\n").encode("utf-8"))
-        encoded = {f: qp_chunk(escape_value(values[f]), final=False) for f in self.unique_fields}
-        literals = self.literals
-        parts = [literals[0]]
-        for field, literal in zip(self.template.fields, literals[1:], strict=True):
-            parts.append(encoded[field])
-            parts.append(literal)
-        return b"".join(parts)
+        encoded = {}
+        for field in self.unique_fields:
+            value = escape_value(values[field])
+            chunk = memo.get(value)
+            if chunk is None:
+                chunk = memo[value] = qp_chunk(value, final=False)
+            encoded[field] = chunk
+        return self.format % tuple([encoded[field] for field in self.template.fields])
 
 
 def qp_chunk(text: str, *, final: bool) -> bytes:
@@ -345,6 +370,18 @@ def qp_chunk(text: str, *, final: bool) -> bytes:
     """
     if not text:
         return b""
+    if (
+        not final
+        and len(text) <= 75
+        and text.isascii()
+        and text.isprintable()
+        and "=" not in text
+        and text[0] != " "
+        and text[-1] != " "
+    ):
+        # Most values (links, plain names) are short printable ASCII: nothing to encode.
+        # (String methods rather than a regular expression: this runs ten times a message.)
+        return text.encode("ascii") + b"=\r\n"
     encoded = binascii.b2a_qp(text.replace("\r", "").encode("utf-8"), istext=True)
     if not final and not encoded.endswith(b"\n"):
         head, newline, last = encoded.rpartition(b"\n")
@@ -446,7 +483,11 @@ def _check_address(email: str) -> str:
 
 
 def _escape_html(value: str) -> str:
-    return escape(value, quote=True)
+    # Most values (links, addresses, plain names) have nothing to escape; looking costs
+    # less than html.escape's five replacements.
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return escape(value, quote=True)
+    return value
 
 
 def _same(value: str) -> str:
