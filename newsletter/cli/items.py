@@ -1,3 +1,211 @@
-"""Commands: items (filled in by its own module)."""
+"""`newsletter items …`: collect items from sources, look at them, correct them."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import re
+
+import click
+
+from newsletter import items
+from newsletter.cli.context import AppContext, pass_context
+from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.models.items import ITEM_KINDS
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-\d{2})?$")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+kind_choice = click.Choice(ITEM_KINDS, case_sensitive=False)
+
+
+def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _MONTH.match(value):
+        raise click.BadParameter(f"{value!r} is not a month; write it as YYYY-MM, e.g. 2019-06")
+    return value
+
+
+def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _DAY.match(value):
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD or YYYY-MM")
+    return value
+
+
+@click.group("items")
+def items_group() -> None:
+    """Collect items (reports, statements, tributes, news) and correct them."""
+
+
+@items_group.command("import")
+@click.argument("source")
+@click.option(
+    "--date",
+    "month",
+    metavar="YYYY-MM",
+    callback=_month,
+    help="Month of items the source does not date (e.g. a listing's first item that lost "
+    "its date line).",
+)
+@click.option("--language", metavar="LANG", help="Language of items whose source does not say.")
+@click.option("--kind", type=kind_choice, help="Kind of items whose source does not say.")
+@json_option
+@pass_context
+def items_import(
+    ctx: AppContext,
+    source: str,
+    month: str | None,
+    language: str | None,
+    kind: str | None,
+    as_json: bool,
+) -> None:
+    """Import items from SOURCE; importing it again only updates what changed.
+
+    SOURCE is a plain-text news listing (items under 'Month YYYY' lines), a
+    folder of Markdown files with front matter, or an RSS/Atom feed (a file or
+    an http(s) address). Fields changed with `items edit` are kept.
+
+    Each problem is printed on stderr as SOURCE:LINE: severity: message. Exit
+    status: 0 when items were imported, even if some entries were skipped
+    (their errors are printed); 2 when the source cannot be read at all or no
+    item in it could be imported.
+
+    Example: newsletter items import news.txt --date 2019-06
+    """
+    report = items.import_source(ctx.app, source, month=month, language=language, kind=kind)
+    for problem in report.problems:
+        click.echo(str(problem), err=True)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        skipped = sum(1 for p in report.problems if p.severity == "error")
+        click.echo(
+            f"{source}: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged"
+            + (f", {skipped} not imported (see above)" if skipped else "")
+            + "."
+        )
+    if report.imported == 0:
+        click.get_current_context().exit(2)
+
+
+@items_group.command("list")
+@click.option("--month", metavar="YYYY-MM", callback=_month, help="Only items of this month.")
+@click.option("--kind", type=kind_choice, help="Only items of this kind.")
+@click.option("--all", "include_excluded", is_flag=True, help="Include excluded items.")
+@json_option
+@pass_context
+def items_list(
+    ctx: AppContext, month: str | None, kind: str | None, include_excluded: bool, as_json: bool
+) -> None:
+    """List items by date (excluded ones only with --all).
+
+    Example: newsletter items list --month 2019-06 --kind report
+    """
+    rows = items.list_items(ctx.app, month=month, kind=kind, include_excluded=include_excluded)
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("No items. Import some with: newsletter items import SOURCE")
+    else:
+        echo_table(rows, items.LIST_FIELDS)
+
+
+@items_group.command("show")
+@click.argument("item_id", type=int)
+@json_option
+@pass_context
+def items_show(ctx: AppContext, item_id: int, as_json: bool) -> None:
+    """Show every field of one item.
+
+    Example: newsletter items show 3 --json
+    """
+    record = items.get_item(ctx.app, item_id)
+    if as_json:
+        echo_json(record)
+    else:
+        echo_record(record)
+
+
+@items_group.command("edit")
+@click.argument("item_id", type=int)
+@click.option("--title", help="New title.")
+@click.option("--kind", type=kind_choice, help="New kind.")
+@click.option("--summary", help="New summary.")
+@click.option("--date", "day", metavar="YYYY-MM-DD", callback=_day, help="New date (or YYYY-MM).")
+@click.option("--link", metavar="URL", help="New link (http, https or mailto; '' for none).")
+@click.option("--link-text", help="New call to action shown with the link.")
+@click.option("--language", metavar="LANG", help="New language code (en, ru, fr, es …).")
+@click.option("--tags", metavar="A,B", help="New tags, comma-separated.")
+@json_option
+@pass_context
+def items_edit(
+    ctx: AppContext,
+    item_id: int,
+    title: str | None,
+    kind: str | None,
+    summary: str | None,
+    day: str | None,
+    link: str | None,
+    link_text: str | None,
+    language: str | None,
+    tags: str | None,
+    as_json: bool,
+) -> None:
+    """Correct an item by hand; a later re-import leaves the edited fields alone.
+
+    Example: newsletter items edit 3 --kind statement --title "Statement to the CND"
+    """
+    record = items.edit_item(
+        ctx.app,
+        item_id,
+        title=title,
+        kind=kind,
+        summary=summary,
+        date=day,
+        link=link,
+        link_text=link_text,
+        language=language,
+        tags=tags,
+    )
+    if as_json:
+        echo_json(record)
+    else:
+        click.echo(f"Item {item_id} updated; edited by hand: {', '.join(record['edited_fields'])}.")
+
+
+def _set_excluded(ctx: AppContext, item_id: int, excluded: bool, as_json: bool) -> None:
+    record = items.exclude_item(ctx.app, item_id, excluded=excluded)
+    if as_json:
+        echo_json({"id": record["id"], "excluded": record["excluded"]})
+    elif excluded:
+        click.echo(
+            f"Item {item_id} is excluded from editions. Undo: newsletter items include {item_id}"
+        )
+    else:
+        click.echo(f"Item {item_id} is included in editions again.")
+
+
+@items_group.command("exclude")
+@click.argument("item_id", type=int)
+@json_option
+@pass_context
+def items_exclude(ctx: AppContext, item_id: int, as_json: bool) -> None:
+    """Keep an item out of bulletins built from now on.
+
+    Example: newsletter items exclude 7
+    """
+    _set_excluded(ctx, item_id, True, as_json)
+
+
+@items_group.command("include")
+@click.argument("item_id", type=int)
+@json_option
+@pass_context
+def items_include(ctx: AppContext, item_id: int, as_json: bool) -> None:
+    """Let an excluded item into bulletins again.
+
+    Example: newsletter items include 7
+    """
+    _set_excluded(ctx, item_id, False, as_json)
+
+
+COMMANDS = [items_group]

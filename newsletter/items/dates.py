@@ -1,0 +1,144 @@
+"""Reading dates: the `YYYY-MM` months people type, and the date lines of news listings.
+
+A news listing introduces each item with a line that holds nothing but a date.
+These spellings are date lines (case does not matter, surrounding spaces are
+ignored):
+
+- a month and a year: ``June 2019``, ``JUNE 2019``, ``Jun 2019``, ``Jun. 2019``,
+  ``Sept 2019``, and the month names of the network's other languages
+  (``juin 2019``, ``junio de 2019``, ``Июнь 2019``);
+- a full date: ``17 June 2019``, ``17th June 2019``, ``June 17, 2019``,
+  ``17 de junio de 2019``;
+- ISO forms: ``2019-06`` and ``2019-06-17``.
+
+A line that names a month gives its first day as the item's date; a full date
+gives that day. Anything else, such as ``06/2019`` (day or month first?), is not
+a date line and stays text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from newsletter.errors import InputError
+
+# Month names and their usual abbreviations, in the languages items are
+# published in (en, fr, es, ru); Russian also in the genitive of full dates.
+_MONTH_NAMES: dict[int, tuple[str, ...]] = {
+    1: ("january", "jan", "janvier", "janv", "enero", "ene", "январь", "января", "янв"),
+    2: (
+        "february",
+        "feb",
+        "février",
+        "fevrier",
+        "févr",
+        "fevr",
+        "febrero",
+        "feb",
+        "февраль",
+        "февраля",
+        "фев",
+    ),
+    3: ("march", "mar", "mars", "marzo", "март", "марта"),
+    4: ("april", "apr", "avril", "avr", "abril", "abr", "апрель", "апреля", "апр"),
+    5: ("may", "mai", "mayo", "май", "мая"),
+    6: ("june", "jun", "juin", "junio", "июнь", "июня"),
+    7: ("july", "jul", "juillet", "juil", "julio", "июль", "июля"),
+    8: ("august", "aug", "août", "aout", "agosto", "ago", "август", "августа", "авг"),
+    9: (
+        "september",
+        "sep",
+        "sept",
+        "septembre",
+        "septiembre",
+        "setiembre",
+        "set",
+        "сентябрь",
+        "сентября",
+        "сен",
+        "сент",
+    ),
+    10: ("october", "oct", "octobre", "octubre", "октябрь", "октября", "окт"),
+    11: ("november", "nov", "novembre", "noviembre", "ноябрь", "ноября", "ноя"),
+    12: (
+        "december",
+        "dec",
+        "décembre",
+        "decembre",
+        "déc",
+        "diciembre",
+        "dic",
+        "декабрь",
+        "декабря",
+        "дек",
+    ),
+}
+MONTHS: dict[str, int] = {name: number for number, names in _MONTH_NAMES.items() for name in names}
+
+_WORD = r"(?P<month>[^\W\d_]+)\.?"
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th|er)?"
+_YEAR = r"(?P<year>\d{4})"
+_DE = r"(?:de\s+)?"
+_DATE_LINES = [
+    re.compile(rf"^{_WORD}\s+{_DE}{_YEAR}$", re.IGNORECASE),
+    re.compile(rf"^{_DAY}\.?\s+{_DE}{_WORD},?\s+{_DE}{_YEAR}(?:\s*г\.?)?$", re.IGNORECASE),
+    re.compile(rf"^{_WORD}\s+{_DAY},?\s+{_YEAR}$", re.IGNORECASE),
+    re.compile(r"^(?P<year>\d{4})-(?P<num>\d{2})(?:-(?P<day>\d{2}))?$"),
+]
+
+MONTH_FORMAT = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def parse_month(value: str, *, what: str = "month") -> date:
+    """The first day of a `YYYY-MM` month, or InputError naming the value."""
+    match = MONTH_FORMAT.match(value.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise InputError(f"{what} {value!r} is not a month; write it as YYYY-MM, e.g. 2019-06")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def month_range(month: str) -> tuple[date, date]:
+    """The first day of a `YYYY-MM` month and the first day of the next one."""
+    first = parse_month(month)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return first, following
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def parse_date_line(line: str) -> date | None:
+    """The date a listing's date line stands for, or None when the line is not one."""
+    text = line.strip()
+    if not text or len(text) > 40:
+        return None
+    for pattern in _DATE_LINES:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        month = int(groups["num"]) if groups.get("num") else MONTHS.get(groups["month"].lower(), 0)
+        day = int(groups.get("day") or 1)
+        try:
+            return date(int(groups["year"]), month, day)
+        except ValueError:
+            return None
+    return None
+
+
+def parse_item_date(value: object) -> date | None:
+    """A date as Markdown front matter gives it: a YAML date, `YYYY-MM-DD`, `YYYY-MM`
+    or a date line's spelling; None when it is none of these."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        return parse_date_line(text)
