@@ -1,0 +1,50 @@
+"""Serving the pages with werkzeug's own server, for development and small installs.
+
+The stock request log prints the client's address and the full path, and a
+path here may carry a signed link token: both stay out of this log. A line
+says the method, the page family (`/u/…`), the status and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from newsletter.web.app import WebApp
+
+log = logging.getLogger("newsletter.web")
+# The first segment of a path is kept; everything after it may be a token or an address.
+_TAIL = re.compile(r"^(/[^/?]*)(/[^?]*)?(\?.*)?$")
+
+
+def redact_path(path: str) -> str:
+    """'/u/eyJ…?lang=ru' → '/u/…': no token and no query string reaches the log."""
+    match = _TAIL.match(path)
+    if not match:
+        return "/…"
+    head, tail, query = match.groups()
+    return head + ("/…" if tail and tail != "/" else "") + ("?…" if query else "")
+
+
+class PrivateRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler, logging without client addresses or tokens."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        method = getattr(self, "command", "-")
+        path = redact_path(getattr(self, "path", ""))
+        log.info("%s %s %s", method, path, getattr(code, "value", code))
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.warning("request failed: %s", (format % args).split(":")[0])
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # werkzeug's other messages (e.g. startup) carry no client data.
+        log.info(format, *args)
+
+
+def make_web_server(web: WebApp, host: str, port: int) -> BaseWSGIServer:
+    """A threaded server for `web` on host:port (0 picks a free port; see .server_port)."""
+    return make_server(host, port, web, threaded=True, request_handler=PrivateRequestHandler)
