@@ -484,3 +484,15 @@ def test_source_type_detection(tmp_path: Path) -> None:
         source_type(str(tmp_path / "nowhere.txt"))
     with pytest.raises(InputError, match=r"only http:// and https://"):
         source_type("ftp://example.org/feed.xml")
+
+
+def test_listing_reads_windows_and_old_mac_line_ends() -> None:
+    for end in (b"\r\n", b"\r"):
+        text = end.join(
+            [b"\xef\xbb\xbfMay 2019", b"", b"One item.", b"", b"April 2019", b"", b"Two."]
+        )
+        result = parse_listing_bytes(text, label="x")
+        assert [(i.date, i.body_text) for i in result.items] == [
+            (date(2019, 5, 1), "One item."),
+            (date(2019, 4, 1), "Two."),
+        ]

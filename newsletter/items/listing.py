@@ -117,8 +117,9 @@ def _read_lines(data: bytes) -> list[tuple[int, str, str | None]]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     lines = []
-    for number, raw in enumerate(data.replace(b"\r\n", b"\n").split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
+    # Windows (CRLF) and old Mac (CR) line ends count as line ends too.
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             lines.append((number, raw.decode("utf-8"), None))
         except UnicodeDecodeError as exc:
