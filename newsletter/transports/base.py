@@ -27,6 +27,18 @@ class OutgoingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SendLimits:
+    """How hard a transport may be pushed; the dispatcher enforces these."""
+
+    # Threads that may call send() at once, each with its own connection.
+    connections: int = 1
+    # Messages per second at most; 0 for no limit.
+    rate_per_second: float = 0.0
+    # Messages in any sliding hour at most; 0 for no limit.
+    rate_per_hour: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SendResult:
     outcome: Outcome
     # The server's reply or the provider's answer, kept on the delivery.
@@ -43,10 +55,19 @@ class SendResult:
 
 
 class Transport(Protocol):
-    """What every transport offers. Implementations must be safe to call from one thread
-    at a time; the dispatcher gives each worker thread its own transport."""
+    """What every transport offers.
+
+    The dispatcher calls `send` from up to `limits.connections` threads at once.
+    An implementation keeps one connection per calling thread (never shares one
+    between threads) and reuses it for many messages.
+    """
 
     name: str
+    limits: SendLimits
+
+    def describe(self) -> str:
+        """Where messages go, for people: "maildir /srv/outbox", "smtp mail.example.org:587"."""
+        ...
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send a batch, returning one result per message in the same order.
