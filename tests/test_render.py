@@ -94,6 +94,38 @@ def test_media_queries_and_dark_mode_stay_in_head_with_important(app, make_campa
     assert not tree.xpath("//body//style")
 
 
+def _luminance(colour: str) -> float:
+    colour = colour.lstrip("#")
+    if len(colour) == 3:
+        colour = "".join(c * 2 for c in colour)
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _inline(element, prop: str) -> str | None:
+    match = re.search(rf"(?:^|;)\s*{prop}\s*:\s*(#[0-9a-fA-F]{{3,6}})", element.get("style", ""))
+    return match.group(1) if match else None
+
+
+def test_text_has_readable_contrast_on_its_background(app, make_campaign) -> None:
+    html, _ = render_campaign(app, make_campaign(app, items=ITEMS)).personalise(VALUES)
+    tree = _html_tree(html)
+    checked = 0
+    for element in tree.xpath("//body//*[contains(@style, 'color')]"):
+        colour = _inline(element, "color")
+        if colour is None or "preheader" in (element.get("class") or ""):
+            continue
+        painted = (_inline(e, "background-color") for e in (element, *element.iterancestors()))
+        background = next((b for b in painted if b), "#ffffff")
+        lighter, darker = sorted((_luminance(colour), _luminance(background)), reverse=True)
+        ratio = (lighter + 0.05) / (darker + 0.05)
+        # WCAG AA for body text.
+        assert ratio >= 4.5, (element.get("class"), colour, background, ratio)
+        checked += 1
+    assert checked > 20
+
+
 def test_footer_has_address_unsubscribe_preferences_and_view_online(make_app, make_campaign):
     app = make_app({"org": {"postal_address": "5 Harm Reduction Road, Bangkok"}})
     html, text = render_campaign(app, make_campaign(app)).personalise(VALUES)
@@ -304,3 +336,51 @@ def test_unknown_campaign_is_not_found(app) -> None:
 
     with pytest.raises(NotFound, match="no campaign with id 999"):
         render_campaign(app, 999)
+
+
+def _launch_browser(playwright):
+    """Playwright's own Chromium, else the system's; skip when there is neither."""
+    import shutil
+
+    try:
+        return playwright.chromium.launch()
+    except Exception:
+        system = shutil.which("chromium") or shutil.which("chromium-browser")
+        if system is None:
+            pytest.skip("no Chromium for playwright")
+        return playwright.chromium.launch(executable_path=system, args=["--no-sandbox"])
+
+
+@pytest.mark.slow
+def test_bulletin_reflows_on_phones_and_has_a_dark_mode(app, make_campaign) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    items = [
+        *ITEMS,
+        {
+            "kind": "news",
+            "title": "A title with a very long unbroken word: " + "Antidiscrimination" * 4,
+            "summary": "See https://example.org/" + "a-long-path-segment/" * 8,
+            "link": "https://example.org/" + "x" * 120,
+        },
+    ]
+    long_address = "a.very.long.address.of.somebody." * 3 + "@example.org"
+    values = {**VALUES, "email": long_address}
+    html, _ = render_campaign(app, make_campaign(app, items=items)).personalise(values)
+    with sync_api.sync_playwright() as playwright:
+        browser = _launch_browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 800})
+            page.set_content(html)
+            width = "document.querySelector('.container').getBoundingClientRect().width"
+            assert page.evaluate(width) == 600
+            for phone in (320, 375, 480):
+                page.set_viewport_size({"width": phone, "height": 800})
+                # No horizontal scrolling: nothing is wider than the screen.
+                assert page.evaluate("document.documentElement.scrollWidth") <= phone
+                assert page.evaluate(width) <= phone
+            card = "getComputedStyle(document.querySelector('.card')).backgroundColor"
+            assert page.evaluate(card) == "rgb(255, 255, 255)"
+            page.emulate_media(color_scheme="dark")
+            assert page.evaluate(card) == "rgb(27, 33, 41)"
+        finally:
+            browser.close()
