@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 View = Callable[..., Response]
+MAX_REQUEST_BYTES = 64 * 1024
+# Errors that have a page of their own in the catalogues.
+PAGED_ERRORS = frozenset({400, 404, 405, 413, 415, 429, 500})
 
 # Every page family contributes its rules; the endpoint names the view function.
 PAGE_MODULES = (health, subscribe, confirm, unsubscribe, preferences, archive)
@@ -112,6 +115,10 @@ class WebApp:
 
     def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        # Every form here is a few short fields; a body larger than this is refused with a
+        # 413 before any view reads it.
+        request.max_content_length = MAX_REQUEST_BYTES
+        request.max_form_memory_size = MAX_REQUEST_BYTES
         response = self.dispatch(request)
         return headers.apply(response)(environ, start_response)
 
@@ -127,6 +134,9 @@ class WebApp:
             response.headers["Allow"] = ", ".join(exc.valid_methods or ())
             return response
         except HTTPException as exc:
+            if exc.code in PAGED_ERRORS:
+                # A body too large, a malformed request: the same plain page as ours.
+                return self.error_page(request, exc.code or 400)
             # Redirects from routing (a trailing slash) and the like.
             return exc.get_response(request.environ)  # type: ignore[return-value]
         except Exception as exc:

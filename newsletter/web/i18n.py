@@ -110,13 +110,11 @@ def choose_language(
         if code in languages:
             return code
     if accept is not None:
-        best = accept.best_match(languages)
-        if best:
-            return base_language(best)
-        # "ru-RU" alone in Accept-Language does not match "ru" in werkzeug; try the bases.
-        for value, _quality in accept:
+        # By the browser's order of preference, each tag by its language alone: werkzeug's
+        # best_match would prefer a later exact "en" to a first "ru-RU".
+        for value, quality in accept:
             code = base_language(value)
-            if code in languages:
+            if quality > 0 and code in languages:
                 return code
     return FALLBACK
 

@@ -29,8 +29,6 @@ from newsletter.web.subscribe import language_choices, topic_choices
 if TYPE_CHECKING:
     from newsletter.web.app import View, WebApp
 
-MAX_BODY = 16 * 1024
-
 
 def routes() -> list[tuple[Rule, View]]:
     return [(Rule("/p/<token>", endpoint="preferences", methods=["GET", "POST"]), preferences_page)]
@@ -55,8 +53,6 @@ def preferences_page(web: WebApp, request: Request, token: str) -> Response:
     form_name = f"preferences:{token}"
     if request.method != "POST":
         return _form(web, request, lang, prefs, form_name)
-    if (request.content_length or 0) > MAX_BODY:
-        return web.error_page(request, 413, lang=lang)
     form = request.form
     if not web.csrf.check(form_name, form.get(CSRF_FIELD)):
         return _form(web, request, lang, prefs, form_name, status=400, form_error=_("form.expired"))

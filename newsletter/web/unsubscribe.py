@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
-MAX_BODY = 8 * 1024
 
 
 def routes() -> list[tuple[Rule, View]]:
@@ -60,8 +59,6 @@ def unsubscribe_page(web: WebApp, request: Request, token: str) -> Response:
         subscriber_id, campaign_id = links.load_unsubscribe_token(app.signing_key, token)
     except links.InvalidToken:
         return web.error_page(request, 400)
-    if request.method == "POST" and (request.content_length or 0) > MAX_BODY:
-        return web.error_page(request, 413)
 
     if request.method == "POST" and is_one_click(request):
         unsubscribe(app, subscriber_id, campaign_id, source="one-click")
