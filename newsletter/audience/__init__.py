@@ -36,6 +36,13 @@ from newsletter.audience.resolve import (
     segment_condition,
 )
 from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
+from newsletter.audience.signup import (
+    confirm,
+    get_preferences,
+    subscribe,
+    unsubscribe,
+    update_preferences,
+)
 from newsletter.audience.subscribers import (
     add_subscriber,
     add_to_list,
@@ -66,6 +73,7 @@ __all__ = [
     "add_to_list",
     "archive_list",
     "audience_query",
+    "confirm",
     "count_recipients",
     "create_list",
     "end_subscriptions",
@@ -75,6 +83,7 @@ __all__ = [
     "export_subscribers",
     "find_address",
     "get_list",
+    "get_preferences",
     "get_segment",
     "import_subscribers",
     "is_suppressed",
@@ -90,8 +99,11 @@ __all__ = [
     "show_list",
     "show_segment",
     "show_subscriber",
+    "subscribe",
     "suppress",
     "suppression_hash",
     "suppression_reason",
+    "unsubscribe",
     "unsubscribe_address",
+    "update_preferences",
 ]
