@@ -173,7 +173,7 @@ def test_items_show_title_date_summary_and_call_to_action(app, make_campaign) ->
     # An item without a usable link has no call to action; a javascript: link is dropped.
     assert len(ctas) == 2
     assert "javascript" not in html
-    assert "Read the full report: https://example.org/report" in text
+    assert "Read the full report:\nhttps://example.org/report" in text
 
 
 def test_announcement_shows_its_item_in_full(app, make_campaign) -> None:
