@@ -467,7 +467,9 @@ def _inline_css(html: str, template: jinja2.Template) -> str:
     Keeping the style tag keeps the media queries and dark-mode rules as written;
     their `!important` is what lets them beat the inlined styles on a phone.
     Width and height stay the attributes the template wrote (premailer would copy
-    `width:100%` over the 600 that Outlook needs).
+    `width:100%` over the 600 that Outlook needs). cssutils logs a complaint for every
+    property it does not know, and email CSS is full of them (mso-hide, -ms-*), so its
+    logging is quieted to critical errors.
     """
     try:
         return premailer.Premailer(
