@@ -279,6 +279,14 @@ def test_consent_record_keeps_the_ip_only_when_configured(make_app) -> None:
         assert session.scalars(select(Subscription.consent_ip)).one() == "203.0.113.9"
 
 
+def test_footer_promises_only_what_the_config_keeps(make_app) -> None:
+    quiet = Client(make_wsgi_app(make_app())).get("/subscribe").get_data(as_text=True)
+    assert "We do not track" in quiet and "no record of where you connect from" in quiet
+    app = make_app({"privacy": {"store_ip_addresses": True, "track_opens": True}})
+    page = Client(make_wsgi_app(app)).get("/subscribe").get_data(as_text=True)
+    assert "We do not track" not in page and "no record of where" not in page
+
+
 def test_single_opt_in_list_confirms_at_once_and_sends_nothing(
     app: Newsletter, web: WebApp, client: Client
 ) -> None:
@@ -456,6 +464,28 @@ def test_rate_limit_answers_429_per_client_address(make_app) -> None:
             "r1@example.org",
             "s@example.org",
         ]
+
+
+def test_behind_a_proxy_the_limit_is_per_forwarded_client(make_app) -> None:
+    app = make_app({"web": {"subscribe_burst": 1, "subscribe_per_hour": 1, "proxy_hops": 1}})
+    make_lists(app)
+    pages = make_wsgi_app(app)
+    client = Client(pages)
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+
+    def from_client(address: str, email: str) -> int:
+        return post_form(
+            client,
+            "/subscribe/members",
+            {"email": email},
+            environ_base=proxy,
+            headers={"X-Forwarded-For": address},
+        ).status_code
+
+    assert from_client("198.51.100.7", "a@example.org") == 200
+    assert from_client("198.51.100.7", "b@example.org") == 429
+    assert from_client("198.51.100.8", "c@example.org") == 200
+    pages.close()
 
 
 def test_honeypot_gets_the_same_page_and_does_nothing(

@@ -102,6 +102,8 @@ class WebApp:
             lstrip_blocks=True,
         )
         env.globals["org"] = self.config.org
+        # The footer says what is not collected only while the config keeps it so.
+        env.globals["privacy"] = self.config.privacy
         return env
 
     @cached_property
