@@ -41,6 +41,7 @@ class Newsletter:
     def __init__(self, config: Config, *, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.env = dict(os.environ) if env is None else env
+        self._stored_signing_key = ""
 
     @classmethod
     def from_config_file(cls, path: str | None = None) -> Newsletter:
@@ -50,6 +51,11 @@ class Newsletter:
     def engine(self) -> Engine:
         engine = db.make_engine(self.config.database.url)
         db.ensure_schema(engine)
+        # The generated signing key is written now, on first use of the database, and
+        # never later: written lazily from inside another write transaction, it would
+        # wait on that transaction's own lock (SQLite allows one writer).
+        if not self.env.get(self.config.web.secret_key_env):
+            self._stored_signing_key = _stored_secret(engine, "signing_key")
         return engine
 
     @cached_property
@@ -68,31 +74,32 @@ class Newsletter:
         name = self.config.web.secret_key_env
         if self.env.get(name):
             return self.env[name]
-        return self._stored_secret("signing_key")
+        self.engine  # noqa: B018 - opening the database loads (or creates) the stored key
+        return self._stored_signing_key
 
     @cached_property
     def suppression_key(self) -> str:
         name = self.config.privacy.suppression_key_env
         return self.env.get(name) or self.signing_key
 
-    def _stored_secret(self, key: str) -> str:
-        with self.session() as session:
-            row = session.get(Meta, key)
-            if row is not None:
-                return row.value
-        value = secrets.token_urlsafe(32)
-        try:
-            with self.session() as session:
-                session.add(Meta(key=key, value=value))
-        except IntegrityError:
-            # Another process stored one first; use theirs so that links agree.
-            with self.session() as session:
-                row = session.get(Meta, key)
-                if row is None:
-                    raise
-                return row.value
-        return value
-
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def _stored_secret(engine: Engine, key: str) -> str:
+    """A random secret kept in the `meta` table, created by whichever process asks first."""
+    sessions = db.make_sessionmaker(engine)
+    with sessions() as session:
+        row = session.get(Meta, key)
+        if row is not None:
+            return row.value
+    value = secrets.token_urlsafe(32)
+    try:
+        with sessions() as session, session.begin():
+            session.add(Meta(key=key, value=value))
+    except IntegrityError:
+        # Another process stored one first; use theirs so that links agree.
+        with sessions() as session:
+            return session.get_one(Meta, key).value
+    return value

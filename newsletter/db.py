@@ -11,18 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import ConfigError, OperationFailed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration's revision. Checking it with one SELECT keeps Alembic (slow to
+# import) out of every command's start-up; tests/test_db.py checks it is still the head.
+SCHEMA_HEAD = "0001"
 # Any 64-bit number; it keeps two processes from migrating one PostgreSQL at once.
 MIGRATION_LOCK_ID = 7_011_942_019
 
@@ -75,7 +74,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -83,11 +84,15 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
@@ -97,6 +102,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
         before = current_revision(engine)
         head = head_revision(engine)
         if before != head:
+            from alembic import command
+
             command.upgrade(alembic_config(engine), "head")
         return before, head
     except OperationalError as exc:
@@ -105,7 +112,13 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
 
 def ensure_schema(engine: Engine) -> None:
     """Upgrade a new or old database on first use, cheaply when it is current."""
-    upgrade(engine)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        version = None  # a new, empty database
+    if version != SCHEMA_HEAD:
+        upgrade(engine)
 
 
 def is_postgresql(engine: Engine) -> bool:
