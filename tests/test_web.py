@@ -841,7 +841,8 @@ def test_coming_back_after_leaving_needs_confirmation_even_on_single_opt_in(
     post_form(client, preferences_path(app, sid), {"action": "leave"})
     post_form(client, "/subscribe/news", {"email": "back@example.org"})
     web.tasks.join()
-    assert subscription_statuses(app, "back@example.org") == {"news": "unconfirmed"}
+    # Until the owner confirms, the record of their leaving stands.
+    assert subscription_statuses(app, "back@example.org") == {"news": "unsubscribed"}
     (message,) = outbox(app)
     path = link_in(message, "c")
     post_form(client, path, {})

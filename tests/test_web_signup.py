@@ -165,3 +165,25 @@ def test_preferences_show_public_lists_and_the_persons_own_private_ones(
     with lists.session() as session:
         news = session.scalars(select(Subscription).where(Subscription.status == "confirmed")).one()
         assert "preferences link" in news.consent_note
+
+
+def test_a_strangers_request_leaves_the_record_of_leaving_for_imports(
+    lists: Newsletter, tmp_path
+) -> None:
+    """After a person left a list, a request in their name waits for their confirmation
+    and does not turn the list back into something an import could confirm."""
+    from newsletter.audience import import_subscribers
+
+    sid = confirmed(lists, "left@example.org", "members", "news")
+    unsubscribe(lists, sid, lists=["members"])
+    outcome = subscribe(lists, "left@example.org", list_names=["members"], send=False)
+    assert outcome.action == "confirmation_sent"
+    assert subscription_statuses(lists, "left@example.org")["members"] == "unsubscribed"
+    csv = tmp_path / "members.csv"
+    csv.write_text("email\nleft@example.org\n", encoding="utf-8")
+    import_subscribers(lists, csv, list_name="members")
+    assert subscription_statuses(lists, "left@example.org")["members"] == "unsubscribed"
+    # The owner's confirmation does bring them back.
+    token = links.confirm_token(lists.signing_key, sid, list(outcome.list_ids))
+    assert confirm(lists, token).state == "confirmed"
+    assert subscription_statuses(lists, "left@example.org")["members"] == "confirmed"

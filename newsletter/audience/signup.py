@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter import links
@@ -194,6 +195,21 @@ def subscribe(
     person was shown; `source` says where (a page's path, "api", "embed").
     """
     request = check_signup(app, email, name, language, list_names, topics)
+    try:
+        outcome = _subscribe_once(app, request, wording, ip, source)
+    except IntegrityError:
+        # Another process created this subscriber or subscription between our look and
+        # our insert (the same form sent twice to two servers); the second try finds it.
+        outcome = _subscribe_once(app, request, wording, ip, source)
+    if send and outcome.action == "confirmation_sent":
+        send_confirmation(app, outcome)
+    return outcome
+
+
+def _subscribe_once(
+    app: Newsletter, request: SignupRequest, wording: str, ip: str | None, source: str
+) -> SubscribeOutcome:
+    """The transaction of `subscribe`."""
     keep_ip = app.config.privacy.store_ip_addresses
     now = utcnow()
     with app.session() as session:
@@ -242,27 +258,30 @@ def subscribe(
                 # Asked again before confirming: the same question goes out again.
                 to_confirm.append(mailing_list)
                 continue
-            confirm_now = mailing_list.optin == "single" and not must_confirm
+            left_before = current is not None and current.status == "unsubscribed"
+            confirm_now = mailing_list.optin == "single" and not must_confirm and not left_before
             note = ""
-            if current is not None and current.unsubscribed_at is not None:
+            if left_before and current is not None and current.unsubscribed_at is not None:
                 note = f"asked again after unsubscribing on {current.unsubscribed_at:%Y-%m-%d}"
             columns = Consent(
                 method="form", source=source, text=wording, ip=ip, note=note, at=now
             ).columns(keep_ip=keep_ip)
-            status = "confirmed" if confirm_now else "unconfirmed"
             if current is None:
                 session.add(
                     Subscription(
                         subscriber_id=subscriber.id,
                         list_id=mailing_list.id,
-                        status=status,
+                        status="confirmed" if confirm_now else "unconfirmed",
                         **columns,
                     )
                 )
             else:
+                # A list they left stays "unsubscribed" until the owner of the address
+                # confirms: a stranger's request must not turn the record of their leaving
+                # into a pending subscription that an import could then confirm. The
+                # request's time, later than the unsubscription, marks it as waiting.
                 for column, value in columns.items():
                     setattr(current, column, value)
-                current.status = status
             (joined if confirm_now else to_confirm).append(mailing_list)
         session.flush()
         if to_confirm:
@@ -283,8 +302,6 @@ def subscribe(
             email=subscriber.email,
             name=subscriber.name,
         )
-    if send and outcome.action == "confirmation_sent":
-        send_confirmation(app, outcome)
     return outcome
 
 
@@ -371,7 +388,7 @@ def _confirm(app: Newsletter, token: str, *, apply: bool) -> ConfirmOutcome:
                 .order_by(MailingList.title)
             )
         )
-        waiting = [(sub, lst) for sub, lst in rows if sub.status == "unconfirmed"]
+        waiting = [(sub, lst) for sub, lst in rows if is_waiting(sub)]
         confirmed = [lst for sub, lst in rows if sub.status == "confirmed"]
         blocked = subscriber.status in BLOCKED_STATUSES
         if blocked or not (waiting or confirmed):
@@ -402,6 +419,24 @@ def _confirm(app: Newsletter, token: str, *, apply: bool) -> ConfirmOutcome:
             sub.consent_note = note
             sub.unsubscribed_at = None
         return ConfirmOutcome("confirmed", subscriber_id, language, titles)
+
+
+def is_waiting(subscription: Subscription) -> bool:
+    """Whether a subscription waits for its owner's confirmation.
+
+    Either it was never confirmed, or the person left the list and asked for it
+    again since (their new request is later than their unsubscription). A
+    confirmation link clicked after leaving, with no new request, finds
+    nothing waiting.
+    """
+    if subscription.status == "unconfirmed":
+        return True
+    return (
+        subscription.status == "unsubscribed"
+        and subscription.consent_at is not None
+        and subscription.unsubscribed_at is not None
+        and subscription.consent_at > subscription.unsubscribed_at
+    )
 
 
 # Unsubscribing -----------------------------------------------------------------------
