@@ -26,7 +26,19 @@ import tomllib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, cast, exists, false, func, literal, not_, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 
 from newsletter.audience.columns import ATTRIBUTE_KEY_RE, normalise_language
@@ -207,7 +219,8 @@ def compile_rules(rules: dict[str, Any], dialect: str) -> ColumnElement[bool]:
     if "not" in rules:
         # NOT over a NULL (a missing attribute) would be NULL, so missing counts as false
         # inside and true outside: "not region = Asia" includes people with no region.
-        return not_(func.coalesce(compile_rules(rules["not"], dialect), false()))
+        inner = compile_rules(rules["not"], dialect)
+        return not_(func.coalesce(inner, false(), type_=Boolean))
     kind, name = _field(rules, "segment")
     op, value = rules["op"], rules.get("value")
     if kind == "column":
@@ -253,7 +266,7 @@ def _compile_attribute(key: str, op: str, value: Any, dialect: str) -> ColumnEle
     # contains: a list attribute holds the value (or a plain one equals it).
     if dialect == "postgresql":
         # JSONB containment: '["a","b"]' @> '"a"' and '"a"' @> '"a"' are both true.
-        return Subscriber.attributes[key].op("@>")(
+        return Subscriber.attributes[key].op("@>", is_comparison=True)(
             cast(literal(json.dumps(value)), postgresql.JSONB)
         )
     elements = func.json_each(Subscriber.attributes, f'$."{key}"').table_valued("value")

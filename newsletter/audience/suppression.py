@@ -96,12 +96,16 @@ def suppress(session: Session, key: str, email: str, reason: str, note: str = ""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     # INSERT … ON CONFLICT DO NOTHING rather than look-then-insert: two workers handling
     # bounces for the same address at once must not fail on the unique hash.
-    result = session.execute(
-        insert(Suppression)
-        .values(email_hash=digest, reason=reason, note=note, created_at=now)
-        .on_conflict_do_nothing(index_elements=["email_hash"])
+    # RETURNING says whether a row went in; rowcount is not reliable across drivers here.
+    added = (
+        session.execute(
+            insert(Suppression)
+            .values(email_hash=digest, reason=reason, note=note, created_at=now)
+            .on_conflict_do_nothing(index_elements=["email_hash"])
+            .returning(Suppression.id)
+        ).first()
+        is not None
     )
-    added = result.rowcount == 1
 
     subscriber_id = session.scalar(
         select(Subscriber.id).where(Subscriber.email_key == subscriber_key)
