@@ -145,6 +145,24 @@ def test_unknown_page_is_a_plain_404_and_wrong_method_a_405(client: Client) -> N
     assert "POST" in response.headers["Allow"]
 
 
+def test_a_page_that_fails_is_a_plain_500_that_logs_no_token(
+    app: Newsletter, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with app.session() as session:
+        broken = Campaign(kind="unknown-kind", subject="Broken")
+        session.add(broken)
+        session.flush()
+        campaign_id = broken.id
+    token = links.view_online_token(app.signing_key, campaign_id)
+    response = client.get(f"/v/{token}")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.get_data(as_text=True)
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert "page /v failed: InputError" in caplog.text
+    assert token not in caplog.text
+
+
 def test_stylesheet_is_served(client: Client) -> None:
     response = client.get("/static/site.css")
     assert response.status_code == 200

@@ -83,7 +83,7 @@ class WebApp:
         # Behind reverse proxies the client address (used only for rate limiting) comes
         # from X-Forwarded-For, trusted for exactly `proxy_hops` hops.
         self._wsgi: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]] = (
-            ProxyFix(self._serve, x_for=hops, x_proto=hops, x_host=hops) if hops else self._serve
+            ProxyFix(self._serve, x_for=hops, x_proto=0, x_host=0) if hops else self._serve
         )
 
     # Lazily built, so that building the app touches neither the database nor the disk.
@@ -221,9 +221,13 @@ class WebApp:
             return Response(
                 json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
             )
-        return self.render(
-            request, "error.html", lang=lang, status=status, status_code=status, reason=reason
-        )
+        try:
+            return self.render(
+                request, "error.html", lang=lang, status=status, status_code=status, reason=reason
+            )
+        except Exception:
+            # The page of last resort, when even the error page cannot be rendered.
+            return Response(_(f"error.{status}.title"), status=status, mimetype="text/plain")
 
 
 def make_wsgi_app(app: Newsletter) -> WebApp:
