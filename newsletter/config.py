@@ -204,6 +204,11 @@ class DispatchConfig:
     pause_after_consecutive_failures: int = setting(
         50, "A campaign pauses itself after this many failures in a row (a dead server)."
     )
+    in_flight_per_connection: int = setting(
+        1,
+        "Messages one connection may send before the ledger has recorded the earlier ones. "
+        "After a crash at most connections × this many recipients get a message twice.",
+    )
 
 
 @dataclass(frozen=True)

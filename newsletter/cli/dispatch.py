@@ -1,3 +1,429 @@
-"""Commands: dispatch (filled in by its own module)."""
+"""`newsletter send`, `status`, `deliveries`, `pause`, `resume`, `cancel`, `worker`."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+from typing import Any, TextIO
+
+import click
+
+from newsletter import dispatch
+from newsletter.cli.context import AppContext, pass_context
+from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.dispatch import Progress, RunReport, SendOutcome
+from newsletter.errors import OperationFailed
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+detach_option = click.option(
+    "--detach",
+    is_flag=True,
+    help="Do not send from this process: leave it to `newsletter worker` or the service.",
+)
+DELIVERY_COLUMNS = ["id", "address", "status", "attempts", "sent_at", "last_response"]
+# Plain progress lines (when the output is not a terminal) come this often.
+LINE_EVERY = 5.0
+
+
+# --- progress on the terminal ------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(timedelta(seconds=round(seconds)))
+
+
+def progress_line(progress: Progress) -> str:
+    c = progress.counts
+    line = (
+        f"campaign {progress.campaign_id}: {progress.done}/{progress.total} done "
+        f"(sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, retry {c.get('retry', 0)}), "
+        f"{progress.rate:.0f}/s, ETA {_duration(progress.eta_seconds)}"
+    )
+    if progress.waiting:
+        line += f"; {progress.waiting}"
+    return line
+
+
+class ProgressDisplay:
+    """A progress bar on an interactive terminal; plain lines every few seconds otherwise.
+
+    Progress goes to stderr, so that stdout carries only the result (and --json).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self._bar: Any = None
+        self._done = 0
+        self._status = ""
+        self._last_line = 0.0
+
+    def __call__(self, progress: Progress) -> None:
+        if not self.interactive:
+            now = time.monotonic()
+            if now - self._last_line >= LINE_EVERY or progress.remaining == 0:
+                self._last_line = now
+                click.echo(progress_line(progress), file=self.stream)
+            return
+        if self._bar is None:
+            self._bar = click.progressbar(
+                length=max(progress.total, 1),
+                label=f"Campaign {progress.campaign_id}",
+                file=self.stream,
+                show_eta=True,
+                show_pos=True,
+                item_show_func=lambda text: text,
+            )
+            self._bar.__enter__()
+        c = progress.counts
+        status = progress.waiting or (
+            f"{progress.rate:.0f}/s  failed {c.get('failed', 0)}  retry {c.get('retry', 0)}"
+        )
+        self._bar.update(progress.done - self._done, status)
+        self._done = progress.done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[threading.Event]:
+    """SIGTERM (systemd, docker stop) asks the send to stop cleanly: claims are given back."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_send(ctx: AppContext, campaign_id: int, *, detach: bool, as_json: bool) -> None:
+    display = None if as_json else ProgressDisplay()
+    with stop_on_sigterm() as stop:
+        try:
+            outcome = dispatch.send_campaign(
+                ctx.app, campaign_id, detach=detach, on_progress=display, stop=stop
+            )
+        finally:
+            if display is not None:
+                display.close()
+    _report(outcome, as_json)
+
+
+def _outcome_record(outcome: SendOutcome) -> dict[str, Any]:
+    progress = outcome.progress
+    return {
+        "id": outcome.campaign_id,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "transport": outcome.transport,
+        "written": outcome.written,
+        "sent": outcome.sent,
+        "failed": outcome.failed,
+        "retried": outcome.retried,
+        "bounced": outcome.bounced,
+        "seconds": round(outcome.seconds, 2),
+        "note": outcome.note,
+        "deliveries": progress.counts if progress else {},
+    }
+
+
+def _report(outcome: SendOutcome, as_json: bool) -> None:
+    cid = outcome.campaign_id
+    if as_json:
+        echo_json(_outcome_record(outcome))
+    elif outcome.reason == "detached":
+        click.echo(
+            f"Campaign {cid} is sending: {outcome.written} deliveries written. "
+            "`newsletter worker` (or the service) sends them; "
+            f"watch with `newsletter status {cid}`."
+        )
+    else:
+        counts = outcome.progress.counts if outcome.progress else {}
+        rate = outcome.sent / outcome.seconds if outcome.seconds else 0.0
+        click.echo(
+            f"Campaign {cid} {outcome.status}: this run sent {outcome.sent}, failed "
+            f"{outcome.failed} ({outcome.bounced} hard bounces suppressed), "
+            f"{outcome.retried} to retry, in {outcome.seconds:.1f}s ({rate:.0f}/s) via "
+            f"{outcome.transport}."
+        )
+        click.echo(
+            "Ledger: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            if any(counts.values())
+            else "Ledger: no recipients."
+        )
+        if outcome.note:
+            click.echo(f"Note: {outcome.note}")
+        if counts.get("failed"):
+            click.echo(f"Who did not get it and why: newsletter deliveries {cid} --failed")
+        if outcome.reason == "paused":
+            click.echo(f"Continue with: newsletter resume {cid}")
+    if outcome.reason == "failing":
+        raise OperationFailed(f"campaign {cid} {outcome.note}")
+    if outcome.reason == "stopped":
+        raise OperationFailed(
+            f"stopped before the end; campaign {cid} is still sending: run `newsletter send "
+            f"{cid}` again or `newsletter worker` to continue"
+        )
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+@click.command("send")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    help="Send one test message to ADDRESS through the transport; nothing is recorded.",
+)
+@click.option("--dry-run", is_flag=True, help="Count the recipients and show a few; send nothing.")
+@detach_option
+@json_option
+@pass_context
+def send(
+    ctx: AppContext,
+    campaign_id: int,
+    to: str | None,
+    dry_run: bool,
+    detach: bool,
+    as_json: bool,
+) -> None:
+    """Send a campaign to its audience, until every delivery is sent or failed.
+
+    The campaign must be approved (or scheduled). Sending writes one delivery per
+    recipient first, so that it can be paused, resumed, watched and, after a
+    crash, simply started again: nobody already sent to gets it twice. Run it
+    again on a campaign that is sending to continue it.
+
+    Example: newsletter send 3 --to me@example.org && newsletter send 3
+    """
+    if to and (dry_run or detach):
+        raise click.UsageError("--to sends one test message; it cannot go with --dry-run/--detach")
+    if dry_run and detach:
+        raise click.UsageError("--dry-run sends nothing; it cannot go with --detach")
+    app = ctx.app
+    if to:
+        test = dispatch.send_test(app, campaign_id, to)
+        if as_json:
+            echo_json(
+                {
+                    "id": campaign_id,
+                    "to": test.address,
+                    "transport": test.transport,
+                    "message_id": test.message_id,
+                    "response": test.result.response,
+                }
+            )
+        else:
+            click.echo(
+                f"Sent a test of campaign {campaign_id} to {test.address} via {test.transport}: "
+                f"{test.result.response}"
+            )
+        return
+    if dry_run:
+        preview = dispatch.dry_run(app, campaign_id)
+        if as_json:
+            echo_json(
+                {
+                    "id": campaign_id,
+                    "status": preview.status,
+                    "recipients": preview.recipients,
+                    "transport": preview.transport,
+                    "sample": preview.sample,
+                }
+            )
+            return
+        click.echo(
+            f"Campaign {campaign_id} ({preview.status}) would go to {preview.recipients} "
+            f"recipients via {preview.transport}. Nothing was sent."
+        )
+        if preview.sample:
+            echo_table(preview.sample, ["id", "email", "name", "language"])
+        return
+    _run_send(ctx, campaign_id, detach=detach, as_json=as_json)
+
+
+def _status_record(progress: Progress) -> dict[str, Any]:
+    c = progress.counts
+    return {
+        "campaign": progress.campaign_id,
+        "status": progress.status,
+        "note": progress.note or None,
+        "total": progress.total,
+        **{state: c.get(state, 0) for state in c},
+        "rate": f"{progress.rate:.1f}/s",
+        "eta": _duration(progress.eta_seconds) if progress.eta_seconds else None,
+        "next_retry_at": progress.next_retry_at,
+        "started_at": progress.started_at,
+        "finished_at": progress.finished_at,
+    }
+
+
+@click.command("status")
+@click.argument("campaign_id", type=int)
+@json_option
+@pass_context
+def status(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+    """Show how far a campaign's send has got: deliveries by state, rate and ETA.
+
+    Example: newsletter status 3 --json
+    """
+    progress = dispatch.campaign_status(ctx.app, campaign_id)
+    if as_json:
+        echo_json({"id": campaign_id, **progress.as_dict()})
+        return
+    echo_record(_status_record(progress))
+
+
+@click.command("deliveries")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--failed",
+    "failed_only",
+    is_flag=True,
+    help="Only those who did not get it: failed, waiting to retry, or cancelled.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@json_option
+@pass_context
+def deliveries(
+    ctx: AppContext, campaign_id: int, failed_only: bool, limit: int | None, as_json: bool
+) -> None:
+    """Who got a campaign, who did not, and why (the server's last reply).
+
+    Example: newsletter deliveries 3 --failed
+    """
+    rows = dispatch.list_deliveries(ctx.app, campaign_id, failed_only=failed_only, limit=limit)
+    if as_json:
+        echo_json([{column: row[column] for column in DELIVERY_COLUMNS} for row in rows])
+        return
+    if not rows:
+        click.echo("No deliveries." if not failed_only else "Nobody was missed.")
+        return
+    echo_table(rows, DELIVERY_COLUMNS, max_width=80)
+
+
+def _changed(ctx: AppContext, progress: Progress, what: str, as_json: bool) -> None:
+    if as_json:
+        echo_json({"id": progress.campaign_id, **progress.as_dict()})
+        return
+    click.echo(f"Campaign {progress.campaign_id} {what}: {progress_line(progress)}")
+
+
+@click.command("pause")
+@click.argument("campaign_id", type=int)
+@json_option
+@pass_context
+def pause(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+    """Pause a campaign that is sending; every worker stops within a second or two.
+
+    Example: newsletter pause 3 && newsletter resume 3
+    """
+    progress = dispatch.pause_campaign(ctx.app, campaign_id)
+    _changed(ctx, progress, "paused", as_json)
+    if not as_json:
+        click.echo(f"Continue with: newsletter resume {campaign_id}")
+
+
+@click.command("resume")
+@click.argument("campaign_id", type=int)
+@detach_option
+@json_option
+@pass_context
+def resume(ctx: AppContext, campaign_id: int, detach: bool, as_json: bool) -> None:
+    """Resume a paused campaign where it stopped, and send the rest from here.
+
+    Nobody who already got the message gets it again.
+
+    Example: newsletter resume 3 --detach
+    """
+    dispatch.resume_campaign(ctx.app, campaign_id)
+    _run_send(ctx, campaign_id, detach=detach, as_json=as_json)
+
+
+@click.command("cancel")
+@click.argument("campaign_id", type=int)
+@json_option
+@pass_context
+def cancel(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+    """Cancel a campaign for good: whoever has not got it yet will not.
+
+    Example: newsletter cancel 3
+    """
+    progress = dispatch.cancel_campaign(ctx.app, campaign_id)
+    _changed(ctx, progress, "cancelled", as_json)
+
+
+def _report_line(report: RunReport) -> str:
+    line = (
+        f"campaign {report.campaign_id}: {report.reason}; sent {report.sent}, failed "
+        f"{report.failed}, to retry {report.retried} in {report.seconds:.1f}s"
+    )
+    return line + (f" ({report.note})" if report.note else "")
+
+
+@click.command("worker")
+@click.option("--campaign", "campaign_id", type=int, help="Only send this campaign.")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit (for cron).")
+@json_option
+@pass_context
+def worker(ctx: AppContext, campaign_id: int | None, once: bool, as_json: bool) -> None:
+    """Send every campaign that is sending, until stopped (SIGTERM or Ctrl-C).
+
+    Run as many as you like, on one host or several sharing a PostgreSQL database:
+    they share the work and never send one delivery twice.
+
+    Example: newsletter worker --once
+    """
+    app = ctx.app
+    reports: list[RunReport] = []
+
+    def on_report(report: RunReport) -> None:
+        reports.append(report)
+        if not as_json:
+            click.echo(_report_line(report))
+
+    if not once and not as_json:
+        click.echo("Worker started; sending campaigns that are sending (Ctrl-C to stop).")
+    with stop_on_sigterm() as stop:
+        try:
+            dispatch.run_worker(app, campaign_id=campaign_id, once=once, stop=stop,
+                                on_report=on_report)  # fmt: skip
+        except KeyboardInterrupt:
+            stop.set()
+    if as_json:
+        echo_json(
+            [
+                {
+                    "id": r.campaign_id,
+                    "reason": r.reason,
+                    "sent": r.sent,
+                    "failed": r.failed,
+                    "retried": r.retried,
+                    "seconds": round(r.seconds, 2),
+                    "note": r.note,
+                }
+                for r in reports
+            ]
+        )
+    elif once and not reports:
+        click.echo("No campaign is sending.")
+
+
+COMMANDS = [send, status, deliveries, pause, resume, cancel, worker]

@@ -1,0 +1,661 @@
+"""The sending engine: one worker's send of one campaign.
+
+Three kinds of thread work together, joined by two queues:
+
+    coordinator ──claims──► work queue ──► sender × connections ──► outcome queue ──► recorder
+    (this thread: claims,                  (compose, rate-limit,                      (executemany
+     leases, status checks,                 send on its own                            UPDATEs, one
+     progress, finishing)                   connection)                                transaction)
+
+The coordinator claims a batch of deliveries whenever fewer than a batch are
+queued, so at most two batches are held in memory whatever the campaign's size.
+Each sender thread owns one connection of the transport; the run has one
+Composer (stage 1 of rendering done once, stage 2 per recipient), so nothing
+is rebuilt per recipient. The
+recorder writes outcomes in groups: whatever arrived while the previous group
+was being committed.
+
+Crash safety
+------------
+Kill the sending process at any moment (SIGKILL, power loss of the host running
+it) and start the send again: every recipient still gets the message, and at
+most `connections × in_flight_per_connection` of them get it twice.
+
+Why: a delivery is claimed (status `sending`, our worker id, a lease) before it
+is sent, and is marked `sent` only after the server accepted it. Each sender
+thread may have at most `in_flight_per_connection` messages that the server
+may have accepted but the ledger has not yet recorded: before sending another
+it waits until the recorder has committed the outcome of its earlier ones. So
+when the process dies, the deliveries still `sending` are of two kinds: those
+never handed to the server (claimed, queued), which are simply sent after the
+restart, and at most `in_flight_per_connection` per connection that the server
+may have taken; those are the only possible duplicates. (SMTP itself cannot do
+better: a connection lost after the final "." leaves it unknown whether the
+server kept the message.) A restarted sender on the same host reclaims the dead
+worker's claims at once (its process is gone); a worker on another host takes
+them over when their lease (`dispatch.lease_seconds`) lapses. A worker that is
+alive keeps renewing its lease, so a slow send never loses its claims; one that
+is frozen for longer than the lease may lose them, and its in-flight messages
+may then be sent twice as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from newsletter.app import Newsletter
+from newsletter.dispatch import ledger, workers
+from newsletter.dispatch.progress import Progress, campaign_progress
+from newsletter.dispatch.retry import RetryPolicy
+from newsletter.editions import change_status
+from newsletter.errors import OperationFailed, UserError
+from newsletter.models import utcnow
+from newsletter.transports.base import SendResult, Transport
+from newsletter.transports.rate import RateLimiter
+
+log = logging.getLogger(__name__)
+
+# How often a sender looks at the campaign's status (pause, cancel take effect
+# within this plus the message on the wire).
+STATUS_EVERY = 1.0
+# How often it looks for claims of dead workers.
+RECLAIM_EVERY = 5.0
+# The largest group of outcomes written in one transaction.
+RECORD_GROUP = 2000
+# Attempts to write a group of outcomes before giving up on the database.
+RECORD_TRIES = 6
+
+
+@dataclass
+class RunReport:
+    """How one run of the engine ended."""
+
+    campaign_id: int
+    worker_id: str
+    # finished: every delivery is final and the campaign is sent;
+    # paused / cancelled: someone changed the campaign's status;
+    # failing: the engine paused the campaign after too many failures in a row;
+    # idle: nothing to send now (only with wait_for_retries=False);
+    # stopped: asked to stop (SIGTERM, a worker shutting down).
+    reason: str = "stopped"
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    bounced: int = 0
+    note: str = ""
+    seconds: float = 0.0
+    # For idle runs: when the earliest retry is due.
+    next_retry_at: datetime | None = None
+
+
+class HeldConnection:
+    """One database connection kept by one thread for the whole run.
+
+    Taking a connection from the pool for every group of outcomes would add a
+    pool round trip and a reset (a ROLLBACK) to every transaction; the engine's
+    hot path runs thousands of them a minute. After a database error the
+    connection is thrown away and the next transaction opens a new one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        try:
+            with self._conn.begin():
+                yield self._conn
+        except DBAPIError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with suppress(DBAPIError):
+                self._conn.close()
+            self._conn = None
+
+
+class Outcome:
+    """One delivery's result on its way to the recorder."""
+
+    __slots__ = ("bounce", "kind", "params", "slot")
+
+    def __init__(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        slot: threading.Semaphore,
+        bounce: tuple[int, int, str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.params = params
+        self.slot = slot
+        # (delivery id, subscriber id, address, reply) of a hard bounce.
+        self.bounce = bounce
+
+
+@dataclass
+class EngineOptions:
+    batch_size: int = 200
+    lease_seconds: float = 300.0
+    in_flight_per_connection: int = 1
+    pause_after_consecutive_failures: int = 50
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_app(cls, app: Newsletter) -> EngineOptions:
+        config = app.config.dispatch
+        return cls(
+            batch_size=config.batch_size,
+            lease_seconds=float(config.lease_seconds),
+            in_flight_per_connection=max(1, config.in_flight_per_connection),
+            pause_after_consecutive_failures=config.pause_after_consecutive_failures,
+            retry=RetryPolicy.from_config(config),
+        )
+
+
+class CampaignSender:
+    """Sends one campaign until it is done, paused, cancelled or told to stop."""
+
+    def __init__(
+        self,
+        app: Newsletter,
+        campaign_id: int,
+        transport: Transport,
+        *,
+        wait_for_retries: bool = True,
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_every: float = 1.0,
+        stop: threading.Event | None = None,
+        options: EngineOptions | None = None,
+        composer_factory: Callable[[Newsletter, int], Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.campaign_id = campaign_id
+        self.transport = transport
+        self.wait_for_retries = wait_for_retries
+        self.on_progress = on_progress
+        self.progress_every = progress_every
+        self.options = options or EngineOptions.from_app(app)
+        self.worker_id = workers.new_worker_id()
+        self.report = RunReport(campaign_id=campaign_id, worker_id=self.worker_id)
+        self._composer_factory = composer_factory
+        # Set by anyone who wants the run to end: a signal handler, a failing thread.
+        self._stop = stop or threading.Event()
+        self._own_stop = threading.Event()
+        self._wake = threading.Event()
+        limits = transport.limits
+        self._connections = max(1, limits.connections)
+        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_per_hour)
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued = 0
+        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        # Claimed deliveries whose outcome is not yet committed.
+        self._outstanding = 0
+        self._consecutive_failures = 0
+        self._last_failure = ""
+        self._failing_note = ""
+        self._error: BaseException | None = None
+        self._rate_samples: deque[tuple[float, int]] = deque(maxlen=64)
+        # The coordinator's connection; the recorder has its own.
+        self._db = HeldConnection(app.engine)
+
+    # -- the coordinator ----------------------------------------------------------
+
+    def run(self) -> RunReport:
+        started = time.monotonic()
+        # Read now: it may come from the database, which must not be asked for it
+        # inside the recorder's write transaction.
+        self._suppression_key = self.app.suppression_key
+        # Stage 1 of rendering, once for this run; compose() is safe from several threads.
+        self._composer = self._make_composer()
+        workers.register(self.worker_id)
+        threads = [
+            threading.Thread(target=self._sender, name=f"sender-{i}", daemon=True)
+            for i in range(self._connections)
+        ]
+        recorder = threading.Thread(target=self._recorder, name="recorder", daemon=True)
+        for thread in [*threads, recorder]:
+            thread.start()
+        try:
+            self._coordinate()
+        finally:
+            self._shutdown(threads, recorder)
+            self.report.seconds = time.monotonic() - started
+            workers.unregister(self.worker_id)
+        if self._error is not None:
+            raise self._error
+        return self.report
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self._own_stop.is_set()
+
+    def _coordinate(self) -> None:
+        options = self.options
+        low_water = max(1, options.batch_size)
+        next_status = next_reclaim = next_progress = 0.0
+        next_renew = time.monotonic() + options.lease_seconds / 3
+        waiting = shown = ""
+        next_due: datetime | None = None
+        while True:
+            now = time.monotonic()
+            if self._error is not None:
+                return
+            if self._stop.is_set():
+                self.report.reason = "stopped"
+                return
+            if self._failing_note:
+                self._pause_for_failures()
+                return
+            if now >= next_status:
+                next_status = now + STATUS_EVERY
+                if not self._still_sending():
+                    return
+            if now >= next_reclaim:
+                next_reclaim = now + RECLAIM_EVERY
+                self._reclaim()
+            if now >= next_renew:
+                next_renew = now + options.lease_seconds / 3
+                with self._db.begin() as conn:
+                    ledger.renew_lease(conn, self.campaign_id, self.worker_id, self._lease_until())
+
+            claimed = 0
+            if self._queued < low_water:
+                claimed = self._claim()
+            if claimed:
+                waiting = ""
+            elif self._outstanding == 0:
+                # Nothing of ours is in flight and nothing is claimable now.
+                done, waiting, next_due = self._nothing_to_claim()
+                if done:
+                    return
+                if not self.wait_for_retries:
+                    self.report.reason = "idle"
+                    self.report.next_retry_at = next_due
+                    return
+            if now >= next_progress or waiting != shown:
+                # On the tick, and at once when what we wait for changes.
+                next_progress = now + self.progress_every
+                shown = waiting
+                self._emit_progress(waiting)
+            if claimed and self._queued < low_water:
+                continue
+            pause = 0.25
+            if waiting and not self._outstanding:
+                # Waiting for retries: look again when the first is due, at least once a
+                # second (a pause or cancel must still take effect promptly).
+                pause = 1.0
+                if next_due is not None:
+                    pause = min(1.0, max(0.02, (next_due - utcnow()).total_seconds()))
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def _lease_until(self) -> datetime:
+        return ledger.later(utcnow(), self.options.lease_seconds)
+
+    def _claim(self) -> int:
+        if self.stopping:
+            return 0
+        now = utcnow()
+        with self._db.begin() as conn:
+            claims = ledger.claim(
+                conn,
+                self.campaign_id,
+                self.worker_id,
+                self.options.batch_size,
+                now,
+                ledger.later(now, self.options.lease_seconds),
+            )
+        if claims:
+            with self._lock:
+                self._outstanding += len(claims)
+                self._queued += len(claims)
+            for item in claims:
+                self._work.put(item)
+        return len(claims)
+
+    def _still_sending(self) -> bool:
+        with self._db.begin() as conn:
+            state = ledger.campaign_state(conn, self.campaign_id)
+        if state is None:
+            self.report.reason = "cancelled"
+            self.report.note = "the campaign was deleted"
+            return False
+        status, note = state
+        if status == "sending":
+            return True
+        self.report.reason = "finished" if status == "sent" else status
+        self.report.note = note
+        return False
+
+    def _reclaim(self) -> None:
+        with self._db.begin() as conn:
+            holders = ledger.claim_holders(conn, self.campaign_id)
+        dead = [h for h in holders if h and h != self.worker_id and workers.is_dead(h)]
+        with self._db.begin() as conn:
+            freed = ledger.reclaim(conn, self.campaign_id, utcnow(), dead)
+        if freed:
+            log.info(
+                "campaign %s: took over %d deliveries of stopped workers", self.campaign_id, freed
+            )
+
+    def _nothing_to_claim(self) -> tuple[bool, str, datetime | None]:
+        """Finish the campaign if every delivery is final; else say what we wait for."""
+        with self._db.begin() as conn:
+            counts = ledger.counts(conn, self.campaign_id)
+            next_due = ledger.next_retry_at(conn, self.campaign_id) if counts.get("retry") else None
+        if not any(counts.get(status) for status in ledger.OPEN_STATUSES):
+            try:
+                with self.app.session() as session:
+                    finished = ledger.finish(session, self.campaign_id)
+            except ledger.StillOpen:
+                return False, "", None
+            self.report.reason = "finished"
+            if not finished:
+                # Someone else finished it, or changed its status; the next check says which.
+                self._still_sending()
+            self._emit_progress("")
+            return True, "", None
+        parts = []
+        if counts.get("retry"):
+            when = next_due.astimezone().strftime("%H:%M:%S") if next_due else "?"
+            seconds = max(0, int((next_due - utcnow()).total_seconds())) if next_due else 0
+            parts.append(f"{counts['retry']} retries, the next due at {when} (in {seconds}s)")
+        if counts.get("sending"):
+            parts.append(f"{counts['sending']} deliveries held by other workers")
+        if counts.get("pending"):
+            parts.append(f"{counts['pending']} pending")
+        return False, "waiting for " + " and ".join(parts), next_due
+
+    def _emit_progress(self, waiting: str) -> None:
+        if self.on_progress is None:
+            return
+        with self._db.begin() as conn:
+            progress = campaign_progress(
+                conn, self.campaign_id, rate=self._current_rate(), waiting=waiting
+            )
+        self.on_progress(progress)
+
+    def _current_rate(self) -> float:
+        """Messages per second recorded by this worker over the last few seconds."""
+        now = time.monotonic()
+        total = self.report.sent + self.report.failed
+        self._rate_samples.append((now, total))
+        while len(self._rate_samples) > 2 and now - self._rate_samples[0][0] > 5.0:
+            self._rate_samples.popleft()
+        first_time, first_total = self._rate_samples[0]
+        if now - first_time < 0.5:
+            return 0.0
+        return (total - first_total) / (now - first_time)
+
+    def _pause_for_failures(self) -> None:
+        note = self._failing_note
+        with self.app.session() as session:
+            paused = change_status(session, self.campaign_id, ["sending"], "paused", note=note)
+        self.report.reason = "failing" if paused else self.report.reason
+        self.report.note = note
+        log.warning("campaign %s: %s", self.campaign_id, note)
+
+    def _shutdown(self, threads: list[threading.Thread], recorder: threading.Thread) -> None:
+        """Stop the senders, let the recorder write every outcome, give back the rest."""
+        self._own_stop.set()
+        for _ in threads:
+            self._work.put(None)
+        for thread in threads:
+            thread.join()
+        self._outcomes.put(None)
+        recorder.join()
+        try:
+            with self._db.begin() as conn:
+                state = ledger.campaign_state(conn, self.campaign_id)
+            cancelled = state is None or state[0] == "cancelled"
+            with self._db.begin() as conn:
+                ledger.release(conn, self.campaign_id, self.worker_id, cancelled=cancelled)
+        except DBAPIError as exc:
+            # Our claims then lapse with their lease (or at once, once this process is gone).
+            log.warning("campaign %s: could not release claims: %s", self.campaign_id, exc)
+        finally:
+            self._db.close()
+
+    # -- the senders ----------------------------------------------------------------
+
+    def _sender(self) -> None:
+        slot = threading.Semaphore(self.options.in_flight_per_connection)
+        composer = self._composer
+        try:
+            while True:
+                claim = self._work.get()
+                if claim is None or self.stopping:
+                    return
+                with self._lock:
+                    self._queued -= 1
+                    low = self._queued < self.options.batch_size
+                if low:
+                    self._wake.set()
+                # The ledger must have caught up with this connection's earlier messages:
+                # this is what bounds the duplicates a crash can cause.
+                while not slot.acquire(timeout=0.2):
+                    if self.stopping:
+                        return
+                if not self.limiter.acquire(self._own_stop) or self._stop.is_set():
+                    slot.release()
+                    return
+                self._outcomes.put(self._deliver(composer, claim, slot))
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _make_composer(self) -> Any:
+        if self._composer_factory is not None:
+            return self._composer_factory(self.app, self.campaign_id)
+        from newsletter.message import Composer
+
+        return Composer(self.app, self.campaign_id)
+
+    def _deliver(self, composer: Any, claim: ledger.Claim, slot: threading.Semaphore) -> Outcome:
+        from newsletter.message import Recipient
+
+        recipient = Recipient(
+            subscriber_id=claim.subscriber_id,
+            email=claim.email,
+            name=claim.name,
+            language=claim.language,
+            delivery_id=claim.delivery_id,
+        )
+        message_id = None
+        try:
+            message = composer.compose(recipient)
+        except Exception as exc:
+            # One recipient whose message cannot be built never stops the campaign.
+            result = SendResult("failed", f"cannot compose the message: {exc}")
+        else:
+            message_id = message.message_id
+            try:
+                result = self.transport.send([message])[0]
+            except Exception as exc:
+                log.exception("transport %s failed", self.transport.name)
+                result = SendResult("retry", f"the transport failed: {exc!r}")
+        if result.throttled:
+            self.limiter.throttled()
+        self._count_failures(result)
+        return self._outcome(claim, result, message_id, slot)
+
+    def _outcome(
+        self,
+        claim: ledger.Claim,
+        result: SendResult,
+        message_id: str | None,
+        slot: threading.Semaphore,
+    ) -> Outcome:
+        params: dict[str, Any] = {
+            "b_id": claim.delivery_id,
+            "b_worker": self.worker_id,
+            "b_response": result.response[:2000],
+            "b_message_id": message_id,
+        }
+        if result.outcome == "sent":
+            params["b_at"] = utcnow()
+            params["b_provider_id"] = result.provider_message_id
+            return Outcome("sent", params, slot)
+        # A throttled attempt is the server refusing to take anything now, not a
+        # verdict on this recipient: it does not count towards giving up.
+        attempts = claim.attempts + (0 if result.throttled else 1)
+        params["b_attempts"] = attempts
+        if result.outcome == "retry":
+            policy = self.options.retry
+            if not policy.gives_up(attempts):
+                wait = policy.delay(max(attempts, 1), result.retry_after)
+                params["b_next"] = ledger.later(utcnow(), wait)
+                return Outcome("retry", params, slot)
+            params["b_response"] = f"gave up after {attempts} attempts: {result.response}"[:2000]
+        bounce = None
+        if result.hard_bounce:
+            bounce = (claim.delivery_id, claim.subscriber_id, claim.email, result.response)
+        return Outcome("failed", params, slot, bounce)
+
+    def _count_failures(self, result: SendResult) -> None:
+        """A dead server shows as failures in a row; one bad address does not."""
+        with self._lock:
+            if result.outcome == "sent" or result.hard_bounce:
+                self._consecutive_failures = 0
+                return
+            self._consecutive_failures += 1
+            self._last_failure = result.response
+            limit = self.options.pause_after_consecutive_failures
+            if limit and self._consecutive_failures >= limit and not self._failing_note:
+                self._failing_note = (
+                    f"paused after {self._consecutive_failures} failures in a row; the last: "
+                    f"{result.response}. Fix the cause, then `newsletter resume "
+                    f"{self.campaign_id}`."
+                )
+                self._own_stop.set()
+                self._wake.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                if isinstance(exc, UserError | OperationFailed):
+                    self._error = exc
+                else:
+                    log.exception("campaign %s: sending stopped", self.campaign_id, exc_info=exc)
+                    self._error = OperationFailed(
+                        f"sending campaign {self.campaign_id} stopped: {exc!r}"
+                    )
+        self._own_stop.set()
+        self._wake.set()
+
+    # -- the recorder -------------------------------------------------------------
+
+    def _recorder(self) -> None:
+        self._recorder_db = HeldConnection(self.app.engine)
+        try:
+            self._record_until_done()
+        finally:
+            self._recorder_db.close()
+
+    def _record_until_done(self) -> None:
+        finished = False
+        while not finished:
+            first = self._outcomes.get()
+            group: list[Outcome] = []
+            if first is None:
+                finished = True
+            else:
+                group.append(first)
+            while len(group) < RECORD_GROUP:
+                try:
+                    item = self._outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    finished = True
+                    continue
+                group.append(item)
+            if not group:
+                continue
+            try:
+                self._write(group)
+            except BaseException as exc:
+                # The senders wait for slots that will now never be given back: they stop,
+                # and at most one group of sent messages is unrecorded (the crash bound).
+                self._fail(
+                    OperationFailed(
+                        f"cannot record the outcome of {len(group)} deliveries "
+                        f"in the database: {exc}"
+                    )
+                )
+                return
+            sent = failed = retried = bounced = 0
+            for outcome in group:
+                outcome.slot.release()
+                if outcome.kind == "sent":
+                    sent += 1
+                elif outcome.kind == "retry":
+                    retried += 1
+                else:
+                    failed += 1
+                    bounced += outcome.bounce is not None
+            with self._lock:
+                self._outstanding -= len(group)
+                report = self.report
+                report.sent += sent
+                report.failed += failed
+                report.retried += retried
+                report.bounced += bounced
+                if self._outstanding == 0:
+                    self._wake.set()
+
+    def _write(self, group: list[Outcome]) -> None:
+        by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "retry": [], "failed": []}
+        bounces = []
+        for outcome in group:
+            by_kind[outcome.kind].append(outcome.params)
+            if outcome.bounce is not None:
+                bounces.append(outcome.bounce)
+        for attempt in range(RECORD_TRIES):
+            try:
+                with self._recorder_db.begin() as conn:
+                    ledger.record_outcomes(
+                        conn, by_kind["sent"], by_kind["retry"], by_kind["failed"]
+                    )
+                    if bounces:
+                        self._record_bounces(conn, bounces)
+                return
+            except DBAPIError as exc:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("recording outcomes failed (%s); trying again", exc)
+                time.sleep(0.2 * 2**attempt)
+
+    def _record_bounces(self, conn: Any, bounces: list[tuple[int, int, str, str]]) -> None:
+        key = self._suppression_key
+        with Session(bind=conn) as session:
+            for delivery_id, subscriber_id, email, response in bounces:
+                ledger.record_hard_bounce(
+                    session,
+                    key,
+                    campaign_id=self.campaign_id,
+                    delivery_id=delivery_id,
+                    subscriber_id=subscriber_id,
+                    email=email,
+                    response=response,
+                )
+            session.flush()

@@ -1,0 +1,421 @@
+"""The dispatcher's front door: send, test-send, watch, pause, resume, cancel, work.
+
+The CLI, the scheduler and the web app call these and nothing deeper. Each
+status change goes through `editions.change_status`, one conditional UPDATE,
+so that two processes racing (two `send` commands, a `pause` during a send)
+cannot both win.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from newsletter.app import Newsletter
+from newsletter.dispatch import ledger, workers
+from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
+from newsletter.dispatch.progress import Progress, campaign_progress
+from newsletter.editions import change_status
+from newsletter.errors import InputError, InvalidState, NotFound, OperationFailed, UserError
+from newsletter.models import Campaign, utcnow
+from newsletter.transports import SendResult, Transport, open_transport
+
+log = logging.getLogger(__name__)
+
+# Campaign statuses from which `send` starts a campaign.
+STARTABLE = ("approved", "scheduled")
+CANCELLABLE = ("approved", "scheduled", "sending", "paused")
+# The longest a worker leaves a campaign alone that had nothing to send.
+WORKER_RECHECK_SECONDS = 30.0
+
+
+@dataclass
+class SendOutcome:
+    """What `send_campaign` did."""
+
+    campaign_id: int
+    # The campaign's status at the end (sending, sent, paused, cancelled).
+    status: str
+    # How the send ended: finished, paused, cancelled, failing, stopped, detached.
+    reason: str
+    transport: str
+    # Ledger rows written by this call (0 when the campaign was already sending).
+    written: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    bounced: int = 0
+    note: str = ""
+    seconds: float = 0.0
+    progress: Progress | None = None
+
+
+@dataclass
+class DryRun:
+    campaign_id: int
+    status: str
+    recipients: int
+    transport: str
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TestSend:
+    campaign_id: int
+    address: str
+    transport: str
+    message_id: str
+    result: SendResult
+
+
+# --- sending -------------------------------------------------------------------
+
+
+def send_campaign(
+    app: Newsletter,
+    campaign_id: int,
+    *,
+    detach: bool = False,
+    transport: Transport | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: float = 1.0,
+    stop: threading.Event | None = None,
+    options: EngineOptions | None = None,
+) -> SendOutcome:
+    """Start (or continue) sending a campaign, and send until every delivery is final.
+
+    An approved or scheduled campaign gets its ledger written and becomes
+    `sending` in one transaction; a campaign already `sending` (a restart after a
+    crash, a second worker) just continues. With `detach`, only the first part
+    happens and workers (`newsletter worker`, the service) do the sending.
+    """
+    opened = transport is None
+    if transport is None:
+        # Opened first: a transport that cannot work must stop us before the status changes.
+        transport = open_transport(app, _campaign_transport_name(app, campaign_id))
+    try:
+        written = start_campaign(app, campaign_id)
+        outcome = SendOutcome(
+            campaign_id=campaign_id,
+            status="sending",
+            reason="detached",
+            transport=transport.describe(),
+            written=written,
+        )
+        if detach:
+            outcome.progress = campaign_status(app, campaign_id)
+            return outcome
+        sender = CampaignSender(
+            app,
+            campaign_id,
+            transport,
+            on_progress=on_progress,
+            progress_every=progress_every,
+            stop=stop,
+            options=options,
+        )
+        report = sender.run()
+    finally:
+        if opened:
+            transport.close()
+    outcome.reason = report.reason
+    outcome.sent, outcome.failed = report.sent, report.failed
+    outcome.retried, outcome.bounced = report.retried, report.bounced
+    outcome.note = report.note
+    outcome.seconds = report.seconds
+    outcome.progress = campaign_status(app, campaign_id)
+    outcome.status = outcome.progress.status
+    return outcome
+
+
+def start_campaign(app: Newsletter, campaign_id: int) -> int:
+    """approved|scheduled → sending with its ledger written; returns the rows written.
+
+    The status change comes first so that, of two processes starting the same
+    campaign, only the winner writes the ledger, and both happen in one
+    transaction: a campaign is never `sending` without its ledger.
+    """
+    with app.session() as session:
+        if change_status(session, campaign_id, STARTABLE, "sending", started_at=utcnow(), note=""):
+            campaign = session.get_one(Campaign, campaign_id)
+            return ledger.write_ledger(session, campaign)
+    status = _status(app, campaign_id)
+    if status == "sending":
+        return 0
+    raise InvalidState(_cannot_send(campaign_id, status))
+
+
+def _cannot_send(campaign_id: int, status: str) -> str:
+    reasons = {
+        "draft": f"is a draft; approve it first with `newsletter approve {campaign_id}`",
+        "paused": f"is paused; continue it with `newsletter resume {campaign_id}`",
+        "sent": "was already sent; nothing to do",
+        "cancelled": "was cancelled and cannot be sent",
+        "missed": "missed its scheduled time; schedule or approve it again",
+    }
+    why = reasons.get(status, f"is {status}")
+    return f"campaign {campaign_id} {why} (only approved or scheduled campaigns can be sent)"
+
+
+def dry_run(app: Newsletter, campaign_id: int, *, sample_size: int = 5) -> DryRun:
+    """Who a send would go to, without writing or sending anything."""
+    name = _campaign_transport_name(app, campaign_id)
+    transport = open_transport(app, name)
+    try:
+        description = transport.describe()
+    finally:
+        transport.close()
+    with app.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        return DryRun(
+            campaign_id=campaign_id,
+            status=campaign.status,
+            recipients=ledger.audience_count(session, campaign),
+            transport=description,
+            sample=ledger.audience_sample(session, campaign, sample_size),
+        )
+
+
+def send_test(
+    app: Newsletter, campaign_id: int, address: str, *, transport: Transport | None = None
+) -> TestSend:
+    """One message of the campaign to `address`, in any status; nothing is written."""
+    from newsletter.message import Composer, Recipient
+
+    try:
+        address = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InputError(f"--to {address!r} is not an email address: {exc}") from None
+    name = _campaign_transport_name(app, campaign_id)
+    with app.session() as session:
+        language = session.get_one(Campaign, campaign_id).language
+    composer = Composer(app, campaign_id)
+    message = composer.compose(
+        Recipient(subscriber_id=None, email=address, name="", language=language)
+    )
+    opened = transport is None
+    transport = transport or open_transport(app, name)
+    try:
+        result = transport.send([message])[0]
+        description = transport.describe()
+    finally:
+        if opened:
+            transport.close()
+    if result.outcome != "sent":
+        raise OperationFailed(
+            f"the test message to {address} was not accepted ({description}): {result.response}"
+        )
+    return TestSend(
+        campaign_id=campaign_id,
+        address=address,
+        transport=description,
+        message_id=message.message_id,
+        result=result,
+    )
+
+
+# --- watching ------------------------------------------------------------------
+
+
+def campaign_status(app: Newsletter, campaign_id: int) -> Progress:
+    with app.engine.connect() as conn:
+        return campaign_progress(conn, campaign_id)
+
+
+# What `deliveries --failed` shows: everyone who did not get the message, and why.
+NOT_DELIVERED = ("failed", "retry", "cancelled")
+
+
+def list_deliveries(
+    app: Newsletter,
+    campaign_id: int,
+    *,
+    failed_only: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Who got the campaign, who did not and why (address, status, attempts, reply)."""
+    _status(app, campaign_id)
+    statuses = NOT_DELIVERED if failed_only else None
+    with app.engine.connect() as conn:
+        return list(ledger.deliveries(conn, campaign_id, statuses, limit))
+
+
+def describe_transport(app: Newsletter, name: str | None = None) -> str:
+    """Where the named (or default) transport delivers, for people."""
+    transport = open_transport(app, name)
+    try:
+        return transport.describe()
+    finally:
+        transport.close()
+
+
+# --- pause, resume, cancel -----------------------------------------------------
+
+
+def pause_campaign(app: Newsletter, campaign_id: int, *, by: str | None = None) -> Progress:
+    """sending → paused; every worker stops within a second or two and keeps its place."""
+    note = f"paused by {by or _user()} at {_clock()}"
+    with app.session() as session:
+        if change_status(session, campaign_id, ["sending"], "paused", note=note):
+            return campaign_status(app, campaign_id)
+    status = _status(app, campaign_id)
+    raise InvalidState(
+        f"campaign {campaign_id} is {status}; only a campaign that is sending can be paused"
+    )
+
+
+def resume_campaign(app: Newsletter, campaign_id: int) -> Progress:
+    """paused → sending; sending goes on from where it stopped (nobody gets it twice)."""
+    with app.session() as session:
+        if change_status(session, campaign_id, ["paused"], "sending", note=""):
+            return campaign_status(app, campaign_id)
+    status = _status(app, campaign_id)
+    raise InvalidState(f"campaign {campaign_id} is {status}; only a paused campaign can be resumed")
+
+
+def cancel_campaign(app: Newsletter, campaign_id: int, *, by: str | None = None) -> Progress:
+    """Stop a campaign for good: whoever has not got it yet will not."""
+    note = f"cancelled by {by or _user()} at {_clock()}"
+    with app.session() as session:
+        if change_status(
+            session, campaign_id, CANCELLABLE, "cancelled", note=note, finished_at=utcnow()
+        ):
+            conn = session.connection()
+            holders = ledger.claim_holders(conn, campaign_id)
+            dead = [h for h in holders if h and workers.is_dead(h)]
+            ledger.cancel_open(conn, campaign_id, utcnow(), dead)
+            cancelled = True
+        else:
+            cancelled = False
+    if cancelled:
+        return campaign_status(app, campaign_id)
+    status = _status(app, campaign_id)
+    raise InvalidState(
+        f"campaign {campaign_id} is {status}; only an approved, scheduled, sending or "
+        "paused campaign can be cancelled"
+    )
+
+
+# --- the worker ----------------------------------------------------------------
+
+
+def run_worker(
+    app: Newsletter,
+    *,
+    campaign_id: int | None = None,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    on_report: Callable[[RunReport], None] | None = None,
+    poll_seconds: float = 2.0,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> list[RunReport]:
+    """Send every campaign that is `sending` (or just one), until stopped.
+
+    Campaigns are taken in the order they started; each is sent until nothing
+    is due, then the next. A campaign that only waits for retries is looked at
+    again when the first one is due. With `once`, each campaign gets one such
+    pass and the worker exits: for cron, and for tests.
+    """
+    stop = stop or threading.Event()
+    if campaign_id is not None:
+        _status(app, campaign_id)
+    reports: list[RunReport] = []
+    not_before: dict[int, float] = {}
+    while not stop.is_set():
+        with app.engine.connect() as conn:
+            campaign_ids = ledger.sending_campaigns(conn, campaign_id)
+        for cid in campaign_ids:
+            if stop.is_set():
+                break
+            if not once and not_before.get(cid, 0.0) > time.monotonic():
+                continue
+            report = _work_on(app, cid, stop, on_progress)
+            reports.append(report)
+            if on_report is not None:
+                on_report(report)
+            not_before[cid] = time.monotonic() + _recheck_after(report)
+        if once:
+            break
+        stop.wait(poll_seconds)
+    return reports
+
+
+def _work_on(
+    app: Newsletter,
+    campaign_id: int,
+    stop: threading.Event,
+    on_progress: Callable[[Progress], None] | None,
+) -> RunReport:
+    try:
+        transport = open_transport(app, _campaign_transport_name(app, campaign_id))
+        try:
+            sender = CampaignSender(
+                app,
+                campaign_id,
+                transport,
+                wait_for_retries=False,
+                stop=stop,
+                on_progress=on_progress,
+            )
+            return sender.run()
+        finally:
+            transport.close()
+    except UserError as exc:
+        # A transport or template that cannot work will not start working by itself:
+        # pause the campaign and say why, rather than trying again every few seconds.
+        note = f"paused by a worker: {exc}"
+        with app.session() as session:
+            change_status(session, campaign_id, ["sending"], "paused", note=note)
+        log.error("campaign %s: %s", campaign_id, note)
+        return RunReport(campaign_id=campaign_id, worker_id="", reason="failing", note=note)
+    except OperationFailed as exc:
+        log.error("campaign %s: %s", campaign_id, exc)
+        return RunReport(campaign_id=campaign_id, worker_id="", reason="error", note=str(exc))
+
+
+def _recheck_after(report: RunReport) -> float:
+    if report.reason == "idle" and report.next_retry_at is not None:
+        due = (report.next_retry_at - utcnow()).total_seconds()
+        return min(max(due, 0.0), WORKER_RECHECK_SECONDS)
+    if report.reason == "error":
+        return WORKER_RECHECK_SECONDS
+    return 0.0
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _status(app: Newsletter, campaign_id: int) -> str:
+    with app.engine.connect() as conn:
+        state = ledger.campaign_state(conn, campaign_id)
+    if state is None:
+        raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
+    return state[0]
+
+
+def _campaign_transport_name(app: Newsletter, campaign_id: int) -> str | None:
+    with app.engine.connect() as conn:
+        name = conn.scalar(select(Campaign.transport).where(Campaign.id == campaign_id))
+        if name is None and ledger.campaign_state(conn, campaign_id) is None:
+            raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
+    return name or None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _clock() -> str:
+    return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
