@@ -92,7 +92,7 @@ def test_a_refused_recipient_does_not_spoil_the_connection(sink: tuple[SMTPSink,
     transport.close()
     assert [r.outcome for r in results] == ["sent", "failed", "retry", "sent"]
     assert results[1].hard_bounce and results[1].response.startswith("550 5.1.1")
-    assert results[2].throttled
+    assert not results[2].throttled, "one recipient's deferral does not slow everyone"
     assert handler.received() == {"a@example.org": 1, "b@example.org": 1}
 
 

@@ -185,7 +185,9 @@ def test_maildir_is_safe_from_several_threads(tmp_path: Path) -> None:
     ("code", "text", "outcome", "hard", "throttled"),
     [
         (250, "2.0.0 Ok: queued as 4F1", "sent", False, False),
-        (451, "4.3.0 Try again later", "retry", False, True),
+        (451, "4.3.0 Try again later", "retry", False, False),
+        (451, "4.7.1 Please slow down", "retry", False, True),
+        (450, "Too many messages from your address", "retry", False, True),
         (421, "4.7.0 Too many connections", "retry", False, True),
         (454, "4.7.0 Throttling failure: Maximum sending rate exceeded", "retry", False, True),
         (452, "4.2.2 Mailbox full", "retry", False, False),

@@ -55,6 +55,7 @@ class RateLimiter:
         self._adaptive_since = 0.0
         self._last_halving = float("-inf")
         self._ceiling = 0.0
+        self._first = float("inf")
         self.throttle_count = 0
 
     @property
@@ -113,9 +114,11 @@ class RateLimiter:
         return configured
 
     def _observed(self, now: float) -> float:
-        since = int(now) - OBSERVE_SECONDS
-        recent = sum(count for second, count in self._buckets if second >= since)
-        return max(recent / OBSERVE_SECONDS, MIN_ADAPTIVE_RATE)
+        """Messages per second over the last few seconds (or since the first message)."""
+        oldest = int(now) - OBSERVE_SECONDS + 1
+        recent = sum(count for second, count in self._buckets if second >= oldest)
+        span = max(now - max(self._first, float(oldest)), 0.05)
+        return max(recent / span, MIN_ADAPTIVE_RATE)
 
     def _reserve(self, now: float) -> float:
         """Take a slot if one is free now, else say how long to wait."""
@@ -135,6 +138,7 @@ class RateLimiter:
         return 0.0
 
     def _count(self, moment: float) -> None:
+        self._first = min(self._first, moment)
         second = int(moment)
         if self._buckets and self._buckets[-1][0] == second:
             self._buckets[-1][1] += 1

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult
-from newsletter.transports.replies import THROTTLING_CODES, classify, reply_text
+from newsletter.transports.replies import classify, reply_text
 
 TLS_MODES = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -217,7 +217,7 @@ class SMTPTransport:
             self._close_quietly(smtp)
             raise ConnectFailed(
                 f"{where} refused the connection: {reply_text(exc.smtp_code, exc.smtp_error)}",
-                throttled=exc.smtp_code in THROTTLING_CODES,
+                throttled=classify(exc.smtp_code, exc.smtp_error).throttled,
             ) from None
         except ssl.SSLCertVerificationError as exc:
             self._close_quietly(smtp)
