@@ -309,8 +309,11 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
 
     left = run_cli("subscribers", "unsubscribe", "ana@example.org", "--list", "members")
     assert left.returncode == 0
+    assert "Unsubscribed Ana@example.org from Members." in left.stdout
+    assert "No list is left: the address is suppressed" in left.stdout
     again = run_cli("subscribers", "add", "ana@example.org", "--list", "members")
-    assert again.returncode == 2 and "unsubscribed from list 'members'" in again.stderr
+    assert again.returncode == 2
+    assert "suppressed (unsubscribed); not subscribed again" in again.stderr
 
     removed = run_cli("subscribers", "remove", "ana@example.org")
     assert removed.returncode == 0 and "Removed subscriber Ana@example.org" in removed.stdout

@@ -314,12 +314,25 @@ def test_no_reject_file_when_nothing_is_rejected(app, members, tmp_path) -> None
 def test_never_resubscribes_someone_who_left_the_list(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\nleft@example.org\nstays@example.org\n")
     audience.import_subscribers(app, path, list_name=members)
+    # On a second list too, so that leaving members is leaving one list, not everything.
+    audience.create_list(app, "partners")
+    audience.add_subscriber(app, "left@example.org", "partners")
     audience.unsubscribe_address(app, "left@example.org", list_name=members)
 
     report = audience.import_subscribers(app, path, list_name=members, mode="update")
     assert (report.added, report.unchanged, report.skipped) == (0, 1, 1)
     assert "unsubscribed from list 'members'" in report.rejects[0]["reason"]
     assert people(app)["left@example.org"]["status"] == "unsubscribed"
+
+
+def test_never_resubscribes_someone_who_left_everything(app, members, tmp_path) -> None:
+    path = write(tmp_path, "email\nleft@example.org\n")
+    audience.import_subscribers(app, path, list_name=members)
+    audience.unsubscribe_address(app, "left@example.org", list_name=members)  # the only list
+    audience.create_list(app, "partners")
+    report = audience.import_subscribers(app, path, list_name="partners")
+    assert (report.added, report.skipped) == (0, 1)
+    assert "suppressed (unsubscribed)" in report.rejects[0]["reason"]
 
 
 def test_never_resubscribes_a_suppressed_address_even_one_never_seen(
@@ -337,6 +350,8 @@ def test_never_resubscribes_a_suppressed_address_even_one_never_seen(
 def test_force_resubscribe_lifts_the_obstacle_and_records_it(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\nleft@example.org\nblocked@example.org\n")
     audience.import_subscribers(app, path, list_name=members)
+    audience.create_list(app, "partners")
+    audience.add_subscriber(app, "left@example.org", "partners")
     audience.unsubscribe_address(app, "left@example.org", list_name=members)
     audience.suppression.suppress_address(app, "blocked@example.org", "manual")
 
@@ -349,7 +364,10 @@ def test_force_resubscribe_lifts_the_obstacle_and_records_it(app, members, tmp_p
     with app.session() as session:
         notes = dict(
             session.execute(
-                select(Subscriber.email, Subscription.consent_note).join(Subscription)
+                select(Subscriber.email, Subscription.consent_note)
+                .join(Subscription)
+                .join(MailingList)
+                .where(MailingList.name == members)
             ).all()
         )
         assert session.scalar(select(func.count()).select_from(Suppression)) == 0

@@ -8,7 +8,10 @@ Ana@Example.org and ana@example.org are one subscriber.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from newsletter.errors import InputError
 
@@ -24,6 +27,15 @@ class InvalidAddress(InputError):
     """An address email-validator refuses; the message says why, in its words."""
 
 
+@cache
+def _validator() -> tuple[Callable[..., Any], type[Exception]]:
+    # Imported on first use: email-validator compiles its grammar on import (a fifth of
+    # a second), which every command that never reads an address would pay for.
+    from email_validator import EmailNotValidError, validate_email
+
+    return validate_email, EmailNotValidError
+
+
 def email_key(email: str) -> str:
     """The case-folded form of an already normalised address."""
     return email.strip().casefold()
@@ -35,13 +47,10 @@ def normalise_address(raw: str, *, allow_display_name: bool = False) -> Address:
     With `allow_display_name`, "Jane Doe <jane@example.org>" (as address books
     export it) is accepted and the name is kept apart.
     """
-    # Imported here: email-validator compiles its grammar on import (a fifth of a
-    # second), which every other command would pay for.
-    from email_validator import EmailNotValidError, validate_email
-
     text = raw.strip()
     if not text:
         raise InvalidAddress("the address is empty")
+    validate_email, EmailNotValidError = _validator()
     try:
         result = validate_email(
             text, check_deliverability=False, allow_display_name=allow_display_name

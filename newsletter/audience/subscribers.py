@@ -360,14 +360,34 @@ def search_subscribers(
 def unsubscribe_address(
     app: Newsletter, email: str, *, list_name: str | None = None
 ) -> dict[str, Any]:
-    """An admin records that a person left one list, or everything (then suppressed)."""
+    """An admin records that a person left one list, or everything.
+
+    The same path as the person's own unsubscribe link (signup.unsubscribe):
+    their waiting deliveries are cancelled, an event is kept, and leaving the
+    last list is leaving everything, which suppresses the address.
+    """
+    # Imported here: signup builds on this module.
+    from newsletter.audience.signup import unsubscribe
+
     with app.session() as session:
         subscriber = get_subscriber(session, email)
-        list_id = get_list(session, list_name).id if list_name else None
-        ended = end_subscriptions(
-            session, app.suppression_key, subscriber.id, list_id, note="recorded by an admin"
-        )
-        return {"email": subscriber.email, "list": list_name, "ended": ended}
+        if list_name is not None:
+            get_list(session, list_name)
+        subscriber_id, shown = subscriber.id, subscriber.email
+    outcome = unsubscribe(
+        app,
+        subscriber_id,
+        lists=[list_name] if list_name else None,
+        everything=list_name is None,
+        source="admin",
+    )
+    return {
+        "email": shown,
+        "list": list_name,
+        "left": list(outcome.left),
+        "everything": outcome.everything,
+        "already": outcome.already,
+    }
 
 
 def remove_subscriber(

@@ -266,18 +266,22 @@ def subscribers_unsubscribe(
 ) -> None:
     """Record that a person left a list, or everything (then the address is suppressed).
 
+    Their deliveries still waiting in campaigns being sent are cancelled. Leaving
+    the last list is leaving everything.
+
     Example: newsletter subscribers unsubscribe ana@example.org --list partners
     """
     result = audience.unsubscribe_address(ctx.app, email, list_name=list_name)
     if as_json:
         echo_json(result)
-    elif list_name:
-        click.echo(f"Unsubscribed {result['email']} from {list_name}.")
-    else:
-        click.echo(
-            f"Unsubscribed {result['email']} from {result['ended']} list(s) and suppressed "
-            "the address."
-        )
+        return
+    if result["already"]:
+        where = f"on {list_name}" if list_name else "on any list"
+        click.echo(f"{result['email']} was not subscribed {where}; nothing changed.")
+        return
+    click.echo(f"Unsubscribed {result['email']} from {', '.join(result['left']) or 'no list'}.")
+    if result["everything"]:
+        click.echo("  No list is left: the address is suppressed, so no campaign reaches it.")
 
 
 @subscribers_group.command("remove")

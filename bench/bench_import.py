@@ -1,0 +1,122 @@
+"""Benchmark: import a large generated CSV file into a list, and watch memory.
+
+    python bench/bench_import.py                 # 1,000,000 rows into a new SQLite file
+    python bench/bench_import.py --rows 100000   # smaller
+    python bench/bench_import.py --database-url postgresql://postgres@127.0.0.1/bench
+
+Prints the time to generate the file, the time to import it (and again, when
+every row is already there), rows per second, and the process's peak resident
+memory, which should not grow with the number of rows: compare two sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+LANGUAGES = ("en", "ru", "fr", "es")
+REGIONS = ("Africa", "Asia", "Eurasia", "Europe", "Latin America")
+TOPICS = ("drug policy", "HIV", "harm reduction", "human rights", "hepatitis C", "gender")
+
+
+def generate(path: Path, rows: int, seed: int = 2019) -> None:
+    """A semicolon-separated file like a spreadsheet export, written row by row."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("Email Address;Full Name;Language;Organisation;Region;Topics\n")
+        for i in range(rows):
+            topics = " | ".join(rng.sample(TOPICS, rng.randint(0, 3)))
+            handle.write(
+                f"person{i}@example.org;Person {i};{rng.choice(LANGUAGES)};"
+                f"Organisation {i % 5000};{rng.choice(REGIONS)};{topics}\n"
+            )
+
+
+@contextmanager
+def scratch_database(url: str | None, folder: Path) -> Iterator[str]:
+    """A new SQLite file in `folder`, or a new schema in the PostgreSQL database `url`,
+    dropped afterwards, so that a benchmark always starts empty."""
+    if not url:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    from sqlalchemy import create_engine
+
+    from newsletter.db import normalise_url
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{normalise_url(url)}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--database-url", help="default: a new SQLite file in a temporary folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    try:
+        with scratch_database(args.database_url, folder) as url:
+            run(url, folder, args.rows)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder)
+
+
+def run(url: str, folder: Path, rows: int) -> None:
+    from newsletter import audience
+    from newsletter.app import Newsletter
+    from newsletter.config import build_config
+
+    csv_path = folder / "people.csv"
+    env = {"NEWSLETTER_SECRET_KEY": "bench"}
+    app = Newsletter(build_config({"database": {"url": url}}, env, base_dir=folder), env=env)
+
+    started = time.perf_counter()
+    generate(csv_path, rows)
+    generated = time.perf_counter() - started
+    size_mb = csv_path.stat().st_size / 1e6
+    print(f"generated {rows:,} rows ({size_mb:.0f} MB) in {generated:.1f} s")
+    print(f"peak RSS before importing: {peak_rss_mb():.0f} MB")
+
+    audience.ensure_list(app, "bench")
+    for label in ("first import", "same file again"):
+        started = time.perf_counter()
+        report = audience.import_subscribers(
+            app, csv_path, list_name="bench", reject_path=folder / "rejected.csv"
+        )
+        took = time.perf_counter() - started
+        print(
+            f"{label}: {took:.1f} s, {rows / took:,.0f} rows/s "
+            f"(added {report.added:,}, unchanged {report.unchanged:,}, "
+            f"rejected {report.rejected:,}); peak RSS {peak_rss_mb():.0f} MB"
+        )
+    print(f"database: {url.split('?')[0]}")
+    app.close()
+
+
+if __name__ == "__main__":
+    main()
