@@ -110,7 +110,16 @@ def test_listing_paragraphs_and_html() -> None:
     assert item.body_html == (
         "<p>First paragraph, written over two lines.</p>\n<p>Second &lt;p&gt; &amp; more.</p>"
     )
-    assert item.summary == "First paragraph, written over two lines."
+    # The title is the first paragraph's only sentence, so the summary is what follows.
+    assert item.title == "First paragraph, written over two lines"
+    assert item.summary == "Second <p> & more."
+
+
+def test_listing_summary_does_not_repeat_the_title_sentence() -> None:
+    text = b"May 2019\n\nWe published a report. It looks at rights. It is long.\n\nMore.\n"
+    item = parse_listing_bytes(text, label="x").items[0]
+    assert item.title == "We published a report"
+    assert item.summary == "It looks at rights. It is long."
 
 
 def test_listing_with_invalid_utf8_skips_only_the_item_with_the_bad_line() -> None:

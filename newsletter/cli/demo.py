@@ -48,9 +48,11 @@ def demo(ctx: AppContext, as_json: bool) -> None:
     first = report.campaigns[0]["id"] if report.campaigns else 1
     click.echo("")
     click.echo("Look at a message:")
-    click.echo("  ls outbox/new | head -3              # one file per message (RFC 5322)")
-    click.echo(f"  newsletter preview {first} --out preview/  # HTML, text and .eml side by side")
-    click.echo(f"  newsletter deliveries {first}               # who got it")
+    if report.outbox.startswith("maildir "):
+        folder = report.outbox.removeprefix("maildir ")
+        click.echo(f"  ls {folder} | head -3    # one RFC 5322 file per message")
+    click.echo(f"  newsletter preview {first} --out preview/    # HTML, text and .eml side by side")
+    click.echo(f"  newsletter deliveries {first}                 # who got it")
 
 
 COMMANDS = [demo]

@@ -27,8 +27,10 @@ A first item without a date line (the page's top lost it):
   listing is. It is never guessed from its neighbours.
 
 Title, summary and kind:
-  the title is derived from the first sentence and the summary from the first
-  paragraph (rules in `prose`); the kind is inferred (rule in `classify`).
+  the title is derived from the first sentence and the summary from the rest of
+  the first paragraph, or the next paragraph when the first was one sentence
+  (rules in `prose`; a shortened title leaves its sentence in the summary); the
+  kind is inferred (rule in `classify`).
 
 Source id (how a re-import finds the item again):
   ``YYYY-MM/<slug of the first eight words of the first sentence>``, the month
@@ -194,6 +196,21 @@ def call_to_action(caption: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _summary_after(title: str, paragraphs: list[str]) -> str:
+    """The summary of an item whose title was derived from its first sentence.
+
+    An email that shows the title and then the same sentence again as the start
+    of the summary reads badly, so the summary starts after the sentence the
+    title came from; a title shortened with "…" leaves the sentence in.
+    """
+    if title.endswith("…"):
+        return summarise(paragraphs[0])
+    rest = " ".join(sentences(paragraphs[0])[1:])
+    if not rest and len(paragraphs) > 1:
+        rest = paragraphs[1]
+    return summarise(rest) if rest else ""
+
+
 def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) -> None:
     start = item.paragraphs[0].line if item.paragraphs else item.date_line
     where = f"{label}:{start}"
@@ -255,7 +272,7 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
             source_id=f"{prefix}/{words}",
             title=title,
             date=day,
-            summary=summarise(paragraphs[0]),
+            summary=_summary_after(title, paragraphs),
             body_html=paragraphs_to_html(paragraphs),
             body_text="\n\n".join(paragraphs),
             link=link,
