@@ -248,7 +248,7 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
 
 def test_pause_stops_within_two_seconds_and_resume_sends_the_rest_once(app: Newsletter) -> None:
     cid = seed_campaign(app, 300)
-    transport = memory(connections=2, delay=0.005)
+    transport = memory(connections=2, delay=0.01)
     thread, result = _send_in_thread(app, cid, transport)
     _wait_for(lambda: len(transport.sent) >= 40)
     paused_at = time.monotonic()
@@ -272,7 +272,7 @@ def test_pause_stops_within_two_seconds_and_resume_sends_the_rest_once(app: News
 
 def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     cid = seed_campaign(app, 300)
-    transport = memory(connections=2, delay=0.005)
+    transport = memory(connections=2, delay=0.01)
     thread, result = _send_in_thread(app, cid, transport)
     _wait_for(lambda: len(transport.sent) >= 30)
     cancelled_at = time.monotonic()

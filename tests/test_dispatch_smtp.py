@@ -35,7 +35,7 @@ FAST_RETRY = EngineOptions(
 
 @pytest.fixture
 def sink() -> Iterator[tuple[SMTPSink, int]]:
-    handler = SMTPSink()
+    handler = SMTPSink(pipelining=True)
     controller = start_sink(handler)
     yield handler, controller.port
     controller.stop()
@@ -221,7 +221,7 @@ def test_kill_9_halfway_then_restart_nobody_lost_duplicates_within_the_bound(
     run_cli, cli_env: dict[str, str], cli_app: Newsletter, tmp_path: Path
 ) -> None:
     """The crash-safety guarantee, with a real process killed by SIGKILL mid-send."""
-    handler = SMTPSink(delay=0.004)
+    handler = SMTPSink(delay=0.004, pipelining=True)
     controller = start_sink(handler)
     connections, total = 4, 300
     env = sink_env(controller.port, connections)

@@ -120,8 +120,11 @@ class SMTPSink:
         rcpt_script: RcptScript | None = None,
         drop_before_data: Callable[[int], bool] | None = None,
         delay: float = 0.0,
+        pipelining: bool = False,
     ) -> None:
         self.rcpt_script = rcpt_script
+        # Announce PIPELINING (aiosmtpd reads pipelined commands one by one anyway).
+        self.pipelining = pipelining
         # Given the number of DATA commands so far, whether to hang up instead of answering.
         self.drop_before_data = drop_before_data
         self.delay = delay
@@ -131,6 +134,12 @@ class SMTPSink:
         self.connections = 0
         self.authenticated: list[str] = []
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:

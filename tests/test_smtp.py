@@ -37,9 +37,9 @@ def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture
-def sink() -> Iterator[tuple[SMTPSink, int]]:
-    handler = SMTPSink()
+@pytest.fixture(params=["pipelining", "one command at a time"])
+def sink(request: pytest.FixtureRequest) -> Iterator[tuple[SMTPSink, int]]:
+    handler = SMTPSink(pipelining=request.param == "pipelining")
     controller = start_sink(handler)
     yield handler, controller.port
     controller.stop()
@@ -233,3 +233,18 @@ def test_each_thread_gets_its_own_connection(sink: tuple[SMTPSink, int]) -> None
     assert len(transport._open) == 3
     transport.close()
     assert sum(handler.received().values()) == 12
+
+
+def test_dot_stuffing_and_the_end_of_data() -> None:
+    from newsletter.transports.smtp import dot_stuffed
+
+    assert dot_stuffed(b".a\r\nb\r\n.c\r\n..d") == b"..a\r\nb\r\n..c\r\n...d\r\n.\r\n"
+    assert dot_stuffed(b"x\r\n") == b"x\r\n.\r\n"
+
+
+def test_pipelined_commands_really_are_sent_together(sink: tuple[SMTPSink, int]) -> None:
+    handler, port = sink
+    transport = plain(port)
+    transport.send([message("a@example.org")])
+    assert transport._local.conn.pipelining is handler.pipelining
+    transport.close()

@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 # How often a sender looks at the campaign's status (pause, cancel take effect
 # within this plus the message on the wire).
-STATUS_EVERY = 1.0
+STATUS_EVERY = 0.5
 # How often it looks for claims of dead workers.
 RECLAIM_EVERY = 5.0
 # The largest group of outcomes written in one transaction.
@@ -566,9 +566,11 @@ class CampaignSender:
 
     def _recorder(self) -> None:
         self._recorder_db = HeldConnection(self.app.engine)
+        self._writer = ledger.OutcomeWriter(self.app.engine)
         try:
             self._record_until_done()
         finally:
+            self._writer.close()
             self._recorder_db.close()
 
     def _record_until_done(self) -> None:
@@ -632,14 +634,14 @@ class CampaignSender:
                 bounces.append(outcome.bounce)
         for attempt in range(RECORD_TRIES):
             try:
-                with self._recorder_db.begin() as conn:
-                    ledger.record_outcomes(
-                        conn, by_kind["sent"], by_kind["retry"], by_kind["failed"]
-                    )
-                    if bounces:
+                if bounces:
+                    # Suppressed first: doing it twice is harmless, missing it is not.
+                    with self._recorder_db.begin() as conn:
                         self._record_bounces(conn, bounces)
+                    bounces = []
+                self._writer.write(by_kind)
                 return
-            except DBAPIError as exc:
+            except (DBAPIError, ledger.LedgerWriteError) as exc:
                 if attempt == RECORD_TRIES - 1:
                     raise
                 log.warning("recording outcomes failed (%s); trying again", exc)

@@ -18,12 +18,14 @@ of them would cost more than the sending.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
+    Engine,
     bindparam,
     case,
     func,
@@ -38,6 +40,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.editions import change_status
 from newsletter.models import Campaign, Delivery, Event, Subscriber, utcnow
+
+log = logging.getLogger(__name__)
 
 D = Delivery.__table__
 S = Subscriber.__table__
@@ -293,6 +297,93 @@ def record_outcomes(
             result = conn.execute(statement, params)
             changed += max(result.rowcount, 0)
     return changed
+
+
+class LedgerWriteError(Exception):
+    """The database refused a group of outcomes (locked for too long, connection lost)."""
+
+
+class OutcomeWriter:
+    """The three outcome UPDATEs above, compiled once, run on one raw DBAPI connection.
+
+    This is the hottest path of a send: one transaction per group of outcomes,
+    thousands a minute. Through SQLAlchemy's Connection each transaction costs
+    about 270 µs of Python on this machine (events, compiled-cache lookups,
+    result objects); on the DBAPI cursor, the same SQL costs under 100 µs. The
+    SQL itself still comes from the Core statements above, for whichever
+    database the engine speaks; only the parameter conversion SQLAlchemy would
+    do (aware datetimes to the stored form) is done here, in `_value`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._raw: Any = None
+        self._prepared = {
+            kind: self._prepare(statement)
+            for kind, statement in (
+                ("sent", RECORD_SENT),
+                ("retry", RECORD_RETRY),
+                ("failed", RECORD_FAILED),
+            )
+        }
+
+    def _prepare(self, statement: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        compiled = statement.compile(dialect=self.engine.dialect)
+        # Values fixed in the statement (status='sent', attempts + 1, …) are parameters too.
+        constants = {k: v for k, v in compiled.params.items() if not k.startswith("b_")}
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        return compiled.string, order, constants
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            naive = value.astimezone(UTC).replace(tzinfo=None)
+            # SQLite keeps datetimes as text in SQLAlchemy's format; psycopg takes them as is.
+            return f"{naive:%Y-%m-%d %H:%M:%S.%f}" if self.sqlite else naive
+        return value
+
+    def write(self, groups: dict[str, list[dict[str, Any]]]) -> None:
+        """Record the outcomes of one group in one transaction."""
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        dbapi = self._raw.driver_connection
+        try:
+            cursor = dbapi.cursor()
+            if self.sqlite:
+                # The connection runs in autocommit mode (see db.py): open the transaction.
+                cursor.execute("BEGIN")
+            for kind, rows in groups.items():
+                if not rows:
+                    continue
+                sql, order, constants = self._prepared[kind]
+                if order is None:
+                    params: list[Any] = [
+                        {**constants, **{k: self._value(v) for k, v in row.items()}} for row in rows
+                    ]
+                else:
+                    params = [
+                        tuple(self._value(row[k]) if k in row else constants[k] for k in order)
+                        for row in rows
+                    ]
+                cursor.executemany(sql, params)
+            dbapi.commit()
+            cursor.close()
+        except Exception as exc:
+            self.close(broken=True)
+            raise LedgerWriteError(str(exc)) from exc
+
+    def close(self, *, broken: bool = False) -> None:
+        """Give the connection back to the pool, or throw it away after an error."""
+        if self._raw is None:
+            return
+        raw, self._raw = self._raw, None
+        try:
+            if broken:
+                raw.invalidate()
+            else:
+                raw.close()
+        except Exception:  # closing a broken connection may fail too; it is gone anyway
+            log.debug("closing the outcome writer's connection failed", exc_info=True)
 
 
 def record_hard_bounce(

@@ -60,13 +60,24 @@ class ConnectFailed(Exception):
 class Connection:
     """One open SMTP session and what we know about it."""
 
-    __slots__ = ("eightbit", "smtp", "transactions", "utf8")
+    __slots__ = ("eightbit", "pipelining", "smtp", "transactions", "utf8")
 
     def __init__(self, smtp: smtplib.SMTP) -> None:
         self.smtp = smtp
         self.transactions = 0
         self.eightbit = smtp.has_extn("8bitmime")
         self.utf8 = smtp.has_extn("smtputf8")
+        self.pipelining = smtp.has_extn("pipelining")
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it: lines starting with "." doubled, ended by CRLF.CRLF."""
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 class SMTPTransport:
@@ -114,32 +125,69 @@ class SMTPTransport:
             return SendResult("retry", f"connection lost: {exc or type(exc).__name__}")
 
     def _transaction(self, conn: Connection, message: OutgoingMessage) -> SendResult:
+        """MAIL, RCPT, DATA and the message, with as few round trips as the server allows.
+
+        Written on smtplib's socket rather than with its mail()/rcpt()/data(): those
+        parse every address with the email package and dot-stuff the message with a
+        regular expression, which together cost more than the rest of the send. Our
+        addresses are already checked addr-specs, and dot-stuffing is one
+        bytes.replace. With PIPELINING (RFC 2920) MAIL, RCPT and DATA go in one
+        packet and their three replies are read together.
+        """
         smtp = conn.smtp
-        options: list[str] = []
+        options = ""
+        encoding = "ascii"
         if not (message.sender.isascii() and message.recipient.isascii()):
             if not conn.utf8:
                 return SendResult(
                     "failed", "the server does not accept non-ASCII addresses (no SMTPUTF8)"
                 )
-            options.append("SMTPUTF8")
+            options += " SMTPUTF8"
+            encoding = "utf-8"
         if conn.eightbit and not message.data.isascii():
-            options.append("BODY=8BITMIME")
+            options += " BODY=8BITMIME"
         conn.transactions += 1
-        code, reply = smtp.mail(message.sender, options)
-        if code != 250:
-            return self._refused(conn, code, reply)
-        code, reply = smtp.rcpt(message.recipient)
-        if code not in (250, 251):
-            return self._refused(conn, code, reply)
-        code, reply = smtp.data(message.data)
+        mail = f"MAIL FROM:<{message.sender}>{options}\r\n".encode(encoding)
+        rcpt = f"RCPT TO:<{message.recipient}>\r\n".encode(encoding)
+        if conn.pipelining:
+            smtp.send(mail + rcpt + b"DATA\r\n")
+            replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+        else:
+            replies = []
+            for command, wanted in ((mail, (250,)), (rcpt, (250, 251)), (b"DATA\r\n", (354,))):
+                smtp.send(command)
+                replies.append(smtp.getreply())
+                if replies[-1][0] not in wanted:
+                    break
+        (mail_code, mail_reply), *rest = replies
+        if mail_code != 250:
+            return self._refused(conn, mail_code, mail_reply, replies)
+        rcpt_code, rcpt_reply = rest[0]
+        if rcpt_code not in (250, 251):
+            return self._refused(conn, rcpt_code, rcpt_reply, replies)
+        data_code, data_reply = rest[1]
+        if data_code != 354:
+            return self._refused(conn, data_code, data_reply, replies)
+        smtp.send(dot_stuffed(message.data))
+        code, reply = smtp.getreply()
         if code != 250:
             return self._refused(conn, code, reply)
         text = reply_text(code, reply)
         queued = QUEUE_ID_RE.search(text)
         return SendResult("sent", text, provider_message_id=queued.group(1) if queued else None)
 
-    def _refused(self, conn: Connection, code: int, reply: bytes) -> SendResult:
+    def _refused(
+        self,
+        conn: Connection,
+        code: int,
+        reply: bytes,
+        replies: Sequence[tuple[int, bytes]] = (),
+    ) -> SendResult:
         result = classify(code, reply)
+        if replies and replies[-1][0] == 354:
+            # A server that took DATA although MAIL or RCPT failed: end the empty message.
+            conn.smtp.send(b".\r\n")
+            conn.smtp.getreply()
         self._after_refusal(conn, code)
         return result
 
