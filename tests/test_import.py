@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from newsletter import audience
 from newsletter.app import bundled_path
 from newsletter.audience import imports
-from newsletter.errors import InputError, NotFound
+from newsletter.errors import InputError, NotFound, OperationFailed
 from newsletter.models import Base, MailingList, Subscriber, Subscription, Suppression
 
 
@@ -534,3 +534,22 @@ def test_cli_import_errors_are_exit_2_without_traceback(run_cli, tmp_path) -> No
         "subscribers", "import", "latin.csv", "--list", "members", "--encoding", "cp1252"
     )
     assert good.returncode == 0 and "1 added" in good.stdout
+
+
+def test_an_address_added_meanwhile_by_another_process_fails_the_import_cleanly(
+    app, members, tmp_path, monkeypatch
+) -> None:
+    path = write(tmp_path, "email\na@example.org\nb@example.org\n")
+    looked_up = imports.suppressed_among
+
+    def and_meanwhile(session, hashes):
+        # Between the look-up of existing subscribers and the insert, b arrives.
+        session.add(Subscriber(email="b@example.org", email_key="b@example.org"))
+        session.flush()
+        return looked_up(session, hashes)
+
+    monkeypatch.setattr(imports, "suppressed_among", and_meanwhile)
+    with pytest.raises(OperationFailed, match="run the import again"):
+        audience.import_subscribers(app, path, list_name=members)
+    with app.session() as session:
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 0

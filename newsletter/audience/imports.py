@@ -49,6 +49,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
@@ -66,7 +67,7 @@ from newsletter.audience.files import open_private, partial_path
 from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
 from newsletter.audience.suppression import KeyHasher, suppressed_among
-from newsletter.errors import InputError
+from newsletter.errors import InputError, OperationFailed
 from newsletter.models import Subscriber, Subscription, Suppression, utcnow
 
 IMPORT_MODES = ("add", "update", "sync")
@@ -282,6 +283,17 @@ def import_subscribers(
                 session.rollback()
             else:
                 session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise OperationFailed(
+                f"{source}: another process added some of the same addresses meanwhile; "
+                "nothing was imported: run the import again (repeating it is safe)"
+            ) from None
+        except OperationalError as exc:
+            session.rollback()
+            raise OperationFailed(
+                f"{source}: the database refused the import ({exc.orig}); nothing was imported"
+            ) from None
         except BaseException:
             session.rollback()
             raise

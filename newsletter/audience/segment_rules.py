@@ -10,7 +10,7 @@ SQL. A rule is one of:
     {"all": [rule, …]}   {"any": [rule, …]}   {"not": rule}
 
 Fields: `language`, `status` (the subscriber's), `name` (`contains` is a
-case-insensitive substring there), `domain` (of the address), `list` (a
+substring there, in any case; SQLite folds only ASCII letters), `domain` (of the address), `list` (a
 confirmed member of the named list; `exists`: of any list), and any attribute
 (`region`, `country`, `topics`, … or `attributes.KEY` for one named like a
 field). Values compare exactly as stored, case included.
