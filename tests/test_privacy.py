@@ -165,3 +165,14 @@ def test_cli_person_export_and_erase(run_cli, tmp_path) -> None:
     assert "Kept: the suppression entry" in erased.stdout
     after = json.loads(run_cli("person", "export", ADDRESS).stdout)
     assert after["subscriber"] is None and after["suppression"]["reason"] == "erased"
+
+
+def test_erase_reports_copies_left_in_a_maildir_outbox(app, tmp_path) -> None:
+    outbox = tmp_path / "outbox"  # the test config's transport
+    (outbox / "new").mkdir(parents=True)
+    (outbox / "new" / "1.eml").write_bytes(f"To: {ADDRESS}\n\nHello\n".encode())
+    (outbox / "new" / "2.eml").write_bytes(b"To: someone.else@example.org\n\nHello\n")
+    report = audience.erase_person(app, ADDRESS.lower())
+    assert report.outbox_copies == [f"{outbox} (1 message(s))"]
+    # Sent mail is reported, not deleted: the folder may belong to another program.
+    assert (outbox / "new" / "1.eml").exists()

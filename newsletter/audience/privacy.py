@@ -153,6 +153,8 @@ class ErasureReport:
     suppressed: bool = True
     storage: str = ""
     remaining: list[str] = field(default_factory=list)  # "table.column (N rows)"
+    # Messages already handed to a maildir outbox: sent mail, outside the database.
+    outbox_copies: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -162,6 +164,7 @@ class ErasureReport:
             "suppressed": self.suppressed,
             "storage": self.storage,
             "remaining": self.remaining,
+            "outbox_copies": self.outbox_copies,
         }
 
 
@@ -196,7 +199,37 @@ def erase_person(app: Newsletter, email: str) -> ErasureReport:
             f"{table}.{column} ({count} rows)"
             for table, column, count in find_address(session, email)
         ]
+    report.outbox_copies = outbox_copies(app, email)
     return report
+
+
+def outbox_copies(app: Newsletter, email: str) -> list[str]:
+    """Maildir outboxes holding messages to this address: 'PATH (N messages)'.
+
+    These are mail already sent (the demo's and previews' transport, or a
+    folder another program collects from), so erasure reports them rather
+    than deleting files it does not own.
+    """
+    from newsletter.transports.dsn import parse_dsn
+
+    needle = address_key(email).encode()
+    found = []
+    for name, table in app.config.transports.items():
+        dsn = parse_dsn(table.dsn, f"transports.{name}.dsn")
+        if dsn.scheme != "maildir":
+            continue
+        # As the maildir transport reads its DSN: maildir:PATH or maildir://PATH.
+        folder = app.config.resolve_path(dsn.host + dsn.path if dsn.host else dsn.path)
+        count = sum(
+            1
+            for sub in ("new", "cur", "tmp")
+            if (folder / sub).is_dir()
+            for path in (folder / sub).iterdir()
+            if path.is_file() and needle in path.read_bytes().lower()
+        )
+        if count:
+            found.append(f"{folder} ({count} message(s))")
+    return found
 
 
 def _keep_suppression(session: Session, digest: str) -> None:

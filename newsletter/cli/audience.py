@@ -635,6 +635,12 @@ def person_erase(ctx: AppContext, address: str, yes: bool, as_json: bool) -> Non
         click.echo("  Kept: the suppression entry (a keyed hash), so it is never mailed again.")
         if report.storage:
             click.echo(f"  {report.storage}.")
+    for place in report.outbox_copies:
+        click.echo(
+            f"note: sent messages to this address remain in the maildir outbox {place}; "
+            "delete them if the outbox is kept",
+            err=True,
+        )
     if report.remaining:
         for place in report.remaining:
             click.echo(f"warning: the address still appears in {place}", err=True)
