@@ -53,7 +53,7 @@ from newsletter.render import (
     render_campaign,
     render_confirmation,
 )
-from newsletter.transports.base import OutgoingMessage
+from newsletter.transports.base import OutgoingMessage, Personalisation
 
 CRLF = b"\r\n"
 # The header folding of the standard library, for the headers built once per campaign.
@@ -130,7 +130,10 @@ class Composer:
             f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n"
             f" <{links.list_unsubscribe_mailto(self.config, token)}>\r\n"
         ).encode("ascii")
-        return self._frame.message(recipient, values, unsubscribe)
+        # The template and values go along for API providers that personalise a batch
+        # themselves; `data` is what they must produce.
+        personal = Personalisation(self.edition, values)
+        return self._frame.message(recipient, values, unsubscribe, personal)
 
     def _personal(self, recipient: Recipient) -> tuple[dict[str, str], str]:
         """The personal fields and the unsubscribe token of one recipient."""
@@ -279,7 +282,11 @@ class MessageFrame:
         self._date = b""
 
     def message(
-        self, recipient: Recipient, values: Mapping[str, str], extra_headers: bytes
+        self,
+        recipient: Recipient,
+        values: Mapping[str, str],
+        extra_headers: bytes,
+        personal: Personalisation | None = None,
     ) -> OutgoingMessage:
         address = _check_address(recipient.email)
         message_id = f"{os.urandom(16).hex()}@{self.id_domain}"
@@ -308,6 +315,7 @@ class MessageFrame:
             data=data,
             message_id=message_id,
             delivery_id=recipient.delivery_id,
+            personal=personal,
         )
 
     def _date_header(self) -> bytes:

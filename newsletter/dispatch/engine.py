@@ -31,7 +31,9 @@ never handed to the server (claimed, queued), which are simply sent after the
 restart, and at most `in_flight_per_connection` per connection that the server
 may have taken; those are the only possible duplicates. (SMTP itself cannot do
 better: a connection lost after the final "." leaves it unknown whether the
-server kept the message.) A restarted sender on the same host reclaims the dead
+server kept the message.) With a transport that takes batches (an API's batch
+form, `SendLimits.batch_size`), each of those units is one batch, so the bound
+is multiplied by the batch size. A restarted sender on the same host reclaims the dead
 worker's claims at once (its process is gone); a worker on another host takes
 them over when their lease (`dispatch.lease_seconds`) lapses. A worker that is
 alive keeps renewing its lease, so a slow send never loses its claims; one that
@@ -439,29 +441,50 @@ class CampaignSender:
     # -- the senders ----------------------------------------------------------------
 
     def _sender(self) -> None:
-        slot = threading.Semaphore(self.options.in_flight_per_connection)
+        # A batching transport takes up to `batch` messages per call; each message still
+        # holds one slot until its outcome is recorded.
+        batch = max(1, self.transport.limits.batch_size)
+        slot = threading.Semaphore(self.options.in_flight_per_connection * batch)
         composer = self._composer
         try:
             while True:
                 claim = self._work.get()
                 if claim is None or self.stopping:
                     return
+                claims = self._take_queued(claim, batch)
+                if self.stopping:
+                    return
                 with self._lock:
-                    self._queued -= 1
+                    self._queued -= len(claims)
                     low = self._queued < self.options.batch_size
                 if low:
                     self._wake.set()
-                # The ledger must have caught up with this connection's earlier messages:
-                # this is what bounds the duplicates a crash can cause.
-                while not slot.acquire(timeout=0.2):
-                    if self.stopping:
+                for _ in claims:
+                    # The ledger must have caught up with this connection's earlier messages:
+                    # this is what bounds the duplicates a crash can cause.
+                    while not slot.acquire(timeout=0.2):
+                        if self.stopping:
+                            return
+                    if not self.limiter.acquire(self._own_stop) or self._stop.is_set():
                         return
-                if not self.limiter.acquire(self._own_stop) or self._stop.is_set():
-                    slot.release()
-                    return
-                self._outcomes.put(self._deliver(composer, claim, slot))
+                for outcome in self._deliver(composer, claims, slot):
+                    self._outcomes.put(outcome)
         except BaseException as exc:
             self._fail(exc)
+
+    def _take_queued(self, first: ledger.Claim, batch: int) -> list[ledger.Claim]:
+        """`first` and whatever else is queued now, up to one batch (no waiting for more)."""
+        claims = [first]
+        while len(claims) < batch:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                # The stop marker: this thread ends (shutdown has set `stopping`).
+                break
+            claims.append(item)
+        return claims
 
     def _make_composer(self) -> Any:
         if self._composer_factory is not None:
@@ -470,33 +493,50 @@ class CampaignSender:
 
         return Composer(self.app, self.campaign_id)
 
-    def _deliver(self, composer: Any, claim: ledger.Claim, slot: threading.Semaphore) -> Outcome:
+    def _deliver(
+        self, composer: Any, claims: list[ledger.Claim], slot: threading.Semaphore
+    ) -> list[Outcome]:
+        """Compose the claims' messages and hand them to the transport in one call."""
         from newsletter.message import Recipient
 
-        recipient = Recipient(
-            subscriber_id=claim.subscriber_id,
-            email=claim.email,
-            name=claim.name,
-            language=claim.language,
-            delivery_id=claim.delivery_id,
-        )
-        message_id = None
-        try:
-            message = composer.compose(recipient)
-        except Exception as exc:
-            # One recipient whose message cannot be built never stops the campaign.
-            result = SendResult("failed", f"cannot compose the message: {exc}")
-        else:
-            message_id = message.message_id
+        results: list[SendResult | None] = [None] * len(claims)
+        message_ids: list[str | None] = [None] * len(claims)
+        messages, positions = [], []
+        for position, claim in enumerate(claims):
+            recipient = Recipient(
+                subscriber_id=claim.subscriber_id,
+                email=claim.email,
+                name=claim.name,
+                language=claim.language,
+                delivery_id=claim.delivery_id,
+            )
             try:
-                result = self.transport.send([message])[0]
+                message = composer.compose(recipient)
+            except Exception as exc:
+                # One recipient whose message cannot be built never stops the campaign.
+                results[position] = SendResult("failed", f"cannot compose the message: {exc}")
+            else:
+                message_ids[position] = message.message_id
+                messages.append(message)
+                positions.append(position)
+        if messages:
+            try:
+                answers = self.transport.send(messages)
+                if len(answers) != len(messages):
+                    raise RuntimeError(f"{len(answers)} results for {len(messages)} messages")
             except Exception as exc:
                 log.exception("transport %s failed", self.transport.name)
-                result = SendResult("retry", f"the transport failed: {exc!r}")
-        if result.throttled:
+                answers = [SendResult("retry", f"the transport failed: {exc!r}")] * len(messages)
+            for position, answer in zip(positions, answers, strict=True):
+                results[position] = answer
+        final = [result for result in results if result is not None]
+        if any(result.throttled for result in final):
             self.limiter.throttled()
-        self._count_failures(result)
-        return self._outcome(claim, result, message_id, slot)
+        self._count_failures(final)
+        return [
+            self._outcome(claim, result, message_id, slot)
+            for claim, result, message_id in zip(claims, final, message_ids, strict=True)
+        ]
 
     def _outcome(
         self,
@@ -517,8 +557,13 @@ class CampaignSender:
             return Outcome("sent", params, slot)
         # A throttled attempt is the server refusing to take anything now, not a
         # verdict on this recipient: it does not count towards giving up.
-        attempts = claim.attempts + (0 if result.throttled else 1)
+        attempts = claim.attempts + (0 if result.throttled or result.fatal else 1)
         params["b_attempts"] = attempts
+        if result.fatal:
+            # The transport's setup is at fault, not this recipient: the campaign pauses
+            # and the message goes first when it is resumed.
+            params["b_next"] = utcnow()
+            return Outcome("retry", params, slot)
         if result.outcome == "retry":
             policy = self.options.retry
             if not policy.gives_up(attempts):
@@ -531,12 +576,30 @@ class CampaignSender:
             bounce = (claim.delivery_id, claim.subscriber_id, claim.email, result.response)
         return Outcome("failed", params, slot, bounce)
 
-    def _count_failures(self, result: SendResult) -> None:
-        """A dead server shows as failures in a row; one bad address does not."""
+    def _count_failures(self, results: list[SendResult]) -> None:
+        """A dead server shows as failures in a row; one bad address does not.
+
+        One call of the transport counts once, whatever the size of its batch: an API
+        that refused a batch of a thousand failed once, not a thousand times. A
+        fatal answer (a bad API key) pauses the campaign at once.
+        """
+        if not results:
+            return
         with self._lock:
-            if result.outcome == "sent" or result.hard_bounce:
+            fatal = next((result for result in results if result.fatal), None)
+            if fatal is not None:
+                if not self._failing_note:
+                    self._failing_note = (
+                        f"paused: {fatal.response}. Fix the transport's settings, then "
+                        f"`newsletter resume {self.campaign_id}`."
+                    )
+                    self._own_stop.set()
+                    self._wake.set()
+                return
+            if any(result.outcome == "sent" or result.hard_bounce for result in results):
                 self._consecutive_failures = 0
                 return
+            result = results[-1]
             self._consecutive_failures += 1
             self._last_failure = result.response
             limit = self.options.pause_after_consecutive_failures

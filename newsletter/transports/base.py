@@ -8,11 +8,45 @@ in for the real ones in the engine's fast tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Outcome = Literal["sent", "retry", "failed"]
+
+
+class FieldTemplate(Protocol):
+    """Text with personal fields left open: literals[0], fields[0], literals[1], …"""
+
+    @property
+    def literals(self) -> tuple[str, ...]: ...
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+
+class BodyTemplate(Protocol):
+    """The text and HTML parts of a campaign's messages before personalisation."""
+
+    @property
+    def text(self) -> FieldTemplate: ...
+
+    @property
+    def html(self) -> FieldTemplate: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Personalisation:
+    """How a message's body was made: a template shared by a whole send, and this
+    recipient's values (raw; the HTML part holds them HTML-escaped).
+
+    API providers that personalise a batch themselves (SendGrid substitutions,
+    Mailgun recipient variables) send the template once per request and the
+    values per recipient; `data` holds exactly what they assemble.
+    """
+
+    template: BodyTemplate
+    values: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +58,8 @@ class OutgoingMessage:
     data: bytes  # the whole RFC 5322 message, CRLF line endings
     message_id: str  # the Message-ID header's value, without angle brackets
     delivery_id: int | None = None  # the ledger row, None for test sends and previews
+    # Set by the campaign composer; None for messages built otherwise (confirmations).
+    personal: Personalisation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +72,8 @@ class SendLimits:
     rate_per_second: float = 0.0
     # Messages in any sliding hour at most; 0 for no limit.
     rate_per_hour: int = 0
+    # Messages one send() call takes at most: an API's batch limit; 1 for SMTP.
+    batch_size: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +90,10 @@ class SendResult:
     # For "retry": the whole transport is throttled or down, not just this recipient;
     # the dispatcher slows down instead of moving on to the next recipient at full speed.
     throttled: bool = False
+    # The transport cannot send anything until someone fixes its setup (a bad API key,
+    # an unverified sender): the dispatcher pauses the campaign with this response as
+    # the reason, and the message is tried again on resume, not failed.
+    fatal: bool = False
 
 
 class Transport(Protocol):
