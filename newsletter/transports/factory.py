@@ -18,6 +18,7 @@ from newsletter.errors import ConfigError
 from newsletter.transports.base import SendLimits, Transport
 from newsletter.transports.dsn import COMMON_PARAMS, DSN, parse_dsn
 from newsletter.transports.maildir import MaildirTransport
+from newsletter.transports.providers import mailgun, postmark, sendgrid, ses
 from newsletter.transports.smtp import DEFAULT_PORTS, TLS_MODES, SMTPSettings, SMTPTransport
 
 if TYPE_CHECKING:
@@ -83,11 +84,15 @@ def build_smtp(setup: TransportSetup) -> Transport:
 
 SMTP_PARAMS = frozenset({"tls", "verify", "max_messages", "helo"})
 
-# The schemes a DSN may name. API providers (sendgrid://, mailgun://, …) go here.
+# The schemes a DSN may name.
 SCHEMES: dict[str, Scheme] = {
     "maildir": Scheme(build_maildir),
     "smtp": Scheme(build_smtp, SMTP_PARAMS),
     "smtps": Scheme(build_smtp, SMTP_PARAMS),
+    "sendgrid": Scheme(sendgrid.build_sendgrid, sendgrid.PARAMS),
+    "mailgun": Scheme(mailgun.build_mailgun, mailgun.PARAMS),
+    "postmark": Scheme(postmark.build_postmark, postmark.PARAMS),
+    "ses": Scheme(ses.build_ses, ses.PARAMS),
 }
 
 
