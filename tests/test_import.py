@@ -24,7 +24,7 @@ def members(app) -> str:
 
 @pytest.fixture(autouse=True)
 def _work_in_tmp(tmp_path, monkeypatch) -> None:
-    # The default reject file goes to the working folder; keep it in the test's own.
+    # The command's default reject file goes to the working folder: the test's own.
     monkeypatch.chdir(tmp_path)
 
 
@@ -270,9 +270,11 @@ def test_bad_rows_go_to_the_reject_file_with_line_and_reason(
         "eve@example.org,Eve,en,extra\n"  # 8
         "cy@example.org,Cy twice,en\n"  # 9: duplicate of line 5
     )
-    report = audience.import_subscribers(app, write(tmp_path, text), list_name=members)
+    rejects = tmp_path / "people-rejected.csv"
+    path = write(tmp_path, text)
+    report = audience.import_subscribers(app, path, list_name=members, reject_path=rejects)
     assert (report.added, report.rejected) == (2, 6)
-    assert report.reject_file == str(tmp_path / "people-rejected.csv")
+    assert report.reject_file == str(rejects)
     rows = reject_rows(report.reject_file)
     assert rows[0] == ["rejected_line", "rejected_reason", "email", "name", "language"]
     by_line = {int(row[0]): row[1] for row in rows[1:]}
@@ -290,7 +292,9 @@ def test_bad_rows_go_to_the_reject_file_with_line_and_reason(
 
 def test_a_fixed_reject_file_imports_as_it_is(app, members, tmp_path) -> None:
     path = write(tmp_path, "email,name\nann@example,Ann\nbob@example.org,Bob\n")
-    report = audience.import_subscribers(app, path, list_name=members)
+    report = audience.import_subscribers(
+        app, path, list_name=members, reject_path=tmp_path / "rejected.csv"
+    )
     fixed = reject_rows(report.reject_file)
     fixed[1][2] = "ann@example.org"
     with open(tmp_path / "fixed.csv", "w", encoding="utf-8", newline="") as handle:
@@ -301,11 +305,20 @@ def test_a_fixed_reject_file_imports_as_it_is(app, members, tmp_path) -> None:
 
 
 def test_no_reject_file_when_nothing_is_rejected(app, members, tmp_path) -> None:
-    report = audience.import_subscribers(
-        app, write(tmp_path, "email\na@example.org\n"), list_name=members
-    )
+    rejects = tmp_path / "people-rejected.csv"
+    path = write(tmp_path, "email\na@example.org\n")
+    report = audience.import_subscribers(app, path, list_name=members, reject_path=rejects)
     assert report.reject_file is None
-    assert not (tmp_path / "people-rejected.csv").exists()
+    assert not rejects.exists()
+
+
+def test_without_a_reject_path_the_service_writes_no_file(app, members, tmp_path) -> None:
+    # Only the command picks a default place; a program calling the service decides.
+    path = write(tmp_path, "email\nbroken\n")
+    report = audience.import_subscribers(app, path, list_name=members)
+    assert report.rejected == 1 and report.reject_file is None
+    assert report.rejects == [{"line": 2, "reason": report.rejects[0]["reason"]}]
+    assert not list(tmp_path.glob("*rejected*"))
 
 
 # --- the rules -------------------------------------------------------------------------

@@ -209,9 +209,10 @@ class RejectFile:
             self._tmp.unlink(missing_ok=True)
 
 
-def default_reject_path(source: Path) -> Path:
-    """<name>-rejected.csv in the working folder (the input's folder may be read-only)."""
-    return Path.cwd() / f"{source.stem}-rejected.csv"
+def default_reject_path(source: str | Path) -> Path:
+    """Where the command puts rejected rows by default: <name>-rejected.csv in the
+    working folder (the input's folder may be read-only, as the bundled samples are)."""
+    return Path.cwd() / f"{Path(source).stem}-rejected.csv"
 
 
 def import_subscribers(
@@ -230,17 +231,16 @@ def import_subscribers(
 ) -> ImportReport:
     """Import a CSV file into a list; see the module's docstring for what each mode does.
 
-    A dry run does all the work, reports the same counts and rolls back; it
-    writes a reject file only when `reject_path` is given.
+    Rejected and skipped rows are written to `reject_path` when one is given
+    (the command gives `default_reject_path` unless told otherwise); a caller
+    that gives none still gets the first few in the report. A dry run does all
+    the work, reports the same counts and rolls back.
     """
     if mode not in IMPORT_MODES:
         raise InputError(f"import mode {mode!r} is not one of: {', '.join(IMPORT_MODES)}")
     source = Path(path)
     report = ImportReport(file=str(source), list_name=list_name, mode=mode, dry_run=dry_run)
-    if reject_path is not None:
-        rejects_to: Path | None = Path(reject_path)
-    else:
-        rejects_to = None if dry_run else default_reject_path(source)
+    rejects_to = Path(reject_path) if reject_path is not None else None
     if rejects_to is not None and not rejects_to.parent.is_dir():
         raise InputError(f"{rejects_to}: the folder for the reject file does not exist")
 

@@ -17,6 +17,7 @@ import click
 from newsletter import audience
 from newsletter.audience.columns import parse_attribute_option
 from newsletter.audience.files import private_output
+from newsletter.audience.imports import default_reject_path
 from newsletter.audience.suppression import lift_address, suppress_address
 from newsletter.cli.context import AppContext, pass_context
 from newsletter.cli.output import echo_json, echo_record, echo_table
@@ -361,7 +362,8 @@ def subscribers_import(
         list_name=list_name,
         mode=mode,
         dry_run=dry_run,
-        reject_path=reject_file,
+        # A dry run writes no file unless asked to; a real one keeps the rejects by default.
+        reject_path=reject_file or (None if dry_run else default_reject_path(file)),
         encoding=encoding,
         consent_text=consent_text,
         force_resubscribe=force_resubscribe,
