@@ -63,13 +63,15 @@ class ProgressDisplay:
         self.interactive = self.stream.isatty()
         self._bar: Any = None
         self._done = 0
-        self._status = ""
+        self._waiting = ""
         self._last_line = 0.0
 
     def __call__(self, progress: Progress) -> None:
         if not self.interactive:
             now = time.monotonic()
-            if now - self._last_line >= LINE_EVERY or progress.remaining == 0:
+            news = progress.waiting != self._waiting and bool(progress.waiting)
+            self._waiting = progress.waiting
+            if news or now - self._last_line >= LINE_EVERY or progress.remaining == 0:
                 self._last_line = now
                 click.echo(progress_line(progress), file=self.stream)
             return
@@ -113,10 +115,17 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
 
 def _run_send(ctx: AppContext, campaign_id: int, *, detach: bool, as_json: bool) -> None:
     display = None if as_json else ProgressDisplay()
+    # Progress reads the ledger's counts: once a second for a bar, less often for a log.
+    every = 1.0 if display is not None and display.interactive else LINE_EVERY
     with stop_on_sigterm() as stop:
         try:
             outcome = dispatch.send_campaign(
-                ctx.app, campaign_id, detach=detach, on_progress=display, stop=stop
+                ctx.app,
+                campaign_id,
+                detach=detach,
+                on_progress=display,
+                progress_every=every,
+                stop=stop,
             )
         finally:
             if display is not None:
@@ -276,14 +285,21 @@ def _status_record(progress: Progress) -> dict[str, Any]:
 
 
 @click.command("status")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=int, required=False)
 @json_option
 @pass_context
-def status(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
     """Show how far a campaign's send has got: deliveries by state, rate and ETA.
+
+    Without an ID: the service's health (scheduler, workers, queue depth).
 
     Example: newsletter status 3 --json
     """
+    if campaign_id is None:
+        from newsletter.cli.schedule import echo_health
+
+        echo_health(ctx.app, as_json)
+        return
     progress = dispatch.campaign_status(ctx.app, campaign_id)
     if as_json:
         echo_json({"id": campaign_id, **progress.as_dict()})

@@ -239,6 +239,10 @@ class CampaignSender:
             thread.start()
         try:
             self._coordinate()
+        except DBAPIError as exc:
+            self._fail(
+                OperationFailed(f"sending campaign {self.campaign_id}: database error: {exc}")
+            )
         finally:
             self._shutdown(threads, recorder)
             self.report.seconds = time.monotonic() - started

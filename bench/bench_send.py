@@ -1,0 +1,292 @@
+"""Benchmark: `newsletter send` against the wire's limit, and its peak memory.
+
+    python bench/bench_send.py                               # N = 20,000, 4 connections
+    python bench/bench_send.py --n 20000 --n 200000          # memory must not grow with N
+    python bench/bench_send.py --connections 8 --size 30000
+
+In one run it:
+
+1. starts a local SMTP sink: Postfix's `smtp-sink` when installed (Debian package
+   `postfix`; `apt-get install postfix`), else aiosmtpd's Sink handler in its own
+   process (`python -m aiosmtpd -n -c aiosmtpd.handlers.Sink`), a much slower sink:
+   the rates are then compared against each other on the same sink all the same;
+2. times Postfix's `smtp-source` sending N messages of the same size over the same
+   number of connections (`-d`: reusing each connection, as the dispatcher does):
+   the wire's limit on this machine. Without smtp-source, Python's smtplib on as
+   many threads stands in (printed as such);
+3. builds a real edition (a bulletin whose items make each personalised message
+   about --size bytes), N confirmed subscribers in a fresh SQLite database, and
+   times `newsletter send ID` as a subprocess, the whole command: start-up,
+   stage-1 rendering, writing the ledger, sending and recording every outcome;
+4. prints both rates, their ratio, the send's rate while sending (first to last
+   sent_at in the ledger) and the send's peak resident memory (from wait4).
+
+Targets (on the 2-core machine): at N = 20,000 the command's rate at least
+0.35 × smtp-source's; peak memory under 150 MB and not growing with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+CHUNK = 10_000
+PARAGRAPH = (
+    "Community organisations of people who use drugs met in Vienna this month to "
+    "review a decade of national drug strategies, and found that the promised shift "
+    "from punishment to health has barely begun in most countries represented. "
+    "Members shared data on access to harm reduction, the use of compulsory "
+    "treatment and the number of people held in pre-trial detention for possession."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_sink(port: int) -> tuple[subprocess.Popen[bytes], str]:
+    smtp_sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if os.path.exists(smtp_sink):
+        command = [smtp_sink, "-4"]
+        if os.geteuid() == 0:
+            command += ["-u", "nobody"]  # it refuses to run as root otherwise
+        command += [f"127.0.0.1:{port}", "1024"]
+        name = "Postfix smtp-sink"
+    else:
+        command = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                   "-c", "aiosmtpd.handlers.Sink"]  # fmt: skip
+        name = "aiosmtpd Sink (fallback: install postfix for smtp-sink)"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, name
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"the sink did not start: {' '.join(command)}")
+
+
+def time_smtp_source(port: int, n: int, connections: int, size: int) -> tuple[float, str]:
+    smtp_source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if os.path.exists(smtp_source):
+        command = [
+            smtp_source, "-d", "-s", str(connections), "-m", str(n), "-l", str(size),
+            "-f", "bench@example.org", "-t", "sink@example.org", f"127.0.0.1:{port}",
+        ]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start, "smtp-source " + " ".join(command[1:])
+    return time_smtplib(port, n, connections, size), f"smtplib, {connections} threads"
+
+
+def time_smtplib(port: int, n: int, connections: int, size: int) -> float:
+    import smtplib
+
+    body = b"Subject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * (size // 78)
+
+    def work(count: int) -> None:
+        client = smtplib.SMTP("127.0.0.1", port, local_hostname="bench")
+        for i in range(count):
+            client.sendmail("bench@example.org", [f"sink{i}@example.org"], body)
+        client.quit()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(n // connections,)) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
+
+
+def make_app(
+    folder: Path, port: int, connections: int, in_flight: int
+) -> tuple[Any, Path, dict[str, str]]:
+    from newsletter.app import Newsletter
+    from newsletter.config import load_config
+
+    config = folder / "newsletter.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{folder / "bench.db"}"\n\n'
+        f'[transports.sink]\ndsn = "smtp://127.0.0.1:{port}?tls=none"\n'
+        f"connections = {connections}\n\n"
+        f"[dispatch]\nin_flight_per_connection = {in_flight}\n"
+    )
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": "bench-signing-key"}
+    for name in ("NEWSLETTER_DATABASE_URL", "NEWSLETTER_TRANSPORT", "NEWSLETTER_CONFIG"):
+        env.pop(name, None)
+    return Newsletter(load_config(config, env=env), env=env), config, env
+
+
+def build_edition(app: Any, size: int) -> tuple[int, int]:
+    """A bulletin whose personalised message is about `size` bytes; (campaign id, bytes)."""
+    from newsletter.message import Composer, Recipient
+    from newsletter.models import Campaign, CampaignItem, Item, MailingList
+
+    with app.session() as session:
+        mailing_list = MailingList(name="members", title="Members")
+        campaign = Campaign(
+            kind="bulletin", status="approved", month="2019-06",
+            subject="Example Network bulletin — June 2019",
+            intro="Welcome to the June bulletin.", lists=[mailing_list],
+        )  # fmt: skip
+        session.add(campaign)
+        session.flush()
+        campaign_id = campaign.id
+    kinds = ("statement", "report", "news", "tribute")
+    message_size = 0
+    count = 0
+    while message_size < size:
+        with app.session() as session:
+            campaign = session.get_one(Campaign, campaign_id)
+            for _ in range(2):
+                body = "".join(f"<p>{PARAGRAPH}</p>" for _ in range(3))
+                item = Item(source="bench", source_id=f"item-{count}", kind=kinds[count % 4],
+                            title=f"Statement {count} to the Commission on Narcotic Drugs",
+                            date=date(2019, 6, count % 28 + 1), summary=PARAGRAPH,
+                            body_html=body, body_text=PARAGRAPH * 3,
+                            link=f"https://example.org/news/{count}",
+                            link_text="Read the full statement")  # fmt: skip
+                campaign.entries.append(CampaignItem(item=item, position=count))
+                count += 1
+        message = Composer(app, campaign_id).compose(
+            Recipient(subscriber_id=1, email="person0@example.org", name="Person 0")
+        )
+        message_size = len(message.data)
+    return campaign_id, message_size
+
+
+def add_subscribers(app: Any, n: int) -> None:
+    from sqlalchemy import func, insert, select
+
+    from newsletter.audience.suppression import KeyHasher
+    from newsletter.models import MailingList, Subscriber, Subscription, utcnow
+
+    hasher = KeyHasher(app.suppression_key)
+    now = utcnow()
+    with app.session() as session:
+        list_id = session.scalar(select(MailingList.id).where(MailingList.name == "members"))
+        first = (session.scalar(select(func.max(Subscriber.id))) or 0) + 1
+        for start in range(0, n, CHUNK):
+            people, memberships = [], []
+            for i in range(start, min(start + CHUNK, n)):
+                email = f"person{i}@example.org"
+                people.append({"id": first + i, "email": email, "email_key": email,
+                               "email_hash": hasher(email), "name": f"Person {i}",
+                               "language": "en", "attributes": {}, "status": "active",
+                               "created_at": now, "updated_at": now})  # fmt: skip
+                memberships.append({"subscriber_id": first + i, "list_id": list_id,
+                                    "status": "confirmed", "consent_method": "import",
+                                    "created_at": now, "updated_at": now})  # fmt: skip
+            session.execute(insert(Subscriber.__table__), people)
+            session.execute(insert(Subscription.__table__), memberships)
+
+
+def newsletter_command() -> list[str]:
+    script = shutil.which("newsletter", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "newsletter"]
+
+
+def time_newsletter_send(config: Path, env: dict[str, str], campaign_id: int) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (bytes) of `newsletter send ID`."""
+    command = [*newsletter_command(), "--config", str(config), "send", str(campaign_id)]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"newsletter send failed ({process.returncode}):\n{err.decode()}")
+    print("   ", out.decode().strip().splitlines()[0])
+    return seconds, usage.ru_maxrss * 1024
+
+
+def sending_phase(app: Any, campaign_id: int) -> tuple[int, float]:
+    from sqlalchemy import func, select
+
+    from newsletter.models import Delivery
+
+    with app.engine.connect() as conn:
+        sent, first, last = conn.execute(
+            select(func.count(), func.min(Delivery.sent_at), func.max(Delivery.sent_at))
+            .where(Delivery.campaign_id == campaign_id, Delivery.status == "sent")
+        ).one()  # fmt: skip
+    return sent, (last - first).total_seconds() if first and last else 0.0
+
+
+def run(n: int, connections: int, size: int, in_flight: int, keep: Path | None) -> dict[str, float]:
+    folder = keep or Path(tempfile.mkdtemp(prefix="bench-send-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    sink, sink_name = start_sink(port)
+    try:
+        print(
+            f"N = {n:,}, {connections} connections, in_flight_per_connection = {in_flight}, "
+            f"sink: {sink_name} on 127.0.0.1:{port}"
+        )
+        source_seconds, source_name = time_smtp_source(port, n, connections, size)
+        source_rate = n / source_seconds
+        print(f"  {source_name}")
+        print(f"  wire limit: {n:,} messages of {size:,} bytes in {source_seconds:.2f} s "
+              f"= {source_rate:,.0f} messages/s")  # fmt: skip
+
+        app, config, env = make_app(folder, port, connections, in_flight)
+        campaign_id, message_size = build_edition(app, size)
+        started = time.perf_counter()
+        add_subscribers(app, n)
+        print(f"  edition: campaign {campaign_id}, one message = {message_size:,} bytes; "
+              f"{n:,} subscribers written in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        app.close()
+        seconds, peak = time_newsletter_send(config, env, campaign_id)
+        sent, phase = sending_phase(app, campaign_id)
+        app.close()
+        rate = n / seconds
+        print(f"  newsletter send: {sent:,} sent in {seconds:.2f} s = {rate:,.0f} messages/s "
+              f"(sending phase {phase:.2f} s = {sent / phase if phase else 0:,.0f}/s)")  # fmt: skip
+        print(f"  ratio to the wire's limit: {rate / source_rate:.2f} (target ≥ 0.35)")
+        print(f"  peak memory of newsletter send: {peak / 2**20:.0f} MB (target < 150 MB)")
+        return {"n": n, "ratio": rate / source_rate, "peak_mb": peak / 2**20, "rate": rate}
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        sink.wait()
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, action="append", help="messages (repeatable)")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--size", type=int, default=30_000, help="bytes per message")
+    parser.add_argument(
+        "--in-flight", type=int, default=1, help="dispatch.in_flight_per_connection (default 1)"
+    )
+    parser.add_argument("--keep", type=Path, help="keep the database and config in this folder")
+    args = parser.parse_args()
+    results = [
+        run(n, args.connections, args.size, args.in_flight, args.keep) for n in args.n or [20_000]
+    ]
+    if len(results) > 1:
+        print(
+            "peak memory by N: " + ", ".join(f"{r['n']:,}: {r['peak_mb']:.0f} MB" for r in results)
+        )
+
+
+if __name__ == "__main__":
+    main()
