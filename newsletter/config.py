@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -231,6 +232,53 @@ class ScheduleConfig:
     misfire_grace_minutes: int = setting(
         60, "A send missed while the service was down still goes out this late; then it is missed."
     )
+    sync_seconds: int = setting(
+        30,
+        "How often `newsletter serve` re-reads schedules from the database (what other "
+        "processes changed) and looks for sends that are due.",
+    )
+    staff_addresses: list[str] = setting(
+        [],
+        'Who gets the preview when a recurring rule with action = "hold" has built an '
+        "edition for approval.",
+    )
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    workers: int = setting(1, "Sending workers `newsletter serve` runs (--workers overrides).")
+    log_format: str = setting(
+        "logfmt", "Format of the service's log lines on stderr: logfmt or json (one per line)."
+    )
+
+
+# What a recurring rule may build, and what it may do with the edition.
+SCHEDULE_BUILDS = ("bulletin",)
+SCHEDULE_ACTIONS = ("send", "hold")
+
+
+@dataclass(frozen=True)
+class ScheduleRule:
+    """One [[schedules]] entry: a recurring edition."""
+
+    name: str = setting("", "A unique name for the rule (letters, digits, - _ .).")
+    cron: str = setting(
+        "",
+        'When it runs: minute hour day-of-month month day-of-week, e.g. "0 9 * * mon#1" '
+        "for 09:00 on the first Monday of the month.",
+    )
+    timezone: str = setting("", "Time zone of the cron times; empty means schedule.timezone.")
+    build: str = setting("bulletin", "What to build: bulletin (the previous month's items).")
+    lists: list[str] = setting([], "Lists it goes to; empty means editions.default_lists.")
+    segment: str = setting("", "A saved segment that narrows the audience; empty for none.")
+    action: str = setting(
+        "send",
+        "send: approve and send it at once; hold: keep it as a draft for approval and "
+        "email staff_addresses a preview.",
+    )
+
+
+
 
 
 @dataclass(frozen=True)
@@ -243,6 +291,9 @@ class Config:
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    # Recurring editions, from the [[schedules]] entries.
+    schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
     transports: dict[str, TransportConfig] = field(
         default_factory=lambda: {"outbox": TransportConfig()}
@@ -279,6 +330,7 @@ SECTIONS: dict[str, type] = {
     "dispatch": DispatchConfig,
     "privacy": PrivacyConfig,
     "schedule": ScheduleConfig,
+    "service": ServiceConfig,
 }
 
 
@@ -326,8 +378,8 @@ def build_config(
     for key, value in data.items():
         if key in SECTIONS:
             sections[key] = _build_section(SECTIONS[key], value, source, key)
-        elif key not in ("transports", "transport"):
-            known = ", ".join([*SECTIONS, "transport", "transports"])
+        elif key not in ("transports", "transport", "schedules"):
+            known = ", ".join([*SECTIONS, "transport", "transports", "schedules"])
             raise ConfigError(f"{source}: unknown section or key {key!r} (known: {known})")
 
     transports: dict[str, TransportConfig] = {}
@@ -371,8 +423,12 @@ def build_config(
         transports[ENV_TRANSPORT_NAME] = dataclasses.replace(base, dsn=env[ENV_TRANSPORT])
         default_transport = ENV_TRANSPORT_NAME
 
+    timezone = sections.get("schedule", ScheduleConfig()).timezone
+    schedules = _build_schedules(data.get("schedules", []), source, timezone)
+
     config = Config(
         **sections,
+        schedules=schedules,
         transports=transports,
         default_transport=default_transport,
         source=source,
@@ -395,6 +451,53 @@ def _build_section(cls: type, value: Any, source: str, dotted: str) -> Any:
             raise ConfigError(f"{source}: unknown key {dotted}.{key} (known: {known})")
         kwargs[key] = _coerce(hints[key], item, f"{source}: {dotted}.{key}")
     return cls(**kwargs)
+
+
+def _build_schedules(raw: Any, source: str, timezone: str) -> tuple[ScheduleRule, ...]:
+    """The [[schedules]] entries, each checked; messages name the entry by its name."""
+    from newsletter.schedule.cron import CronError, parse_cron
+
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: schedules must be an array of tables, [[schedules]]")
+    rules: list[ScheduleRule] = []
+    for number, entry in enumerate(raw, 1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where = f"schedules.{name}" if isinstance(name, str) and name else f"schedules[{number}]"
+        rule = _build_section(ScheduleRule, entry, source, where)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,59}", rule.name):
+            raise ConfigError(
+                f"{source}: {where}.name must be 1-60 letters, digits, - _ or . (got {rule.name!r})"
+            )
+        if any(other.name == rule.name for other in rules):
+            raise ConfigError(f"{source}: {where}: two [[schedules]] entries have this name")
+        try:
+            parse_cron(rule.cron)
+        except CronError as exc:
+            raise ConfigError(f"{source}: {where}.cron: {exc}") from None
+        if rule.build not in SCHEDULE_BUILDS:
+            raise ConfigError(
+                f"{source}: {where}.build must be one of {', '.join(SCHEDULE_BUILDS)}, "
+                f"not {rule.build!r}"
+            )
+        if rule.action not in SCHEDULE_ACTIONS:
+            raise ConfigError(
+                f"{source}: {where}.action must be one of {', '.join(SCHEDULE_ACTIONS)}, "
+                f"not {rule.action!r}"
+            )
+        if not _known_zone(rule.timezone or timezone):
+            raise ConfigError(f"{source}: {where}.timezone: unknown time zone {rule.timezone!r}")
+        rules.append(dataclasses.replace(rule, timezone=rule.timezone or timezone))
+    return tuple(rules)
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -450,6 +553,17 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{src}: web.base_url must start with http:// or https://")
     if "@" not in config.mail.from_address:
         raise ConfigError(f"{src}: mail.from_address is not an email address")
+    if config.schedule.sync_seconds < 1:
+        raise ConfigError(f"{src}: schedule.sync_seconds must be at least 1")
+    for address in config.schedule.staff_addresses:
+        if "@" not in address:
+            raise ConfigError(f"{src}: schedule.staff_addresses: {address!r} is not an address")
+    if config.service.workers < 1:
+        raise ConfigError(f"{src}: service.workers must be at least 1")
+    if config.service.log_format not in ("logfmt", "json"):
+        raise ConfigError(
+            f"{src}: service.log_format must be logfmt or json, not {config.service.log_format!r}"
+        )
     if config.dispatch.batch_size < 1:
         raise ConfigError(f"{src}: dispatch.batch_size must be at least 1")
     if config.dispatch.retry_max_attempts < 1:
@@ -475,4 +589,6 @@ def documented_settings() -> list[tuple[str, str, str]]:
             rows.append((section, f.name, f.metadata["help"]))
     for f in dataclasses.fields(TransportConfig):
         rows.append(("transports.NAME", f.name, f.metadata["help"]))
+    for f in dataclasses.fields(ScheduleRule):
+        rows.append(("schedules", f.name, f.metadata["help"]))
     return rows

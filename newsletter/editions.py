@@ -105,8 +105,13 @@ def new_bulletin(
     intro_file: str | Path | None = None,
     language: str | None = None,
     transport: str | None = None,
+    recurrence_key: str | None = None,
 ) -> dict[str, Any]:
-    """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign."""
+    """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign.
+
+    A recurring rule passes its `recurrence_key` (rule and period): the key is
+    unique, so a second build of the same period fails with an IntegrityError.
+    """
     from newsletter.items import items_for_month
 
     parse_month(month)
@@ -133,6 +138,7 @@ def new_bulletin(
             preheader=_preheader(intro, items),
             language=language,
             transport=_check_transport(app, transport),
+            recurrence_key=recurrence_key,
         )
         _set_audience(app, session, campaign, lists, segment)
         campaign.entries = [CampaignItem(item=item, position=i) for i, item in enumerate(items)]

@@ -21,7 +21,7 @@ def test_every_setting_is_documented_in_config_example() -> None:
     section = ""
     for raw in text.splitlines():
         line = raw.lstrip("# ").strip()
-        if m := re.fullmatch(r"\[([\w.]+)\]", line):
+        if m := re.fullmatch(r"\[\[?([\w.]+)\]\]?", line):
             section = m.group(1)
             if section.startswith("transports."):
                 section = "transports.NAME"

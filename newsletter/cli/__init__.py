@@ -14,7 +14,17 @@ import sys
 import click
 
 from newsletter import __version__
-from newsletter.cli import audience, database, demo, dispatch, editions, items, render, web
+from newsletter.cli import (
+    audience,
+    database,
+    demo,
+    dispatch,
+    editions,
+    items,
+    render,
+    schedule,
+    web,
+)
 from newsletter.cli.context import AppContext
 from newsletter.errors import OperationFailed, UserError
 
@@ -38,7 +48,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (database, demo, items, editions, render, audience, dispatch, web):
+for module in (database, demo, items, editions, render, audience, dispatch, schedule, web):
     for command in module.COMMANDS:
         cli.add_command(command)
 

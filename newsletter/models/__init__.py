@@ -19,12 +19,19 @@ from newsletter.models.campaigns import (
 )
 from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
 from newsletter.models.items import ITEM_KINDS, Item
+from newsletter.models.scheduling import (
+    SCHEDULE_OUTCOMES,
+    ScheduleRun,
+    ServiceInstance,
+    scheduler_jobs,
+)
 
 __all__ = [
     "CAMPAIGN_KINDS",
     "CAMPAIGN_STATUSES",
     "DELIVERY_STATUSES",
     "ITEM_KINDS",
+    "SCHEDULE_OUTCOMES",
     "SUBSCRIBER_STATUSES",
     "SUBSCRIPTION_STATUSES",
     "Base",
@@ -35,10 +42,13 @@ __all__ = [
     "Item",
     "MailingList",
     "Meta",
+    "ScheduleRun",
     "Segment",
+    "ServiceInstance",
     "Subscriber",
     "Subscription",
     "Suppression",
     "campaign_lists",
+    "scheduler_jobs",
     "utcnow",
 ]
