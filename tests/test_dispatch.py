@@ -458,3 +458,29 @@ def test_status_reports_counts_rate_and_eta(app: Newsletter) -> None:
     assert progress.eta_seconds == pytest.approx(10, rel=0.1)
     data = progress.as_dict()
     assert data["done"] == 10 and data["counts"]["pending"] == 10
+
+
+def test_an_hourly_limit_counts_what_was_sent_before_a_restart(app: Newsletter) -> None:
+    """A restarted sender does not start a fresh hour: the ledger says what went out."""
+    cid = seed_campaign(app, 30)
+    dispatch.start_campaign(app, cid)
+    with app.engine.begin() as conn:
+        claims = ledger.claim(conn, cid, "gone:1:x", 25, utcnow(), utcnow())
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([c.delivery_id for c in claims]))
+            .values(status="sent", sent_at=utcnow() - timedelta(minutes=20))
+        )
+    # 25 sent twenty minutes ago under a limit of 28 an hour: only 3 more may go now.
+    transport = MemoryTransport(limits=SendLimits(connections=2, rate_per_hour=28))
+    transport.name = app.config.default_transport
+    stop = threading.Event()
+    sender = CampaignSender(app, cid, transport, options=FAST, stop=stop)
+    thread = threading.Thread(target=sender.run)
+    thread.start()
+    _wait_for(lambda: len(transport.sent) >= 3)
+    time.sleep(0.5)
+    stop.set()
+    thread.join(10)
+    assert len(transport.sent) == 3
+    assert counts(app, cid) == {"sent": 28, "pending": 2}

@@ -51,7 +51,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -229,6 +229,8 @@ class CampaignSender:
         self._suppression_key = self.app.suppression_key
         # Stage 1 of rendering, once for this run; compose() is safe from several threads.
         self._composer = self._make_composer()
+        if self.transport.limits.rate_per_hour:
+            self._seed_hourly_window()
         workers.register(self.worker_id)
         threads = [
             threading.Thread(target=self._sender, name=f"sender-{i}", daemon=True)
@@ -314,6 +316,19 @@ class CampaignSender:
                     pause = min(1.0, max(0.02, (next_due - utcnow()).total_seconds()))
             self._wake.wait(pause)
             self._wake.clear()
+
+    def _seed_hourly_window(self) -> None:
+        """Count what this transport sent in the last hour (before a restart, by others)."""
+        name = self.transport.name
+        now, clock = utcnow(), time.monotonic()
+        with self._db.begin() as conn:
+            times = ledger.sent_through_transport(
+                conn,
+                name,
+                is_default=name == self.app.config.default_transport,
+                since=now - timedelta(hours=1),
+            )
+        self.limiter.seed([clock - (now - sent_at).total_seconds() for sent_at in times])
 
     def _lease_until(self) -> datetime:
         return ledger.later(utcnow(), self.options.lease_seconds)

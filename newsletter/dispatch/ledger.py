@@ -516,6 +516,28 @@ def sent_since(conn: Connection, campaign_id: int, since: datetime) -> int:
     )
 
 
+def sent_through_transport(
+    conn: Connection, transport: str, *, is_default: bool, since: datetime
+) -> list[datetime]:
+    """When each message that went through a transport since `since` was sent.
+
+    Read once when a sender starts, and only for a transport with an hourly
+    limit: a restarted process must not start a fresh hour. A campaign names its
+    transport, or none for the default one. Bounded by the hourly limit itself
+    (times several workers at most), however large the ledger.
+    """
+    uses = C.c.transport == transport
+    if is_default:
+        uses = or_(uses, C.c.transport == "")
+    return list(
+        conn.execute(
+            select(D.c.sent_at)
+            .join(C, C.c.id == D.c.campaign_id)
+            .where(D.c.status == "sent", D.c.sent_at >= since, uses)
+        ).scalars()
+    )
+
+
 def last_sent_at(conn: Connection, campaign_id: int) -> datetime | None:
     return conn.scalar(
         select(func.max(D.c.sent_at)).where(D.c.campaign_id == campaign_id, D.c.status == "sent")
