@@ -168,7 +168,7 @@ def test_send_delivers_the_campaign_to_the_outbox_and_status_tells(
     assert len(rows) == 25
     assert {row["status"] for row in rows} == {"sent"}
     assert rows[0]["address"] == "person0@example.org" and rows[0]["attempts"] == 1
-    assert set(rows[0]) == {"id", "address", "status", "attempts", "sent_at", "last_response"}
+    assert {"id", "address", "status", "attempts", "sent_at", "last_response"} <= set(rows[0])
     assert run_cli("deliveries", str(cid), "--failed").stdout.strip() == "Nobody was missed."
 
     again = run_cli("send", str(cid))
@@ -261,7 +261,9 @@ def test_two_worker_processes_share_a_campaign_and_send_no_delivery_twice(
         cid = seed_campaign(cli_app, total)
         detached = run_cli("send", str(cid), "--detach", env=env)
         assert detached.returncode == 0, detached.stderr
-        assert f"Campaign {cid} is sending: {total} deliveries written" in detached.stdout
+        assert f"Campaign {cid} is sending: {total} deliveries written, {total} to send" in (
+            detached.stdout
+        )
         workers = [
             start_cli(cli_env, tmp_path, "--config", str(config), "worker", "--campaign",
                       str(cid), "--once", **env)

@@ -40,10 +40,11 @@ def _duration(seconds: float | None) -> str:
     return str(timedelta(seconds=round(seconds)))
 
 
-def progress_line(progress: Progress) -> str:
+def progress_line(progress: Progress, *, named: bool = True) -> str:
     c = progress.counts
     line = (
-        f"campaign {progress.campaign_id}: {progress.done}/{progress.total} done "
+        (f"campaign {progress.campaign_id}: " if named else "")
+        + f"{progress.done}/{progress.total} done "
         f"(sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, retry {c.get('retry', 0)}), "
         f"{progress.rate:.0f}/s, ETA {_duration(progress.eta_seconds)}"
     )
@@ -156,8 +157,10 @@ def _report(outcome: SendOutcome, as_json: bool) -> None:
     if as_json:
         echo_json(_outcome_record(outcome))
     elif outcome.reason == "detached":
+        left = outcome.progress.remaining if outcome.progress else outcome.written
+        written = f"{outcome.written} deliveries written, " if outcome.written else ""
         click.echo(
-            f"Campaign {cid} is sending: {outcome.written} deliveries written. "
+            f"Campaign {cid} is sending: {written}{left} to send. "
             "`newsletter worker` (or the service) sends them; "
             f"watch with `newsletter status {cid}`."
         )
@@ -339,7 +342,7 @@ def _changed(ctx: AppContext, progress: Progress, what: str, as_json: bool) -> N
     if as_json:
         echo_json({"id": progress.campaign_id, **progress.as_dict()})
         return
-    click.echo(f"Campaign {progress.campaign_id} {what}: {progress_line(progress)}")
+    click.echo(f"Campaign {progress.campaign_id} {what}: {progress_line(progress, named=False)}")
 
 
 @click.command("pause")

@@ -246,14 +246,7 @@ def list_deliveries(
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
     with app.engine.connect() as conn:
-        rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
-    # What came back after sending (bounces, complaints, unsubscribes), per delivery.
-    from newsletter.feedback import events_by_delivery
-
-    came_back = events_by_delivery(app, campaign_id)
-    for row in rows:
-        row["events"] = came_back.get(row["id"], [])
-    return rows
+        return list(ledger.deliveries(conn, campaign_id, statuses, limit))
 
 
 def describe_transport(app: Newsletter, name: str | None = None) -> str:
