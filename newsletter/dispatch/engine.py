@@ -11,15 +11,17 @@ The coordinator claims a batch of deliveries whenever fewer than a batch are
 queued, so at most two batches are held in memory whatever the campaign's size.
 Each sender thread owns one connection of the transport; the run has one
 Composer (stage 1 of rendering done once, stage 2 per recipient), so nothing
-is rebuilt per recipient. The
-recorder writes outcomes in groups: whatever arrived while the previous group
-was being committed.
+is rebuilt per recipient. The recorder writes outcomes in groups: whatever
+arrived while the previous group was being committed.
 
 Crash safety
 ------------
-Kill the sending process at any moment (SIGKILL, power loss of the host running
-it) and start the send again: every recipient still gets the message, and at
-most `connections × in_flight_per_connection` of them get it twice.
+Kill the sending process at any moment (SIGKILL, the OOM killer, a crash) and
+start the send again: every recipient still gets the message, and at most
+`connections × in_flight_per_connection` of them get it twice. On PostgreSQL
+this holds for a crash of the whole host too; SQLite runs with
+synchronous=NORMAL (see db.py), so a power cut may also undo the last recorded
+outcomes: those messages would then be sent again, never lost.
 
 Why: a delivery is claimed (status `sending`, our worker id, a lease) before it
 is sent, and is marked `sent` only after the server accepted it. Each sender
@@ -33,7 +35,13 @@ may have taken; those are the only possible duplicates. (SMTP itself cannot do
 better: a connection lost after the final "." leaves it unknown whether the
 server kept the message.) With a transport that takes batches (an API's batch
 form, `SendLimits.batch_size`), each of those units is one batch, so the bound
-is multiplied by the batch size. A restarted sender on the same host reclaims the dead
+is multiplied by the batch size; SMTP and the maildir send one message a call.
+With the defaults (4 connections, 1 in flight each) a crash resends at most 4
+messages; tests/test_dispatch_smtp.py kills a real `newsletter send` with
+SIGKILL halfway and checks exactly this, and tests/test_dispatch.py checks the
+per-connection window at every send.
+
+A restarted sender on the same host reclaims the dead
 worker's claims at once (its process is gone); a worker on another host takes
 them over when their lease (`dispatch.lease_seconds`) lapses. A worker that is
 alive keeps renewing its lease, so a slow send never loses its claims; one that
