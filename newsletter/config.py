@@ -278,7 +278,65 @@ class ScheduleRule:
     )
 
 
-
+@dataclass(frozen=True)
+class FeedbackConfig:
+    soft_bounce_limit: int = setting(
+        3, "Soft bounces (a full mailbox, a server refusing for now) that suppress an address…"
+    )
+    soft_bounce_days: int = setting(90, "…when they come within this many days.")
+    complaint_warning_percent: float = setting(
+        0.08,
+        "`newsletter status` warns when a campaign's complaint rate reaches this percentage "
+        "(large mailbox providers treat 0.1% as the limit).",
+    )
+    webhook_max_age_seconds: int = setting(
+        900,
+        "Signed webhook requests (Mailgun, SendGrid) and SNS messages older than this are "
+        "refused as possible replays.",
+    )
+    webhook_user: str = setting(
+        "newsletter", "User name providers give in HTTP basic auth (Postmark, SendGrid)."
+    )
+    webhook_password_env: str = setting(
+        "NEWSLETTER_WEBHOOK_PASSWORD",
+        "Environment variable holding the basic-auth password of the webhooks; unset, no "
+        "basic auth is accepted.",
+    )
+    sendgrid_public_key_env: str = setting(
+        "NEWSLETTER_SENDGRID_WEBHOOK_KEY",
+        "Environment variable holding SendGrid's signed event webhook verification key "
+        "(base64). Without it or basic auth, SendGrid's webhook is refused.",
+    )
+    mailgun_signing_key_env: str = setting(
+        "NEWSLETTER_MAILGUN_SIGNING_KEY",
+        "Environment variable holding Mailgun's HTTP webhook signing key.",
+    )
+    ses_topic_arns: list[str] = setting(
+        [],
+        "SNS topics whose SES notifications are accepted (arn:aws:sns:REGION:ACCOUNT:NAME); "
+        "messages from any other topic are refused.",
+    )
+    sns_certificate_url_pattern: str = setting(
+        r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",
+        "Regular expression the URL of an SNS signing certificate (and of a subscription's "
+        "SubscribeURL) must match before it is fetched. Change it only for tests.",
+    )
+    mailbox_maildir: str = setting(
+        "", "Maildir folder of the bounce mailbox that `newsletter bounces fetch` reads."
+    )
+    mailbox_imap_url: str = setting(
+        "",
+        "An IMAP bounce mailbox instead: imaps://USER@HOST[:PORT]/FOLDER (or imap:// with "
+        "?tls=starttls).",
+    )
+    mailbox_password_env: str = setting(
+        "NEWSLETTER_BOUNCE_PASSWORD", "Environment variable holding the IMAP password."
+    )
+    mailbox_delete_processed: bool = setting(
+        False,
+        "Delete bounce messages once recorded; otherwise they are marked read and kept. "
+        "Messages that cannot be read as bounces are always left unread.",
+    )
 
 
 @dataclass(frozen=True)
@@ -292,6 +350,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
@@ -331,6 +390,7 @@ SECTIONS: dict[str, type] = {
     "privacy": PrivacyConfig,
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
+    "feedback": FeedbackConfig,
 }
 
 

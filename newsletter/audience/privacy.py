@@ -121,6 +121,7 @@ def export_person(app: Newsletter, email: str) -> dict[str, Any]:
                     "attempts": delivery.attempts,
                     "sent_at": delivery.sent_at,
                     "message_id": delivery.message_id,
+                    "provider_message_id": delivery.provider_message_id,
                     "last_response": delivery.last_response,
                 }
                 for delivery, subject in session.execute(
@@ -135,6 +136,7 @@ def export_person(app: Newsletter, email: str) -> dict[str, Any]:
                 "type": event.type,
                 "source": event.source,
                 "campaign_id": event.campaign_id,
+                "delivery_id": event.delivery_id,
                 "detail": event.detail,
                 "created_at": event.created_at,
             }

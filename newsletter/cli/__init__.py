@@ -20,6 +20,7 @@ from newsletter.cli import (
     demo,
     dispatch,
     editions,
+    feedback,
     items,
     render,
     schedule,
@@ -48,7 +49,18 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (database, demo, items, editions, render, audience, dispatch, schedule, web):
+for module in (
+    database,
+    demo,
+    items,
+    editions,
+    render,
+    audience,
+    dispatch,
+    schedule,
+    feedback,
+    web,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -26,7 +26,7 @@ detach_option = click.option(
     is_flag=True,
     help="Do not send from this process: leave it to `newsletter worker` or the service.",
 )
-DELIVERY_COLUMNS = ["id", "address", "status", "attempts", "sent_at", "last_response"]
+DELIVERY_COLUMNS = ["id", "address", "status", "attempts", "sent_at", "last_response", "events"]
 # Plain progress lines (when the output is not a terminal) come this often.
 LINE_EVERY = 5.0
 
@@ -304,10 +304,23 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
         echo_health(ctx.app, as_json)
         return
     progress = dispatch.campaign_status(ctx.app, campaign_id)
+    from newsletter.feedback import campaign_feedback
+
+    came_back = campaign_feedback(ctx.app, campaign_id)
     if as_json:
-        echo_json({"id": campaign_id, **progress.as_dict()})
+        echo_json({"id": campaign_id, **progress.as_dict(), "feedback": came_back.as_dict()})
         return
-    echo_record(_status_record(progress))
+    record = _status_record(progress)
+    record["bounces"] = (
+        f"{came_back.hard_bounces + came_back.soft_bounces} "
+        f"({came_back.bounce_rate_percent:.2f}% of sent; {came_back.hard_bounces} hard, "
+        f"{came_back.soft_bounces} soft)"
+    )
+    record["complaints"] = f"{came_back.complaints} ({came_back.complaint_rate_percent:.3f}%)"
+    record["unsubscribes"] = came_back.unsubscribes
+    echo_record(record)
+    if came_back.warning:
+        click.echo(f"warning: {came_back.warning}", err=True)
 
 
 @click.command("deliveries")

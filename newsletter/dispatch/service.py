@@ -246,7 +246,14 @@ def list_deliveries(
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
     with app.engine.connect() as conn:
-        return list(ledger.deliveries(conn, campaign_id, statuses, limit))
+        rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
+    # What came back after sending (bounces, complaints, unsubscribes), per delivery.
+    from newsletter.feedback import events_by_delivery
+
+    came_back = events_by_delivery(app, campaign_id)
+    for row in rows:
+        row["events"] = came_back.get(row["id"], [])
+    return rows
 
 
 def describe_transport(app: Newsletter, name: str | None = None) -> str:

@@ -18,6 +18,7 @@ from newsletter.models.campaigns import (
     campaign_lists,
 )
 from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
+from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
@@ -39,6 +40,7 @@ __all__ = [
     "CampaignItem",
     "Delivery",
     "Event",
+    "FeedbackReceipt",
     "Item",
     "MailingList",
     "Meta",

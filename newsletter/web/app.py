@@ -29,7 +29,16 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
-from newsletter.web import archive, confirm, headers, health, preferences, subscribe, unsubscribe
+from newsletter.web import (
+    archive,
+    confirm,
+    headers,
+    health,
+    preferences,
+    subscribe,
+    unsubscribe,
+    webhooks,
+)
 from newsletter.web.background import BackgroundTasks
 from newsletter.web.csrf import CsrfTokens
 from newsletter.web.i18n import (
@@ -56,7 +65,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 PAGED_ERRORS = frozenset({400, 404, 405, 413, 415, 429, 500})
 
 # Every page family contributes its rules; the endpoint names the view function.
-PAGE_MODULES = (health, subscribe, confirm, unsubscribe, preferences, archive)
+PAGE_MODULES = (health, subscribe, confirm, unsubscribe, preferences, archive, webhooks)
 
 
 class WebApp:

@@ -1,0 +1,40 @@
+"""Delivery feedback: bounces, complaints and unsubscribes, from webhooks and a bounce mailbox.
+
+Front door:
+
+- `record_feedback(app, events)`: store events and apply the rules (rules.py);
+- `WebhookReceiver(app).receive(provider, request)`: a provider's webhook,
+  verified, parsed and recorded (webhooks.py; the web view is newsletter.web.webhooks);
+- `open_mailbox(app, maildir=, imap=)` and `fetch_bounces(app, box)`: the
+  bounce mailbox of SMTP senders (bounces.py);
+- `campaign_feedback(app, campaign_id)` and `events_by_delivery(app, campaign_id)`:
+  what staff read in `newsletter status` and `newsletter deliveries`.
+"""
+
+from newsletter.feedback.bounces import FetchReport, fetch_bounces, open_mailbox
+from newsletter.feedback.events import FEEDBACK_TYPES, FeedbackEvent
+from newsletter.feedback.rules import FeedbackReport, record_feedback
+from newsletter.feedback.summary import CampaignFeedback, campaign_feedback, events_by_delivery
+from newsletter.feedback.webhooks import (
+    Malformed,
+    Refused,
+    WebhookReceiver,
+    WebhookRequest,
+)
+
+__all__ = [
+    "FEEDBACK_TYPES",
+    "CampaignFeedback",
+    "FeedbackEvent",
+    "FeedbackReport",
+    "FetchReport",
+    "Malformed",
+    "Refused",
+    "WebhookReceiver",
+    "WebhookRequest",
+    "campaign_feedback",
+    "events_by_delivery",
+    "fetch_bounces",
+    "open_mailbox",
+    "record_feedback",
+]

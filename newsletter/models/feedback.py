@@ -1,0 +1,25 @@
+"""What delivery feedback needs besides the events themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.models.base import Base, utcnow
+
+
+class FeedbackReceipt(Base):
+    """One piece of feedback already taken in, so that it is never acted on twice.
+
+    The key names the provider's event (SendGrid's sg_event_id, an SNS MessageId),
+    a webhook's one-time token (Mailgun's), or a bounce message's digest; never an
+    address. Rows older than the longest time a provider retries are deleted.
+    """
+
+    __tablename__ = "feedback_receipts"
+    __table_args__ = (Index("ix_feedback_receipts_created_at", "created_at"),)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
