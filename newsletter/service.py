@@ -125,6 +125,7 @@ class Service:
         # The database first: a wrong URL or an old schema stops us before anything runs.
         self.app.engine  # noqa: B018
         self.web = make_wsgi_app(self.app)
+        # A port in use: werkzeug says so on stderr and exits with status 1.
         self.server = make_web_server(HealthRoute(self.web, self), self.host, self.port)
         self.address = f"{self.server.server_address[0]}:{self.server.server_port}"
         self._web_thread = threading.Thread(

@@ -179,7 +179,7 @@ def serve(ctx: AppContext, host: str | None, port: int | None, workers: int | No
 def echo_health(app: Any, as_json: bool) -> None:
     """Print the service's health (called by `newsletter status` without an ID)."""
     from newsletter.schedule import format_local
-    from newsletter.service import service_health
+    from newsletter.service import STALE_AFTER, service_health
 
     health = service_health(app)
     if as_json:
@@ -192,7 +192,8 @@ def echo_health(app: Any, as_json: bool) -> None:
         {
             "service": f"{health['status']} ({live} running)"
             if live
-            else "down: no `newsletter serve` has reported in the last 15 seconds",
+            else "down: no `newsletter serve` has reported in the last "
+            f"{int(STALE_AFTER.total_seconds())} seconds",
             "scheduler": "running" if health["scheduler_running"] else "not running",
             "workers": f"{health['workers_alive']} of {health['workers']} alive",
             "sending": f"{queue['campaigns_sending']} campaign(s), "

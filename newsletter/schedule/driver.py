@@ -258,7 +258,12 @@ class ScheduleDriver:
         rules = [rule for rule in self.app.config.schedules if rule.name == name]
         if not rules:
             return  # a timer of a rule another service's config has; that service runs it
-        run_due_rules(self.app, rules, self.clock())
+        try:
+            run_due_rules(self.app, rules, self.clock())
+        except Exception as exc:
+            log_event(
+                "scheduler.error", level=logging.ERROR, job=f"{RULE_JOB}{name}", error=repr(exc)
+            )
 
     def _reconcile(self, now: datetime) -> None:
         """Add, move and remove this database's timers to match what should fire."""
