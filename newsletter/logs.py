@@ -25,11 +25,14 @@ The events the program reports (fields in brackets):
 - schedule.held [rule, campaign, previews] — built as a draft, staff emailed a preview
 - schedule.empty [rule, period] — no items that month: nothing built, nothing sent
 - schedule.missed [campaign or rule, due_at, late_minutes, grace_minutes]
-- schedule.failed [rule, period, error]
+- schedule.failed [rule, period, due_at, note] — the rule could not build (a missing list)
+- schedule.no_staff, schedule.preview_failed [campaign] — a held edition's preview
 - campaign.started [campaign, scheduled_at, late_seconds, deliveries]
 - campaign.paused [campaign, note], campaign.cancelled [campaign, note]
-- campaign.finished [campaign, sent, failed, cancelled, seconds]
-- worker.error [error], scheduler.error [job, error]
+- campaign.finished [campaign, sent, failed, cancelled, seconds] — the ledger's totals;
+  each service whose workers took part reports it once
+- worker.error [error], scheduler.error [job, error], schedule.error [rule, error],
+  service.heartbeat_failed [error] — something failed and will be tried again
 """
 
 from __future__ import annotations

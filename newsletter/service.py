@@ -355,7 +355,7 @@ def service_health(
                 select(Delivery.status, func.count())
                 .join(Campaign, Campaign.id == Delivery.campaign_id)
                 .where(
-                    Campaign.status.in_(("sending", "paused")),
+                    Campaign.status == "sending",
                     Delivery.status.in_(("pending", "retry", "sending")),
                 )
                 .group_by(Delivery.status)

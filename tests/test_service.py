@@ -25,13 +25,15 @@ from conftest import newsletter_command
 from sqlalchemy import select
 from test_schedule_support import (
     approved_bulletin,
+    capture_events,
+    events,
     ledger_counts,
     maildir_count,
     maildir_recipients,
 )
 
 from newsletter.app import Newsletter
-from newsletter.dispatch import start_campaign
+from newsletter.dispatch import pause_campaign, resume_campaign, start_campaign
 from newsletter.logs import parse_logfmt
 from newsletter.models import Campaign, scheduler_jobs, utcnow
 from newsletter.schedule import next_run, schedule_campaign
@@ -141,6 +143,35 @@ def test_a_service_in_process_sends_reports_health_and_stops_cleanly(make_app, t
     assert maildir_count(tmp_path / "outbox") == 3
     assert service_health(app)["status"] == "down"
     assert service.workers_alive() == 0
+
+
+def test_the_service_logs_a_pause_and_the_finish_with_counts(make_app, tmp_path, caplog) -> None:
+    capture_events(caplog)
+    outbox = tmp_path / "outbox"
+    # Twenty messages a second, so that there is time to pause.
+    app = make_app({"transports": {"outbox": {"dsn": f"maildir:{outbox}?rate=20"}}})
+    campaign_id = approved_bulletin(app, members=12)
+    service = Service(app, host="127.0.0.1", port=0, workers=1)
+    service.start()
+    try:
+        start_campaign(app, campaign_id)
+        wait_for(lambda: ledger_counts(app, campaign_id).get("sent", 0) >= 2, 20, "a few sends")
+        pause_campaign(app, campaign_id, by="Ana")
+        wait_for(lambda: events(caplog, "campaign.paused"), 10, "the pause to be logged")
+        resume_campaign(app, campaign_id)
+        wait_for(lambda: events(caplog, "campaign.finished"), 20, "the finish to be logged")
+    finally:
+        service.stop()
+    (paused,) = events(caplog, "campaign.paused")
+    assert paused["campaign"] == campaign_id
+    assert paused["note"].startswith("paused by Ana")
+    (finished,) = events(caplog, "campaign.finished")
+    assert (finished["campaign"], finished["sent"], finished["failed"]) == (campaign_id, 12, 0)
+    assert maildir_count(outbox) == 12
+    assert [e["event"] for e in events(caplog) if e["event"].startswith("service.")] == [
+        "service.started",
+        "service.stopped",
+    ]
 
 
 # --- real services ------------------------------------------------------------------------------
