@@ -405,3 +405,37 @@ def test_ses_with_a_wrong_secret_pauses_the_campaign(make_app, ses) -> None:
     assert outcome.status == "paused"
     assert "403" in outcome.note and "signature" in outcome.note.lower()
     assert ses.delivered == []
+
+
+# --- the engine with a batching transport -------------------------------------------------
+
+
+def test_the_engine_hands_batches_and_counts_a_refused_batch_as_one_failure(make_app) -> None:
+    from newsletter.dispatch import EngineOptions
+    from newsletter.dispatch.retry import RetryPolicy
+    from newsletter.transports import SendLimits, SendResult
+    from newsletter.transports.memory import MemoryTransport
+
+    app = make_app()
+    campaign_id = seed_campaign(app, 60)
+    calls: list[int] = []
+
+    class Batching(MemoryTransport):
+        def send(self, messages):  # type: ignore[no-untyped-def]
+            calls.append(len(messages))
+            return super().send(messages)
+
+    def first_try_fails(message, tries):  # type: ignore[no-untyped-def]
+        return SendResult("retry", "451 try later") if tries == 0 else SendResult("sent", "250")
+
+    transport = Batching(script=first_try_fails, limits=SendLimits(batch_size=20))
+    options = EngineOptions(
+        batch_size=60,
+        pause_after_consecutive_failures=4,
+        retry=RetryPolicy(initial_seconds=0.02, max_seconds=0.05, max_attempts=3),
+    )
+    outcome = send_campaign(app, campaign_id, transport=transport, options=options)
+    # Three refused batches of twenty are three failures in a row, not sixty: no pause.
+    assert outcome.status == "sent", outcome.note
+    assert max(calls) == 20 and sum(calls) == 120
+    assert transport.received() == Counter(people(60))

@@ -219,6 +219,14 @@ def test_sendgrid_signed_events_are_recorded_once_and_bad_ones_refused(
         types = sorted(session.scalars(select(Event.type)))
     # The complaint, and the unsubscribe it caused through the person's own path.
     assert types == ["complaint", "hard_bounce", "unsubscribe"]
+    from newsletter.feedback import campaign_feedback
+
+    with hooks.session() as session:
+        campaign_id = session.scalars(select(Delivery.campaign_id)).first()
+    came_back = campaign_feedback(hooks, campaign_id)
+    assert (came_back.hard_bounces, came_back.complaints, came_back.sent) == (1, 1, 3)
+    assert came_back.complaint_rate_percent == 33.333
+    assert "large mailbox providers start refusing mail at 0.1%" in came_back.warning
 
 
 def test_sendgrid_without_a_key_takes_basic_auth_or_nothing(make_app) -> None:
