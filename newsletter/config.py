@@ -613,6 +613,11 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{src}: web.base_url must start with http:// or https://")
     if "@" not in config.mail.from_address:
         raise ConfigError(f"{src}: mail.from_address is not an email address")
+    if config.schedule.misfire_grace_minutes < 1:
+        raise ConfigError(
+            f"{src}: schedule.misfire_grace_minutes must be at least 1: no send starts on "
+            "the exact second it is due"
+        )
     if config.schedule.sync_seconds < 1:
         raise ConfigError(f"{src}: schedule.sync_seconds must be at least 1")
     for address in config.schedule.staff_addresses:

@@ -463,6 +463,7 @@ def test_schedules_must_be_an_array_of_tables(tmp_path: Path) -> None:
     ("sections", "message"),
     [
         ({"schedule": {"sync_seconds": 0}}, "schedule.sync_seconds must be at least 1"),
+        ({"schedule": {"misfire_grace_minutes": 0}}, "misfire_grace_minutes must be at least 1"),
         ({"schedule": {"staff_addresses": ["nobody"]}}, "schedule.staff_addresses: 'nobody'"),
         ({"service": {"workers": 0}}, "service.workers must be at least 1"),
         ({"service": {"log_format": "xml"}}, "service.log_format must be logfmt or json"),
