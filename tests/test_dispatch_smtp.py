@@ -311,3 +311,33 @@ def test_pause_from_another_process_stops_the_send_and_resume_finishes_it(
     finally:
         controller.stop()
     assert handler.received() == everyone(total)
+
+
+def test_a_worker_stops_cleanly_on_sigterm_and_gives_its_claims_back(
+    run_cli, cli_env: dict[str, str], cli_app: Newsletter, tmp_path: Path
+) -> None:
+    handler = SMTPSink(delay=0.01)
+    controller = start_sink(handler)
+    env = sink_env(controller.port, 2)
+    total = 300
+    try:
+        cid = seed_campaign(cli_app, total)
+        assert run_cli("send", str(cid), "--detach").returncode == 0
+        worker = start_cli(cli_env, tmp_path, "worker", **env)
+        wait_until(lambda: sum(handler.received().values()) >= 20)
+        worker.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        out, err = worker.communicate(timeout=30)
+        assert time.monotonic() - stopped_at < 2.5
+        assert worker.returncode == 0, err
+        assert f"campaign {cid}: stopped" in out
+        found = ledger_counts(cli_app, cid)
+        assert found.get("sending", 0) == 0, "claims were given back"
+        assert found["sent"] < total
+
+        finish = run_cli("worker", "--once", env=env)
+        assert finish.returncode == 0, finish.stderr
+        assert f"campaign {cid}: finished" in finish.stdout
+    finally:
+        controller.stop()
+    assert handler.received() == everyone(total)
