@@ -158,11 +158,18 @@ def claim(
     if not ids:
         return []
     # The message needs the subscriber's address, name and language; read them in
-    # the same transaction, for exactly the rows just claimed.
+    # the same transaction, for exactly the rows just claimed: ours, with this very
+    # lease (no other claim of ours has it), found in the campaign's short range of
+    # 'sending' rows. Cheaper than binding a list of a batch's ids.
     rows = conn.execute(
         select(D.c.id, D.c.subscriber_id, D.c.attempts, S.c.email, S.c.name, S.c.language)
         .join(S, S.c.id == D.c.subscriber_id)
-        .where(D.c.id.in_(ids))
+        .where(
+            D.c.campaign_id == campaign_id,
+            D.c.status == "sending",
+            D.c.claimed_by == worker_id,
+            D.c.lease_until == lease_until,
+        )
         .order_by(D.c.id)
     )
     return [Claim(*row) for row in rows]
