@@ -341,3 +341,26 @@ def test_a_worker_stops_cleanly_on_sigterm_and_gives_its_claims_back(
     finally:
         controller.stop()
     assert handler.received() == everyone(total)
+
+
+def test_a_dead_server_pauses_the_send_with_exit_1_and_says_why(
+    run_cli, cli_app: Newsletter, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port now.
+    config = tmp_path / "dead.toml"
+    config.write_text("[dispatch]\npause_after_consecutive_failures = 6\n")
+    cid = seed_campaign(cli_app, 40)
+    result = run_cli("--config", str(config), "send", str(cid), env=sink_env(port, 2))
+    assert result.returncode == 1
+    assert f"campaign {cid} paused after 6 failures in a row" in result.stderr
+    assert f"cannot connect to 127.0.0.1:{port}" in result.stderr
+    assert f"newsletter resume {cid}" in result.stderr
+    assert "Traceback" not in result.stderr
+    status = json.loads(run_cli("status", str(cid), "--json").stdout)
+    assert status["status"] == "paused"
+    assert status["counts"]["pending"] >= 30 and status["counts"]["sent"] == 0
