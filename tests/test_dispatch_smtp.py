@@ -26,6 +26,9 @@ from newsletter.models import Campaign, Delivery
 from newsletter.transports import SendLimits
 from newsletter.transports.smtp import SMTPSettings, SMTPTransport
 
+# Real servers in threads and real `newsletter` subprocesses.
+pytestmark = pytest.mark.slow
+
 FAST_RETRY = EngineOptions(
     batch_size=20,
     pause_after_consecutive_failures=1000,
