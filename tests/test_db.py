@@ -39,3 +39,12 @@ def test_generated_signing_key_is_kept_and_shared(make_app) -> None:
     assert len(first.signing_key) >= 32
     assert first.signing_key == second.signing_key
     assert make_app().signing_key == "test-signing-key"
+
+
+def test_migrations_create_exactly_what_the_models_declare(app) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with app.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert differences == []

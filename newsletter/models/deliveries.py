@@ -26,6 +26,9 @@ class Delivery(Base):
         Index("ix_deliveries_claim", "campaign_id", "status", "next_attempt_at"),
         Index("ix_deliveries_provider_message_id", "provider_message_id"),
         Index("ix_deliveries_message_id", "message_id"),
+        # One person's deliveries: cancelling them on unsubscribe, and the foreign-key
+        # cascade when a person is erased, would otherwise scan the whole ledger.
+        Index("ix_deliveries_subscriber", "subscriber_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
