@@ -648,11 +648,3 @@ def person_erase(ctx: AppContext, address: str, yes: bool, as_json: bool) -> Non
             click.echo(f"warning: the address still appears in {place}", err=True)
         click.get_current_context().exit(1)
 
-
-COMMANDS = [
-    lists_group,
-    subscribers_group,
-    segments_group,
-    suppress_command,
-    person_group,
-]

@@ -30,5 +30,3 @@ def upgrade(ctx: AppContext) -> None:
     else:
         click.echo(f"Database upgraded from {before or 'empty'} to {after}.")
 
-
-COMMANDS = [db_group]

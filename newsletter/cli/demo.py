@@ -54,5 +54,3 @@ def demo(ctx: AppContext, as_json: bool) -> None:
     click.echo(f"  newsletter preview {first} --out preview/    # HTML, text and .eml side by side")
     click.echo(f"  newsletter deliveries {first}                 # who got it")
 
-
-COMMANDS = [demo]

@@ -457,5 +457,3 @@ def worker(ctx: AppContext, campaign_id: int | None, once: bool, as_json: bool) 
     elif once and not reports:
         click.echo("No campaign is sending.")
 
-
-COMMANDS = [send, status, deliveries, pause, resume, cancel, worker]

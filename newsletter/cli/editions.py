@@ -185,5 +185,3 @@ def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) ->
     else:
         click.echo(f"Campaign {campaign_id} approved. Send it with: newsletter send {campaign_id}")
 
-
-COMMANDS = [edition_group, announce, campaigns_group, approve]

@@ -57,5 +57,3 @@ def fetch(ctx: AppContext, maildir: str | None, imap: str | None, as_json: bool)
             f"({', '.join(report.left_unread[:5])}{', …' if len(report.left_unread) > 5 else ''})"
         )
 
-
-COMMANDS = [bounces_group]

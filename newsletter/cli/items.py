@@ -207,5 +207,3 @@ def items_include(ctx: AppContext, item_id: int, as_json: bool) -> None:
     """
     _set_excluded(ctx, item_id, False, as_json)
 
-
-COMMANDS = [items_group]

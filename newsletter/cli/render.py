@@ -80,5 +80,3 @@ def _write_all(files: dict[Path, bytes]) -> None:
         for temp in temporary.values():
             temp.unlink(missing_ok=True)
 
-
-COMMANDS = [preview]

@@ -219,5 +219,3 @@ def echo_health(app: Any, as_json: bool) -> None:
             ["id", "address", "started", "last_seen", "workers"],
         )
 
-
-COMMANDS = [schedule_group, unschedule, serve]

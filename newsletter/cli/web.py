@@ -45,5 +45,3 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
         server.server_close()
         web.close()
 
-
-COMMANDS = [web_command]
