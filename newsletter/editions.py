@@ -144,7 +144,9 @@ def new_bulletin(
         campaign.entries = [CampaignItem(item=item, position=i) for i, item in enumerate(items)]
         session.add(campaign)
         session.flush()
-        return campaign_summary(session, campaign)
+        summary = campaign_summary(session, campaign)
+    _check_renders(app, summary["id"])
+    return summary
 
 
 def new_announcement(
@@ -180,7 +182,25 @@ def new_announcement(
         campaign.entries = [CampaignItem(item=item, position=0)]
         session.add(campaign)
         session.flush()
-        return campaign_summary(session, campaign)
+        summary = campaign_summary(session, campaign)
+    _check_renders(app, summary["id"])
+    return summary
+
+
+def _check_renders(app: Newsletter, campaign_id: int) -> None:
+    """Render a new campaign once, so that a template mistake shows when it is built.
+
+    The campaign must be committed for the renderer to read it; if its templates
+    fail, it is deleted again, so a failed build leaves nothing behind.
+    """
+    from newsletter.render import render_campaign
+
+    try:
+        render_campaign(app, campaign_id)
+    except InputError:
+        with app.session() as session:
+            session.delete(session.get_one(Campaign, campaign_id))
+        raise
 
 
 def order_for_bulletin(app: Newsletter, items: Sequence[Item]) -> list[Item]:

@@ -185,3 +185,17 @@ def test_cli_errors_exit_2_without_traceback(run_cli, app, june) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_template_mistake_fails_the_build_and_leaves_nothing(make_app, tmp_path) -> None:
+    templates = tmp_path / "my-templates"
+    templates.mkdir()
+    (templates / "bulletin.html").write_text(
+        '{% extends "base.html" %}{% block content %}{{ no_such_variable }}{% endblock %}'
+    )
+    app = make_app({"editions": {"templates_dir": str(templates)}})
+    add_list(app, "members")
+    add_item(app, "A report", "report", date(2019, 3, 2))
+    with pytest.raises(InputError, match=r"bulletin\.html.*line 1"):
+        editions.new_bulletin(app, "2019-03")
+    assert editions.list_campaigns(app) == []
