@@ -505,3 +505,36 @@ def test_listing_reads_windows_and_old_mac_line_ends() -> None:
             (date(2019, 5, 1), "One item."),
             (date(2019, 4, 1), "Two."),
         ]
+
+
+def test_listing_title_on_its_own_line_is_the_title() -> None:
+    text = (
+        b"February 2021\n\nOpen letter to the Global Fund board on community funding\n"
+        b"We wrote to the board. We asked for funding.\n\n"
+        b"January 2021\n\nWhat next for drug checking?\n\nA new briefing reviews twelve services.\n"
+    )
+    letter, briefing = parse_listing_bytes(text, label="x").items
+    assert letter.title == "Open letter to the Global Fund board on community funding"
+    assert letter.summary == "We wrote to the board. We asked for funding."
+    assert briefing.title == "What next for drug checking?"
+    assert briefing.summary == "A new briefing reviews twelve services."
+
+
+def test_listing_wrapped_paragraph_is_not_mistaken_for_a_title() -> None:
+    text = (
+        b"May 2019\n\nWe have written to the member states meeting at the\n"
+        b"United Nations. It asks for reform.\n\n"
+        b"May 2019\n\nOur report looks at stigma and human\nrights in five regions.\n"
+    )
+    first, second = parse_listing_bytes(text, label="x").items
+    assert first.title == "We have written to the member states meeting at the United Nations"
+    assert second.title == "Our report looks at stigma and human rights in five regions"
+
+
+def test_listing_page_heading_above_the_first_date_is_skipped_with_a_warning() -> None:
+    text = b"Latest news\n\nMarch 2019\n\nOur statement puts rights first. It is short.\n"
+    result = parse_listing_bytes(text, label="news.txt")
+    assert [item.title for item in result.items] == ["Our statement puts rights first"]
+    (problem,) = result.problems
+    assert problem.severity == "warning" and problem.line == 1
+    assert "'Latest news'" in problem.message

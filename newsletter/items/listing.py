@@ -27,6 +27,7 @@ A first item without a date line (the page's top lost it):
   listing is. It is never guessed from its neighbours.
 
 Title, summary and kind:
+  an item's own title line is its title (rule in `_heading`); otherwise
   the title is derived from the first sentence and the summary from the rest of
   the first paragraph, or the next paragraph when the first was one sentence
   (rules in `prose`; a shortened title leaves its sentence in the summary); the
@@ -109,9 +110,29 @@ def parse_listing_bytes(data: bytes, *, label: str, month: date | None = None) -
     if not items:
         result.problems.append(Problem(label, "no items found: the file holds no text"))
         return result
+    if items and _is_page_heading(items[0]):
+        heading = items.pop(0)
+        line = heading.paragraphs[0].line
+        result.problems.append(
+            Problem(
+                f"{label}:{line}",
+                f"skipped {heading.paragraphs[0].text!r}: a short line with no date above "
+                "the first date line reads as the page's heading, not an item",
+                severity="warning",
+                line=line,
+            )
+        )
     for item in items:
         _build(item, label=label, month=month, result=result)
     return result
+
+
+def _is_page_heading(item: _Item) -> bool:
+    """An undated first block of one short line with no sentence in it ("Latest news")."""
+    if item.date is not None or len(item.paragraphs) != 1 or len(item.paragraphs[0].lines) != 1:
+        return False
+    text = item.paragraphs[0].text
+    return 0 < len(text.split()) <= 8 and not text.endswith((".", "!", "?", ":", ";"))
 
 
 def _read_lines(data: bytes) -> list[tuple[int, str, str | None]]:
@@ -196,6 +217,46 @@ def call_to_action(caption: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_SMALL_WORDS = frozenset(
+    ["a", "an", "and", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to",
+     "with"]
+)  # fmt: skip
+
+
+def _heading(paragraphs: list[_Paragraph]) -> str:
+    """The item's own title line, taken out of its first paragraph; "" when it has none.
+
+    Many pages put a title on a line of its own above the text. A first line is
+    taken for a title when text follows it (in the same paragraph or the next),
+    it is short (at most 20 words), starts with a capital, holds no sentence
+    break, does not end like a sentence or a clause (. , ; :), does not end in
+    a small word such as "the" or "of", and the text after it starts with a
+    capital. The last three tell a title from the first line of a paragraph
+    that was wrapped at a fixed width.
+    """
+    if not paragraphs or not paragraphs[0].lines:
+        return ""
+    first = paragraphs[0]
+    line = squash(first.lines[0])
+    following = first.lines[1] if len(first.lines) > 1 else ""
+    if not following and len(paragraphs) > 1 and paragraphs[1].lines:
+        following = paragraphs[1].lines[0]
+    following = following.strip()
+    words = line.split()
+    if not following or not words or len(words) > 20 or len(line) > 150:
+        return ""
+    if not line[0].isupper() or not following[0].isupper():
+        return ""
+    if line.endswith((".", ",", ";", ":")) or ". " in line or _CAPTION.match(line):
+        return ""
+    if words[-1].lower() in _SMALL_WORDS:
+        return ""
+    first.lines = first.lines[1:]
+    if not first.lines:
+        paragraphs.pop(0)
+    return line
+
+
 def _summary_after(title: str, paragraphs: list[str]) -> str:
     """The summary of an item whose title was derived from its first sentence.
 
@@ -227,6 +288,7 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
         )
         return
 
+    heading = _heading(item.paragraphs)
     paragraphs: list[str] = []
     caption, link = "", ""
     for paragraph in item.paragraphs:
@@ -249,7 +311,7 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
         found_url = next((m.group(0) for p in paragraphs if (m := _URL.search(p))), "")
         link = found_url.rstrip(".,;:!?")
 
-    title = derive_title(paragraphs[0])
+    title = heading or derive_title(paragraphs[0])
     day = item.date
     if day is None:
         if month is None:
@@ -264,7 +326,7 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
             )
             return
         day = month
-    first_sentence = sentences(paragraphs[0])[0]
+    first_sentence = heading or sentences(paragraphs[0])[0]
     words = slug(first_sentence) or hashlib.sha1(first_sentence.encode()).hexdigest()[:12]
     prefix = month_key(item.date) if item.date is not None else "undated"
     result.items.append(
@@ -272,7 +334,7 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
             source_id=f"{prefix}/{words}",
             title=title,
             date=day,
-            summary=_summary_after(title, paragraphs),
+            summary=summarise(paragraphs[0]) if heading else _summary_after(title, paragraphs),
             body_html=paragraphs_to_html(paragraphs),
             body_text="\n\n".join(paragraphs),
             link=link,
