@@ -176,9 +176,13 @@ class CampaignView:
 
 
 def render_campaign(
-    app: Newsletter, campaign_id: int, language: str | None = None
+    app: Newsletter, campaign_id: int, language: str | None = None, *, public: bool = False
 ) -> RenderedEdition:
-    """Render a campaign's HTML and text once, for `language` (default: the campaign's)."""
+    """Render a campaign's HTML and text once, for `language` (default: the campaign's).
+
+    `public` renders the copy anyone may read in the archive: templates see
+    `public_copy` and word the footer for a reader who is not a subscriber.
+    """
     config = app.config
     with app.session() as session:
         campaign = session.get(
@@ -218,6 +222,7 @@ def render_campaign(
         "items": items,
         "item": items[0] if items else None,
         "sections": group_sections(items, config.editions),
+        "public_copy": public,
     }
     html, text, names = _render_pair(config, kind, lang, context, PERSONAL_FIELDS)
     return RenderedEdition(

@@ -929,6 +929,9 @@ def test_edition_pages_have_nothing_personal_in_them(app: Newsletter, client: Cl
         assert "Statement to the Human Rights Council" in page
         assert "Rosalind" not in page and "reader@example.org" not in page
         assert "/u/" not in page and "/p/" not in page
+        # Worded for any reader, not as a subscriber's copy with an empty address in it.
+        assert "This is the web copy of an email" in page
+        assert "You receive this email at" not in page
         csp = response.headers["Content-Security-Policy"]
         assert "script-src" not in csp and "default-src 'none'" in csp
         assert "frame-ancestors 'none'" in csp

@@ -178,14 +178,14 @@ def render_public(app: Newsletter, campaign_id: int) -> str:
     """An edition's HTML with nothing personal in it: no name, address or personal link."""
     from newsletter.render import greeting, render_campaign
 
-    rendered = render_campaign(app, campaign_id)
+    rendered = render_campaign(app, campaign_id, public=True)
     base = app.config.web.base_url.rstrip("/")
     html, _text = rendered.personalise(
         {
             "name": "",
             "greeting": greeting("", rendered.language),
             "email": "",
-            # The footer's personal links lead to the pages anyone may use instead.
+            # The public copy's footer offers the subscribe page instead of personal links.
             "unsubscribe_url": f"{base}/subscribe",
             "preferences_url": f"{base}/subscribe",
             "view_online_url": rendered.view_online_url,
