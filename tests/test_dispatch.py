@@ -484,3 +484,27 @@ def test_an_hourly_limit_counts_what_was_sent_before_a_restart(app: Newsletter) 
     thread.join(10)
     assert len(transport.sent) == 3
     assert counts(app, cid) == {"sent": 28, "pending": 2}
+
+
+def test_progress_lines_for_a_log_do_not_repeat_a_countdown_every_second() -> None:
+    import io
+
+    from newsletter.cli.dispatch import ProgressDisplay
+    from newsletter.dispatch import Progress
+
+    stream = io.StringIO()  # not a terminal: plain lines, as in a log
+    display = ProgressDisplay(stream)
+    for seconds in (43, 42, 41, 40):
+        display(
+            Progress(
+                campaign_id=1,
+                status="sending",
+                counts={"retry": 1},
+                waiting=f"waiting for 1 retries, the next due at 23:17:21 (in {seconds}s)",
+            )
+        )
+    display(Progress(campaign_id=1, status="sending", counts={"sent": 1}))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "waiting for 1 retries" in lines[0]
+    assert "sent 1" in lines[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -53,6 +54,9 @@ def progress_line(progress: Progress, *, named: bool = True) -> str:
     return line
 
 
+_COUNTDOWN = re.compile(r"\s*\(in \d+s\)")
+
+
 class ProgressDisplay:
     """A progress bar on an interactive terminal; plain lines every few seconds otherwise.
 
@@ -70,8 +74,11 @@ class ProgressDisplay:
     def __call__(self, progress: Progress) -> None:
         if not self.interactive:
             now = time.monotonic()
-            news = progress.waiting != self._waiting and bool(progress.waiting)
-            self._waiting = progress.waiting
+            # What the send waits for is news; its countdown ("in 42s") is not, or a
+            # log would get a line every second while a retry is due.
+            waiting = _COUNTDOWN.sub("", progress.waiting)
+            news = waiting != self._waiting and bool(waiting)
+            self._waiting = waiting
             if news or now - self._last_line >= LINE_EVERY or progress.remaining == 0:
                 self._last_line = now
                 click.echo(progress_line(progress), file=self.stream)
@@ -456,4 +463,3 @@ def worker(ctx: AppContext, campaign_id: int | None, once: bool, as_json: bool) 
         )
     elif once and not reports:
         click.echo("No campaign is sending.")
-
