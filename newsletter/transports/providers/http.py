@@ -132,6 +132,41 @@ class ApiClient:
             session.close()
 
 
+class ApiTransport:
+    """What every API provider's transport shares: its settings, limits and HTTP client.
+
+    A subclass names its `provider`, says with `account` what tells one account
+    from another for people (a domain, a stream, a region; empty for none), and
+    whether the API takes batches.
+    """
+
+    provider = "api"
+    takes_batches = True
+
+    def __init__(self, name: str, settings: ApiSettings, limits: SendLimits | None) -> None:
+        self.name = name
+        self.settings = settings
+        batch = settings.batch_size if self.takes_batches else 1
+        self.limits = limits or SendLimits(batch_size=batch)
+        self.client = ApiClient(settings)
+
+    @property
+    def account(self) -> str:
+        return ""
+
+    def describe(self) -> str:
+        where = (
+            f"{self.account} via {self.settings.base_url}"
+            if self.account
+            else (self.settings.base_url)
+        )
+        batches = f"batches of {self.settings.batch_size}, " if self.takes_batches else ""
+        return f"{self.provider} {where} ({batches}{self.limits.connections} connections)"
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class Unreachable(Exception):
     """No answer from the provider: a temporary failure of every message in the request."""
 

@@ -33,8 +33,8 @@ from newsletter.errors import ConfigError
 from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult, Transport
 from newsletter.transports.providers.http import (
     PROVIDER_PARAMS,
-    ApiClient,
     ApiSettings,
+    ApiTransport,
     RequestRefused,
     Unreachable,
     answer_for_request,
@@ -64,7 +64,9 @@ NO_TRACKING = [("o:tracking", "no"), ("o:tracking-clicks", "no"), ("o:tracking-o
 VARIABLE = "%recipient."
 
 
-class MailgunTransport:
+class MailgunTransport(ApiTransport):
+    provider = "mailgun"
+
     def __init__(
         self,
         name: str,
@@ -73,21 +75,13 @@ class MailgunTransport:
         settings: ApiSettings,
         limits: SendLimits | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name, settings, limits)
         self.domain = domain
-        self.settings = settings
-        self.limits = limits or SendLimits(batch_size=settings.batch_size)
         self._auth = ("api", key)
-        self.client = ApiClient(settings)
 
-    def describe(self) -> str:
-        return (
-            f"mailgun {self.domain} via {self.settings.base_url} (batches of "
-            f"{self.settings.batch_size}, {self.limits.connections} connections)"
-        )
-
-    def close(self) -> None:
-        self.client.close()
+    @property
+    def account(self) -> str:
+        return self.domain
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         items = [message_parts(message) for message in messages]

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult, Transport
 from newsletter.transports.providers.http import (
     PROVIDER_PARAMS,
-    ApiClient,
     ApiSettings,
+    ApiTransport,
     Unreachable,
     answer_for_request,
     api_settings,
@@ -44,7 +44,9 @@ MAX_BATCH = 500
 PARAMS = PROVIDER_PARAMS | {"stream"}
 
 
-class PostmarkTransport:
+class PostmarkTransport(ApiTransport):
+    provider = "postmark"
+
     def __init__(
         self,
         name: str,
@@ -53,21 +55,13 @@ class PostmarkTransport:
         settings: ApiSettings,
         limits: SendLimits | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name, settings, limits)
         self.stream = stream
-        self.settings = settings
-        self.limits = limits or SendLimits(batch_size=settings.batch_size)
         self._token = token
-        self.client = ApiClient(settings)
 
-    def describe(self) -> str:
-        return (
-            f"postmark {self.settings.base_url} stream {self.stream} (batches of "
-            f"{self.settings.batch_size}, {self.limits.connections} connections)"
-        )
-
-    def close(self) -> None:
-        self.client.close()
+    @property
+    def account(self) -> str:
+        return f"stream {self.stream}"
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         results: list[SendResult] = []

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult, Transport
 from newsletter.transports.providers.http import (
     PROVIDER_PARAMS,
-    ApiClient,
     ApiSettings,
+    ApiTransport,
     RequestRefused,
     Unreachable,
     answer_for_request,
@@ -73,24 +73,14 @@ NO_TRACKING = {
 }
 
 
-class SendGridTransport:
+class SendGridTransport(ApiTransport):
+    provider = "sendgrid"
+
     def __init__(
         self, name: str, key: str, settings: ApiSettings, limits: SendLimits | None = None
     ) -> None:
-        self.name = name
-        self.settings = settings
-        self.limits = limits or SendLimits(batch_size=settings.batch_size)
+        super().__init__(name, settings, limits)
         self._key = key
-        self.client = ApiClient(settings)
-
-    def describe(self) -> str:
-        return (
-            f"sendgrid {self.settings.base_url} (batches of {self.settings.batch_size}, "
-            f"{self.limits.connections} connections)"
-        )
-
-    def close(self) -> None:
-        self.client.close()
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         items = [message_parts(message) for message in messages]

@@ -33,8 +33,8 @@ from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult, 
 from newsletter.transports.providers import sigv4
 from newsletter.transports.providers.http import (
     PROVIDER_PARAMS,
-    ApiClient,
     ApiSettings,
+    ApiTransport,
     Unreachable,
     answer_for_request,
     api_settings,
@@ -66,7 +66,10 @@ THROTTLING_ERRORS = frozenset(
 )
 
 
-class SESTransport:
+class SESTransport(ApiTransport):
+    provider = "ses"
+    takes_batches = False
+
     def __init__(
         self,
         name: str,
@@ -77,23 +80,15 @@ class SESTransport:
         limits: SendLimits | None = None,
         configuration_set: str = "",
     ) -> None:
-        self.name = name
+        super().__init__(name, settings, limits)
         self.region = region
-        self.settings = settings
-        self.limits = limits or SendLimits()
         self.configuration_set = configuration_set
         self._access_key = access_key
         self._secret_key = secret_key
-        self.client = ApiClient(settings)
 
-    def describe(self) -> str:
-        return (
-            f"ses {self.region} via {self.settings.base_url} "
-            f"({self.limits.connections} connections)"
-        )
-
-    def close(self) -> None:
-        self.client.close()
+    @property
+    def account(self) -> str:
+        return self.region
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         return [self._send_one(message) for message in messages]
