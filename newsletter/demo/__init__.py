@@ -40,7 +40,9 @@ class DemoReport:
 
 def run_demo(app: Newsletter) -> DemoReport:
     report = DemoReport(database=app.config.database.url)
-    imported = items.import_source(app, str(NEWS_LISTING), month=NEWS_FIRST_MONTH)
+    imported = items.import_source(
+        app, str(NEWS_LISTING), month=NEWS_FIRST_MONTH, source_name="demo:news.txt"
+    )
     report.items_added = imported.added
     report.items_updated = imported.updated
     report.items_unchanged = imported.unchanged

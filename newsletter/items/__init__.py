@@ -89,8 +89,13 @@ def import_source(
     month: str | None = None,
     language: str | None = None,
     kind: str | None = None,
+    source_name: str | None = None,
 ) -> ImportReport:
     """Read a source and store its items: new ones added, changed ones updated.
+
+    Items are stored under the source's absolute path or address, so that a
+    re-import finds them; `source_name` gives a name that does not depend on
+    where the file lies (the demo's bundled listing moves with the installation).
 
     Raises InputError naming the source when it cannot be read at all (missing
     file, unreachable address, malformed feed) or an option is invalid; problems
@@ -106,7 +111,7 @@ def import_source(
     given_language = normalise_language(language) if language else None
 
     kind_of_source = source_type(source)
-    key = source_key(source)
+    key = source_name or source_key(source)
     if len(key) > _SOURCE_MAX:
         raise InputError(
             f"{source[:80]}…: the source's name is longer than {_SOURCE_MAX} characters"
