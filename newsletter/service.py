@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 
 from newsletter.app import Newsletter
+from newsletter.dispatch.service import log_run_report, run_event_name
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
 
@@ -196,14 +197,7 @@ class Service:
 
     def _on_report(self, report: RunReport) -> None:
         """One line per campaign that finished, paused or was cancelled (once per service)."""
-        events = {
-            "finished": "campaign.finished",
-            "paused": "campaign.paused",
-            "failing": "campaign.paused",
-            "cancelled": "campaign.cancelled",
-            "error": "worker.error",
-        }
-        name = events.get(report.reason)
+        name = run_event_name(report)
         if name is None:
             return
         key = (report.campaign_id, name, report.note)
@@ -211,25 +205,7 @@ class Service:
             if key in self._logged:
                 return
             self._logged.add(key)
-        if name == "campaign.finished":
-            from newsletter.dispatch import campaign_status
-
-            progress = campaign_status(self.app, report.campaign_id)
-            counts = progress.counts
-            seconds = None
-            if progress.started_at and progress.finished_at:
-                seconds = round((progress.finished_at - progress.started_at).total_seconds(), 1)
-            log_event(
-                name,
-                campaign=report.campaign_id,
-                sent=counts.get("sent", 0),
-                failed=counts.get("failed", 0),
-                cancelled=counts.get("cancelled", 0),
-                seconds=seconds,
-            )
-            return
-        level = logging.INFO if name == "campaign.cancelled" else logging.WARNING
-        log_event(name, level=level, campaign=report.campaign_id, note=report.note or None)
+        log_run_report(self.app, report)
 
     # -- health ---------------------------------------------------------------------------
 

@@ -435,11 +435,19 @@ def worker(ctx: AppContext, campaign_id: int | None, once: bool, as_json: bool) 
 
     def on_report(report: RunReport) -> None:
         reports.append(report)
+        if not once:
+            dispatch.log_run_report(app, report)
         if not as_json:
             click.echo(_report_line(report))
 
-    if not once and not as_json:
-        click.echo("Worker started; sending campaigns that are sending (Ctrl-C to stop).")
+    if not once:
+        # A long-running worker is a service: how each campaign's run ended goes to
+        # stderr as a log line, in the format `serve` uses, for a log collector.
+        from newsletter.logs import configure_logging
+
+        configure_logging(app.config.service.log_format)
+        if not as_json:
+            click.echo("Worker started; sending campaigns that are sending (Ctrl-C to stop).")
     with stop_on_sigterm() as stop:
         try:
             dispatch.run_worker(app, campaign_id=campaign_id, once=once, stop=stop,

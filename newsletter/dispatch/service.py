@@ -315,6 +315,46 @@ def cancel_campaign(app: Newsletter, campaign_id: int, *, by: str | None = None)
 # --- the worker ----------------------------------------------------------------
 
 
+# How a worker's run of a campaign ended, as the event a log collector sees.
+RUN_EVENTS = {
+    "finished": "campaign.finished",
+    "paused": "campaign.paused",
+    "failing": "campaign.paused",
+    "cancelled": "campaign.cancelled",
+    "error": "worker.error",
+}
+
+
+def run_event_name(report: RunReport) -> str | None:
+    """The event a run's end is logged as; None for ends that are not news (stopped)."""
+    return RUN_EVENTS.get(report.reason)
+
+
+def log_run_report(app: Newsletter, report: RunReport) -> None:
+    """One log line for how a run ended; a finished campaign with the ledger's totals."""
+    from newsletter.logs import log_event
+
+    name = run_event_name(report)
+    if name is None:
+        return
+    if name == "campaign.finished":
+        progress = campaign_status(app, report.campaign_id)
+        seconds = None
+        if progress.started_at and progress.finished_at:
+            seconds = round((progress.finished_at - progress.started_at).total_seconds(), 1)
+        log_event(
+            name,
+            campaign=report.campaign_id,
+            sent=progress.counts.get("sent", 0),
+            failed=progress.counts.get("failed", 0),
+            cancelled=progress.counts.get("cancelled", 0),
+            seconds=seconds,
+        )
+        return
+    level = logging.INFO if name == "campaign.cancelled" else logging.WARNING
+    log_event(name, level=level, campaign=report.campaign_id, note=report.note or None)
+
+
 def run_worker(
     app: Newsletter,
     *,
