@@ -647,4 +647,3 @@ def person_erase(ctx: AppContext, address: str, yes: bool, as_json: bool) -> Non
         for place in report.remaining:
             click.echo(f"warning: the address still appears in {place}", err=True)
         click.get_current_context().exit(1)
-

@@ -29,4 +29,3 @@ def upgrade(ctx: AppContext) -> None:
         click.echo(f"Database is up to date (revision {after}).")
     else:
         click.echo(f"Database upgraded from {before or 'empty'} to {after}.")
-

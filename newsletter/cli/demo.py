@@ -53,4 +53,3 @@ def demo(ctx: AppContext, as_json: bool) -> None:
         click.echo(f"  ls {folder} | head -3    # one RFC 5322 file per message")
     click.echo(f"  newsletter preview {first} --out preview/    # HTML, text and .eml side by side")
     click.echo(f"  newsletter deliveries {first}                 # who got it")
-

@@ -184,4 +184,3 @@ def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) ->
         echo_json(result)
     else:
         click.echo(f"Campaign {campaign_id} approved. Send it with: newsletter send {campaign_id}")
-

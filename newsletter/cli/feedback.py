@@ -56,4 +56,3 @@ def fetch(ctx: AppContext, maildir: str | None, imap: str | None, as_json: bool)
             f"Left unread, not readable as bounces: {len(report.left_unread)} "
             f"({', '.join(report.left_unread[:5])}{', …' if len(report.left_unread) > 5 else ''})"
         )
-

@@ -206,4 +206,3 @@ def items_include(ctx: AppContext, item_id: int, as_json: bool) -> None:
     Example: newsletter items include 7
     """
     _set_excluded(ctx, item_id, False, as_json)
-

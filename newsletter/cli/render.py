@@ -79,4 +79,3 @@ def _write_all(files: dict[Path, bytes]) -> None:
     finally:
         for temp in temporary.values():
             temp.unlink(missing_ok=True)
-

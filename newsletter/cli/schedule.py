@@ -218,4 +218,3 @@ def echo_health(app: Any, as_json: bool) -> None:
             ],
             ["id", "address", "started", "last_seen", "workers"],
         )
-

@@ -44,4 +44,3 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
     finally:
         server.server_close()
         web.close()
-
