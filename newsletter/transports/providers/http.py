@@ -27,13 +27,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
 from newsletter.errors import ConfigError
 from newsletter.transports.base import SendLimits, SendResult
 from newsletter.transports.dsn import DSN
+
+if TYPE_CHECKING:
+    from newsletter.transports.factory import TransportSetup
 
 # DSN parameters every provider takes besides the common ones.
 PROVIDER_PARAMS = frozenset({"endpoint", "batch", "verify"})
@@ -55,15 +58,11 @@ class ApiSettings:
 
 
 def api_settings(
-    dsn: DSN,
-    *,
-    provider: str,
-    base_url: str,
-    max_batch: int,
-    timeout: float,
-    verify: bool,
+    setup: TransportSetup, *, provider: str, base_url: str, max_batch: int
 ) -> ApiSettings:
-    """The settings every provider reads from its DSN: endpoint=, batch=, verify=, timeout=."""
+    """The settings every provider reads from its DSN (endpoint=, batch=, verify=,
+    timeout=), with the transport's table giving the timeout and verification."""
+    dsn, timeout, verify = setup.dsn, setup.table.timeout_seconds, setup.table.verify_tls
     endpoint = dsn.params.get("endpoint", base_url).rstrip("/")
     if not endpoint.startswith(("https://", "http://")):
         raise ConfigError(f"{dsn.where}: endpoint={endpoint!r} must start with https://")

@@ -198,11 +198,9 @@ def build_mailgun(setup: TransportSetup) -> Transport:
         dsn, setup.app.env, table.password_env, "Mailgun API key", "mailgun://KEY@mg.example.org"
     )
     settings = api_settings(
-        dsn,
+        setup,
         provider="mailgun",
         base_url=REGIONS[region],
         max_batch=MAX_BATCH,
-        timeout=table.timeout_seconds,
-        verify=table.verify_tls,
     )
     return MailgunTransport(setup.name, key, dsn.host, settings, with_batch(setup.limits, settings))

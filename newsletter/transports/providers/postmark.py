@@ -142,12 +142,10 @@ def build_postmark(setup: TransportSetup) -> Transport:
         dsn, setup.app.env, table.password_env, "Postmark server token", "postmark://TOKEN@default"
     )
     settings = api_settings(
-        dsn,
+        setup,
         provider="postmark",
         base_url=DEFAULT_BASE,
         max_batch=MAX_BATCH,
-        timeout=table.timeout_seconds,
-        verify=table.verify_tls,
     )
     stream = dsn.params.get("stream", "broadcast") or "broadcast"
     return PostmarkTransport(

@@ -249,11 +249,9 @@ def build_sendgrid(setup: TransportSetup) -> Transport:
         dsn, setup.app.env, table.password_env, "SendGrid API key", "sendgrid://KEY@default"
     )
     settings = api_settings(
-        dsn,
+        setup,
         provider="sendgrid",
         base_url=DEFAULT_BASE,
         max_batch=MAX_BATCH,
-        timeout=table.timeout_seconds,
-        verify=table.verify_tls,
     )
     return SendGridTransport(setup.name, key, settings, with_batch(setup.limits, settings))

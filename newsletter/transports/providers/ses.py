@@ -159,12 +159,10 @@ def build_ses(setup: TransportSetup) -> Transport:
         )
     region = dsn.host
     settings = api_settings(
-        dsn,
+        setup,
         provider="ses",
         base_url=f"https://email.{region}.amazonaws.com",
         max_batch=1,
-        timeout=table.timeout_seconds,
-        verify=table.verify_tls,
     )
     return SESTransport(
         setup.name,
