@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -10,9 +11,22 @@ from typing import Any
 import click
 
 
+def as_record(value: Any) -> Mapping[str, Any]:
+    """A service function's typed result (a dataclass) or a mapping, as a mapping of fields.
+
+    Service functions return dataclasses; the CLI prints their fields under the same
+    names in tables and with --json, so the two never drift apart.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
@@ -32,12 +46,12 @@ def _cell(value: Any) -> str:
     return str(value).replace("\n", " ")
 
 
-def echo_table(
-    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *, max_width: int = 60
-) -> None:
-    """Print rows as an aligned table with a header; long cells are cut with an ellipsis."""
+def echo_table(rows: Iterable[Any], columns: Sequence[str], *, max_width: int = 60) -> None:
+    """Print rows (dataclasses or mappings) as an aligned table with a header; long cells are
+    cut with an ellipsis."""
     cells = []
-    for row in rows:
+    for value in rows:
+        row = as_record(value)
         line = []
         for column in columns:
             text = _cell(row.get(column))
@@ -51,8 +65,9 @@ def echo_table(
         click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
-def echo_record(record: Mapping[str, Any]) -> None:
-    """Print one object as `key: value` lines."""
+def echo_record(value: Any) -> None:
+    """Print one object (a dataclass or a mapping) as `key: value` lines."""
+    record = as_record(value)
     width = max((len(k) for k in record), default=0)
     for key, value in record.items():
         click.echo(f"{key.ljust(width)}  {_cell(value)}")
