@@ -217,13 +217,57 @@ class PrivacyConfig:
     store_ip_addresses: bool = setting(
         False, "Keep the IP address in consent records. Off by default."
     )
-    track_opens: bool = setting(False, "Add an open-tracking pixel. Off by default.")
-    track_clicks: bool = setting(False, "Rewrite links to count clicks. Off by default.")
+    count_clicks: bool = setting(
+        False,
+        "Send links through /l/<token> addresses that count clicks per campaign and link, "
+        "never per subscriber (the token names no one), and redirect to the link. Off by "
+        "default. Opens are never tracked.",
+    )
     suppression_key_env: str = setting(
         "NEWSLETTER_SUPPRESSION_KEY",
         "Environment variable holding the key for hashing suppressed addresses; "
         "unset, the signing key is used.",
     )
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    domain: str = setting(
+        "",
+        "Domain that signs messages sent over SMTP or written to a maildir (d= of the "
+        "DKIM signature), normally the From address's domain; empty: no signing. API "
+        "providers sign themselves.",
+    )
+    selector: str = setting(
+        "", "DKIM selector: the key's record is <selector>._domainkey.<domain>."
+    )
+    private_key_file: str = setting(
+        "",
+        "PEM file of the private key (RSA-2048 or Ed25519; `newsletter dkim keygen` makes "
+        "one), relative to the config file. A missing or unreadable file stops every "
+        "command with exit status 2.",
+    )
+
+
+@dataclass(frozen=True)
+class BouncesConfig:
+    return_path: str = setting(
+        "",
+        "VERP return path for SMTP and maildir messages, e.g. bounces@example.org: each "
+        "message's envelope sender becomes bounces+<signed token>@example.org, so that a "
+        "bounce is matched to its delivery by the address it comes back to. Empty: the "
+        "From address.",
+    )
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    nameservers: list[str] = setting(
+        [],
+        "DNS servers `newsletter check --domain` asks, as address or address:port; empty "
+        "for the system's resolver.",
+    )
+    timeout_seconds: float = setting(5.0, "How long `newsletter check --domain` waits for DNS.")
 
 
 @dataclass(frozen=True)
@@ -351,6 +395,9 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
@@ -391,6 +438,9 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
     "feedback": FeedbackConfig,
+    "dkim": DkimConfig,
+    "bounces": BouncesConfig,
+    "check": CheckConfig,
 }
 
 
@@ -636,6 +686,14 @@ def _check_values(config: Config) -> None:
     for name, transport in config.transports.items():
         if transport.connections < 1:
             raise ConfigError(f"{src}: transports.{name}.connections must be at least 1")
+    _check_dkim(config)
+    if config.bounces.return_path and not re.fullmatch(
+        r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+", config.bounces.return_path
+    ):
+        raise ConfigError(
+            f"{src}: bounces.return_path must be a plain address such as bounces@example.org "
+            f"(letters, digits, . _ -), not {config.bounces.return_path!r}"
+        )
     try:
         config.editions.subject_pattern.format(org="", month="")
         config.editions.announcement_subject_pattern.format(org="", title="")
@@ -644,6 +702,25 @@ def _check_values(config: Config) -> None:
             f"{src}: editions subject pattern has an unknown field {exc}; "
             "use {{org}}, {{month}} or {{title}}"
         ) from None
+
+
+def _check_dkim(config: Config) -> None:
+    """A [dkim] section must be whole, and its key readable now, at start-up."""
+    dkim = config.dkim
+    given = {"domain": dkim.domain, "selector": dkim.selector,
+             "private_key_file": dkim.private_key_file}  # fmt: skip
+    if not any(given.values()):
+        return
+    missing = [f"dkim.{key}" for key, value in given.items() if not value]
+    if missing:
+        raise ConfigError(f"{config.source}: [dkim] also needs {', '.join(missing)}")
+    # Imported here for start-up time: cryptography is only needed when DKIM is set up.
+    from newsletter.dkim import read_private_key
+
+    try:
+        read_private_key(config.resolve_path(dkim.private_key_file))
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source}: {exc}") from None
 
 
 def documented_settings() -> list[tuple[str, str, str]]:

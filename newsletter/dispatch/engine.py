@@ -516,9 +516,10 @@ class CampaignSender:
     def _make_composer(self) -> Any:
         if self._composer_factory is not None:
             return self._composer_factory(self.app, self.campaign_id)
-        from newsletter.message import Composer
+        from newsletter.message import Composer, finishing_steps
 
-        return Composer(self.app, self.campaign_id)
+        steps = finishing_steps(self.app, self.transport)
+        return Composer(self.app, self.campaign_id, steps=steps)
 
     def _deliver(
         self, composer: Any, claims: list[ledger.Claim], slot: threading.Semaphore

@@ -189,7 +189,7 @@ def send_test(
     app: Newsletter, campaign_id: int, address: str, *, transport: Transport | None = None
 ) -> TestSend:
     """One message of the campaign to `address`, in any status; nothing is written."""
-    from newsletter.message import Composer, Recipient
+    from newsletter.message import Composer, Recipient, finishing_steps
 
     try:
         address = validate_email(address, check_deliverability=False).normalized
@@ -198,13 +198,14 @@ def send_test(
     name = _campaign_transport_name(app, campaign_id)
     with app.session() as session:
         language = session.get_one(Campaign, campaign_id).language
-    composer = Composer(app, campaign_id)
-    message = composer.compose(
-        Recipient(subscriber_id=None, email=address, name="", language=language)
-    )
     opened = transport is None
     transport = transport or open_transport(app, name)
     try:
+        # Finished (return path, DKIM) as the campaign's own messages are.
+        composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
+        message = composer.compose(
+            Recipient(subscriber_id=None, email=address, name="", language=language)
+        )
         result = transport.send([message])[0]
         description = transport.describe()
     finally:

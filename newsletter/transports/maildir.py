@@ -19,6 +19,8 @@ from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult
 
 
 class MaildirTransport:
+    relays_raw = True
+
     def __init__(self, name: str, path: Path, limits: SendLimits | None = None) -> None:
         self.name = name
         self.path = path
