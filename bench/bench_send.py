@@ -3,6 +3,7 @@
     python bench/bench_send.py                               # N = 20,000, 4 connections
     python bench/bench_send.py --n 20000 --n 200000          # memory must not grow with N
     python bench/bench_send.py --connections 8 --size 30000
+    python bench/bench_send.py --dkim                        # the rate unsigned, then signed
 
 In one run it:
 
@@ -20,6 +21,10 @@ In one run it:
    stage-1 rendering, writing the ledger, sending and recording every outcome;
 4. prints both rates, their ratio, the send's rate while sending (first to last
    sent_at in the ledger) and the send's peak resident memory (from wait4).
+
+With --dkim each N is run twice, the second time with an RSA-2048 DKIM key in
+the config (every message signed at compose time), and both rates are printed
+side by side.
 
 Targets (on the 2-core machine): at N = 20,000 the command's rate at least
 0.35 × smtp-source's; peak memory under 150 MB and not growing with N.
@@ -114,8 +119,16 @@ def time_smtplib(port: int, n: int, connections: int, size: int) -> float:
     return time.perf_counter() - start
 
 
+def dkim_section(folder: Path) -> str:
+    """A [dkim] table with a fresh RSA-2048 key in `folder`."""
+    from newsletter.dkim import generate_key
+
+    generate_key("example.org", "bench", folder / "dkim.pem", "rsa")
+    return '\n[dkim]\ndomain = "example.org"\nselector = "bench"\nprivate_key_file = "dkim.pem"\n'
+
+
 def make_app(
-    folder: Path, port: int, connections: int, in_flight: int
+    folder: Path, port: int, connections: int, in_flight: int, dkim: bool = False
 ) -> tuple[Any, Path, dict[str, str]]:
     from newsletter.app import Newsletter
     from newsletter.config import load_config
@@ -126,6 +139,7 @@ def make_app(
         f'[transports.sink]\ndsn = "smtp://127.0.0.1:{port}?tls=none"\n'
         f"connections = {connections}\n\n"
         f"[dispatch]\nin_flight_per_connection = {in_flight}\n"
+        + (dkim_section(folder) if dkim else "")
     )
     env = {**os.environ, "NEWSLETTER_SECRET_KEY": "bench-signing-key"}
     for name in ("NEWSLETTER_DATABASE_URL", "NEWSLETTER_TRANSPORT", "NEWSLETTER_CONFIG"):
@@ -230,7 +244,9 @@ def sending_phase(app: Any, campaign_id: int) -> tuple[int, float]:
     return sent, (last - first).total_seconds() if first and last else 0.0
 
 
-def run(n: int, connections: int, size: int, in_flight: int, keep: Path | None) -> dict[str, float]:
+def run(
+    n: int, connections: int, size: int, in_flight: int, keep: Path | None, dkim: bool = False
+) -> dict[str, float]:
     folder = keep or Path(tempfile.mkdtemp(prefix="bench-send-"))
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -238,7 +254,7 @@ def run(n: int, connections: int, size: int, in_flight: int, keep: Path | None) 
     try:
         print(
             f"N = {n:,}, {connections} connections, in_flight_per_connection = {in_flight}, "
-            f"sink: {sink_name} on 127.0.0.1:{port}"
+            f"sink: {sink_name} on 127.0.0.1:{port}" + (", DKIM-signed (RSA-2048)" if dkim else "")
         )
         source_seconds, source_name = time_smtp_source(port, n, connections, size)
         source_rate = n / source_seconds
@@ -246,7 +262,7 @@ def run(n: int, connections: int, size: int, in_flight: int, keep: Path | None) 
         print(f"  wire limit: {n:,} messages of {size:,} bytes in {source_seconds:.2f} s "
               f"= {source_rate:,.0f} messages/s")  # fmt: skip
 
-        app, config, env = make_app(folder, port, connections, in_flight)
+        app, config, env = make_app(folder, port, connections, in_flight, dkim)
         campaign_id, message_size = build_edition(app, size)
         started = time.perf_counter()
         add_subscribers(app, n)
@@ -278,7 +294,19 @@ def main() -> None:
         "--in-flight", type=int, default=1, help="dispatch.in_flight_per_connection (default 1)"
     )
     parser.add_argument("--keep", type=Path, help="keep the database and config in this folder")
+    parser.add_argument(
+        "--dkim", action="store_true", help="run each N unsigned, then DKIM-signed, and compare"
+    )
     args = parser.parse_args()
+    if args.dkim:
+        for n in args.n or [20_000]:
+            plain = run(n, args.connections, args.size, args.in_flight, None)
+            signed = run(n, args.connections, args.size, args.in_flight, None, dkim=True)
+            print(
+                f"N = {n:,}: unsigned {plain['rate']:,.0f} messages/s, DKIM-signed "
+                f"{signed['rate']:,.0f} messages/s ({signed['rate'] / plain['rate']:.2f} ×)"
+            )
+        return
     results = [
         run(n, args.connections, args.size, args.in_flight, args.keep) for n in args.n or [20_000]
     ]

@@ -49,6 +49,7 @@ COMMANDS = {
     "web": "web:web_command",
     "bounces": "feedback:bounces_group",
     "dkim": "dkim:dkim_group",
+    "check": "check:check",
 }
 
 
