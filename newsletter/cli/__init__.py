@@ -50,6 +50,7 @@ COMMANDS = {
     "bounces": "feedback:bounces_group",
     "dkim": "dkim:dkim_group",
     "check": "check:check",
+    "audit": "audit:audit_command",
 }
 
 
