@@ -97,7 +97,9 @@ def test_messages_sent_over_smtp_verify_against_the_record_keygen_printed(
     handler, port = sink
     campaign_id = seed_campaign(app, 12)
     add_dotted_item(app, campaign_id)
-    outcome = dispatch.send_campaign(app, campaign_id, transport=smtp(port), options=OPTIONS)
+    outcome = dispatch.send_campaign(
+        app, campaign_id, transport=smtp(port), options=OPTIONS, actor="worker"
+    )
     assert outcome.status == "sent", outcome.note
     assert len(handler.messages) == 12
     lookup = dns({name: value})
@@ -137,7 +139,7 @@ def test_maildir_messages_are_signed_and_test_sends_too(make_app, run_cli, tmp_p
     )
     campaign_id = seed_campaign(app, 3)
     dispatch.send_test(app, campaign_id, "editor@example.org")
-    dispatch.send_campaign(app, campaign_id, options=OPTIONS)
+    dispatch.send_campaign(app, campaign_id, options=OPTIONS, actor="worker")
     files = list((tmp_path / "outbox" / "new").iterdir())
     assert len(files) == 4
     for file in files:
@@ -208,7 +210,7 @@ def test_a_dsn_to_the_verp_address_finds_its_delivery_though_a_relay_rewrote_the
     app = make_app({"bounces": {"return_path": "bounces@example.org"}})
     handler, port = sink
     campaign_id = seed_campaign(app, 5)
-    dispatch.send_campaign(app, campaign_id, transport=smtp(port), options=OPTIONS)
+    dispatch.send_campaign(app, campaign_id, transport=smtp(port), options=OPTIONS, actor="worker")
     senders = {rcpt: mail_from for mail_from, rcpt, _ in handler.messages}
     assert len(set(senders.values())) == 5
     assert all(s.startswith("bounces+d") and s.endswith("@example.org") for s in senders.values())
@@ -243,7 +245,7 @@ def test_without_verp_the_same_dsn_matches_nothing(
     app = make_app()
     handler, port = sink
     campaign_id = seed_campaign(app, 2)
-    dispatch.send_campaign(app, campaign_id, transport=smtp(port), options=OPTIONS)
+    dispatch.send_campaign(app, campaign_id, transport=smtp(port), options=OPTIONS, actor="worker")
     assert {mail_from for mail_from, _, _ in handler.messages} == {"bulletin@example.org"}
     dsn = (
         (SAMPLES / "hard.eml").read_text()

@@ -14,8 +14,8 @@ from newsletter.errors import InputError, OperationFailed
 
 @click.command(
     "check",
-    epilog="Examples: newsletter check 12   newsletter check 12 --language ru   "
-    "newsletter check --domain example.org",
+    epilog="Example: newsletter check 12   (also: newsletter check 12 --language ru; "
+    "newsletter check --domain example.org)",
 )
 @click.argument("campaign_id", type=int, required=False)
 @click.option("--language", metavar="L", help="Check this language only (default: each).")
