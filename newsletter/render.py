@@ -41,6 +41,7 @@ from sqlalchemy.orm import selectinload
 
 from newsletter import links
 from newsletter.app import Newsletter, bundled_path
+from newsletter.clicks import count_links
 from newsletter.config import Config, EditionsConfig
 from newsletter.editions import MONTH_NAMES, month_label
 from newsletter.errors import ConfigError, InputError, NotFound
@@ -225,6 +226,10 @@ def render_campaign(
         "public_copy": public,
     }
     html, text, names = _render_pair(config, kind, lang, context, PERSONAL_FIELDS)
+    if config.privacy.count_clicks and not public:
+        # Counted links (newsletter.clicks) in the messages only; the public copy and
+        # the text part keep the real addresses.
+        html = PersonalTemplate(count_links(app, campaign_id, html.literals), html.fields)
     return RenderedEdition(
         subject=view.subject,
         language=lang,

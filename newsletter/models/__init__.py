@@ -16,6 +16,7 @@ from newsletter.models.campaigns import (
     CAMPAIGN_STATUSES,
     Campaign,
     CampaignItem,
+    CampaignLink,
     campaign_lists,
 )
 from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
@@ -40,6 +41,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignItem",
+    "CampaignLink",
     "Delivery",
     "Event",
     "FeedbackReceipt",

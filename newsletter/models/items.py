@@ -38,6 +38,12 @@ class Item(Base):
     # The call to action shown with the link ("Read the full report").
     link_text: Mapped[str] = mapped_column(String(500), default="")
     language: Mapped[str] = mapped_column(String(10), default="en")
+    # An image shown with the item (Markdown front matter `image`, a feed's enclosure or
+    # media content): an absolute URL, its alt text, and its size in pixels when known.
+    image: Mapped[str] = mapped_column(String(2000), default="")
+    image_alt: Mapped[str] = mapped_column(String(500), default="")
+    image_width: Mapped[int | None]
+    image_height: Mapped[int | None]
     tags: Mapped[list[str]] = mapped_column(default=list)
     excluded: Mapped[bool] = mapped_column(default=False)
     # Fields changed by staff with `items edit`; a re-import leaves them alone.
