@@ -17,7 +17,8 @@ whole body, where words such as "report" turn up in passing):
    position paper, appeal or petition, or the voice of one ("we call on", "we
    urge", "we condemn", "nous demandons", "exigimos", "призываем"…); report — a
    report, study, survey, research, analysis, assessment, briefing or policy
-   paper, guide or toolkit, or its publication ("we publish", "findings"…);
+   paper, guide or toolkit, or its findings ("findings", "data show"…); "to
+   publish" alone names no kind, since statements are published too;
 4. else news.
 
 Each of the four languages (en, fr, es, ru) has its own phrases, listed
@@ -75,14 +76,15 @@ _TRIBUTE = _words(
     r"(?:partida|fallecimiento|p[ée]rdida)", r"recordamos a",
     # ru (stems)
     r"памяти", r"в память", r"светл\w* памят\w*", r"вечная память", r"скончал\w*",
-    r"ушёл из жизни", r"ушел из жизни", r"ушла из жизни", r"ушли из жизни", r"не стало", r"кончин\w*",
+    r"ушёл из жизни", r"ушел из жизни", r"ушла из жизни", r"ушли из жизни", r"не стало",
+    r"кончин\w*",
     r"соболезновани\w*", r"прощаемся", r"простились", r"скорбим", r"скорб\w*",
     r"чтим память", r"светлой памяти",
 )  # fmt: skip
 
 # Plain words for dying: a tribute only together with `_CLOSE`.
 _DYING = _words(
-    r"died", r"dies", r"passed", r"death of", r"lost", r"loss of",
+    r"died", r"dies", r"passed", r"death of", r"lost", r"loss of", r"left us",
     r"d[ée]c[ée]d[ée]e?", r"d[ée]c[èe]s", r"est morte?", r"perte",
     r"muri[óo]", r"muerte de", r"p[ée]rdida", r"partida",
     r"умер\w*", r"смерт\w*", r"утрат\w*", r"потерял\w*", r"ушёл", r"ушел", r"ушла",
@@ -101,8 +103,7 @@ _CLOSE = _words(
     r"горе", r"с болью", r"активист\w*",
 )  # fmt: skip
 
-_KIND_WORDS: dict[str, re.Pattern[str]] = {
-    "statement": _words(
+_STATEMENT = _words(
         # en
         r"statements?", r"open letters?", r"joint letters?", r"sign-on letters?",
         r"letter to", r"communiqu[ée]s?", r"joint submissions?", r"submissions? to",
@@ -124,36 +125,37 @@ _KIND_WORDS: dict[str, re.Pattern[str]] = {
         r"заявлени\w*", r"открыто\w* письм\w*", r"обращени\w*", r"коммюнике",
         r"призываем", r"призывает", r"требуем", r"осуждаем", r"позици\w*",
         r"пресс-релиз\w*",
-    ),  # fmt: skip
-    "report": _words(
+)  # fmt: skip
+
+_REPORT = _words(
         # en
-        r"reports?", r"shadow reports?", r"briefing papers?", r"briefings?",
+        # "media report", "news reports": someone reporting, not our report.
+        r"(?<!media.)(?<!news.)(?<!press.)reports?", r"shadow reports?", r"briefing papers?",
+        r"briefings?",
         r"technical briefs?", r"policy briefs?", r"policy papers?", r"white papers?",
         r"stud(?:y|ies)", r"surveys?", r"research", r"findings", r"analysis", r"analyses",
         r"assessments?", r"evaluations?", r"guides?", r"guidance", r"toolkits?",
-        r"handbooks?", r"manuals?", r"mapping", r"publications?",
-        r"(?:we|has|have|just) publish(?:ed)?", r"new data", r"data (?:show|reveal)s?",
+        r"handbooks?", r"manuals?", r"mapping", r"publications?", r"new data",
+        r"data (?:show|reveal)s?",
         # fr
         r"(?<!par.)rapports?", r"[ée]tudes?", r"enqu[êe]tes?", r"analyses?", r"recherches?",
-        r"note d'information", r"guides?", r"publications?", r"nous publions",
-        r"vient de para[îi]tre", r"[ée]valuations?",
+        r"note d'information", r"guides?", r"publications?", r"[ée]valuations?",
         # es
         r"informes?", r"estudios?", r"encuestas?", r"investigaci(?:[óo]n|ones)",
-        r"an[áa]lisis", r"gu[íi]as?", r"publicamos", r"publicaci(?:[óo]n|ones)",
+        r"an[áa]lisis", r"gu[íi]as?", r"publicaci(?:[óo]n|ones)",
         r"evaluaci(?:[óo]n|ones)", r"diagn[óo]stico",
         # ru
         r"доклад\w*", r"отч[её]т\w*", r"исследовани\w*", r"опрос\w*", r"анализ\w*",
-        r"обзор\w*", r"руководств\w*", r"публикуем", r"опубликовал\w*", r"публикаци\w*",
+        r"обзор\w*", r"руководств\w*", r"публикаци\w*",
         r"оценк\w*", r"аналитическ\w*", r"брошюр\w*",
-    ),  # fmt: skip
-}
+)  # fmt: skip
+
+_KIND_WORDS: dict[str, re.Pattern[str]] = {"statement": _STATEMENT, "report": _REPORT}
 
 
 def _fold(text: str) -> str:
     """The text as written, and again without accents, for feeds that lost them."""
-    plain = "".join(
-        c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)
-    )
+    plain = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
     # ё/й lose their marks too; the Russian stems above accept е for ё.
     return text if plain == text else f"{text} \u2029 {unicodedata.normalize('NFC', plain)}"
 
