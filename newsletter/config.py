@@ -51,8 +51,29 @@ class OrgConfig:
         "Postal address printed in every email footer (anti-spam laws require one).",
     )
     website: str = setting("https://example.org", "The organisation's website, linked in emails.")
+
+
+@dataclass(frozen=True)
+class BrandConfig:
     logo_url: str = setting(
-        "", "Absolute URL of a logo image for the email header; empty for none."
+        "", "Absolute https URL of the logo at the top of every email; empty: the name instead."
+    )
+    logo_alt: str = setting(
+        "", "What the logo says, for readers who cannot see it; empty: the organisation's name."
+    )
+    logo_width: int = setting(180, "Width of the logo in the email, in pixels.")
+    logo_height: int = setting(
+        0, "Height of the logo in pixels (set it to keep the layout still); 0: from the width."
+    )
+    colour: str = setting(
+        "#0b57a4",
+        "Brand colour (#rrggbb) of buttons, links and headings; darkened or lightened where "
+        "needed so that text on it and it on the page keep WCAG AA contrast, light and dark.",
+    )
+    footer_links: dict[str, str] = setting(
+        {},
+        'Extra links in every email\'s footer, label = "https://…", e.g. Website = '
+        '"https://example.org"; empty for none.',
     )
 
 
@@ -386,6 +407,7 @@ class FeedbackConfig:
 @dataclass(frozen=True)
 class Config:
     org: OrgConfig = field(default_factory=OrgConfig)
+    brand: BrandConfig = field(default_factory=BrandConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -429,6 +451,7 @@ class Config:
 # The sections of the file and the dataclass each one fills.
 SECTIONS: dict[str, type] = {
     "org": OrgConfig,
+    "brand": BrandConfig,
     "mail": MailConfig,
     "web": WebConfig,
     "database": DatabaseConfig,
@@ -687,6 +710,7 @@ def _check_values(config: Config) -> None:
         if transport.connections < 1:
             raise ConfigError(f"{src}: transports.{name}.connections must be at least 1")
     _check_dkim(config)
+    _check_brand(config)
     if config.bounces.return_path and not re.fullmatch(
         r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+", config.bounces.return_path
     ):
@@ -702,6 +726,21 @@ def _check_values(config: Config) -> None:
             f"{src}: editions subject pattern has an unknown field {exc}; "
             "use {{org}}, {{month}} or {{title}}"
         ) from None
+
+
+def _check_brand(config: Config) -> None:
+    brand, src = config.brand, config.source
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", brand.colour):
+        raise ConfigError(f"{src}: brand.colour must be #rrggbb, not {brand.colour!r}")
+    if brand.logo_url and not brand.logo_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{src}: brand.logo_url must be an absolute http(s) address")
+    if not 16 <= brand.logo_width <= 600:
+        raise ConfigError(f"{src}: brand.logo_width must be from 16 to 600 pixels")
+    for label, url in brand.footer_links.items():
+        if not url.startswith(("https://", "http://", "mailto:")):
+            raise ConfigError(
+                f"{src}: brand.footer_links.{label}: {url!r} is not an http(s) or mailto address"
+            )
 
 
 def _check_dkim(config: Config) -> None:

@@ -41,6 +41,7 @@ from sqlalchemy.orm import selectinload
 
 from newsletter import links
 from newsletter.app import Newsletter, bundled_path
+from newsletter.brand import brand_style
 from newsletter.clicks import count_links
 from newsletter.config import Config, EditionsConfig
 from newsletter.editions import MONTH_NAMES, month_label
@@ -82,6 +83,8 @@ GREETINGS: dict[str, tuple[str, str]] = {
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "yi"})
 SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")
 PREHEADER_LENGTH = 140
+# The content column: 600 pixels less 32 on each side (templates/base.html).
+IMAGE_MAX_WIDTH = 536
 
 
 # What stage 1 hands to stage 2 -------------------------------------------------------------
@@ -154,6 +157,12 @@ class ItemView:
     link_text: str
     language: str
     tags: list[str]
+    # The item's image (empty for none) and the size it is shown at: at most the column's
+    # width, the height to scale (0 when the source gave no size).
+    image: str = ""
+    image_alt: str = ""
+    image_width: int = 0
+    image_height: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,12 +333,30 @@ def _item_view(item: Item, editions: EditionsConfig, language: str) -> ItemView:
         link_text=item.link_text,
         language=item.language,
         tags=list(item.tags or []),
+        **_image_fields(item),
     )
+
+
+def _image_fields(item: Item) -> dict[str, Any]:
+    """An item's image at the size the email shows it: the column's width at most."""
+    if not item.image.lower().startswith(("https://", "http://")):
+        return {}
+    width = min(item.image_width or IMAGE_MAX_WIDTH, IMAGE_MAX_WIDTH)
+    height = 0
+    if item.image_width and item.image_height:
+        height = round(item.image_height * width / item.image_width)
+    return {
+        "image": item.image,
+        "image_alt": item.image_alt,
+        "image_width": width,
+        "image_height": height,
+    }
 
 
 def _common_context(config: Config, lang: str) -> dict[str, Any]:
     return {
         "org": config.org,
+        "brand": brand_style(config.brand, config.org.name),
         "lang": lang,
         "dir": "rtl" if lang.split("-")[0] in RTL_LANGUAGES else "ltr",
         "website": config.org.website,

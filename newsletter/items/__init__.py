@@ -62,6 +62,8 @@ DETAIL_FIELDS = (
     "link_text",
     "language",
     "tags",
+    "image",
+    "image_alt",
     "excluded",
     "edited_fields",
     "source",
@@ -71,7 +73,17 @@ DETAIL_FIELDS = (
     "created_at",
     "updated_at",
 )
-EDITABLE_FIELDS = ("title", "kind", "summary", "date", "link", "link_text", "language", "tags")
+EDITABLE_FIELDS = (
+    "title",
+    "kind",
+    "summary",
+    "date",
+    "link",
+    "link_text",
+    "language",
+    "tags",
+    "image_alt",
+)
 
 # Column sizes of the items table (models/items.py); values are fitted to them
 # here so that PostgreSQL never rejects an import halfway.
@@ -194,6 +206,10 @@ def _rows(
                 "link_text": shorten(parsed.link_text, _LINK_TEXT_MAX),
                 "language": parsed.language or language,
                 "tags": list(parsed.tags),
+                "image": parsed.image,
+                "image_alt": shorten(parsed.image_alt, _LINK_TEXT_MAX),
+                "image_width": parsed.image_width,
+                "image_height": parsed.image_height,
             }
         )
     return rows

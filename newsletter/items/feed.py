@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,7 @@ def _entry(
             if language:
                 break
 
+    image = _image(entry)
     result.items.append(
         ParsedItem(
             source_id=source_id,
@@ -234,12 +236,52 @@ def _entry(
             body_html=body_html,
             body_text="\n\n".join(paragraphs),
             link=link,
+            image=image.url,
+            image_alt=image.alt,
+            image_width=image.width,
+            image_height=image.height,
             kind=kind,
             language=language or feed_language,
             tags=terms,
             where=where,
         )
     )
+
+
+@dataclass(frozen=True)
+class _Image:
+    url: str = ""
+    alt: str = ""
+    width: int | None = None
+    height: int | None = None
+
+
+def _image(entry: Any) -> _Image:
+    """The entry's image: Media RSS content or thumbnail, else an image enclosure.
+
+    Media RSS gives a size (width, height) and sometimes a description, which is
+    the nearest a feed comes to alt text; an enclosure gives neither, and
+    `newsletter check` then asks for alt text.
+    """
+    alt = squash(entry.get("media_description") or "") if entry.get("media_content") else ""
+    for media in [*(entry.get("media_content") or []), *(entry.get("media_thumbnail") or [])]:
+        url = media.get("url") or ""
+        kind = media.get("medium") or media.get("type") or "image"
+        if is_url(url) and kind.startswith("image"):
+            return _Image(url, alt, _pixels(media.get("width")), _pixels(media.get("height")))
+    for enclosure in entry.get("enclosures") or []:
+        url = enclosure.get("href") or ""
+        if is_url(url) and (enclosure.get("type") or "").startswith("image/"):
+            return _Image(url)
+    return _Image()
+
+
+def _pixels(value: Any) -> int | None:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= 5000 else None
 
 
 def _web_link(entry: Any) -> str:

@@ -56,6 +56,12 @@ class ParsedItem:
     kind: str | None = None
     language: str | None = None
     tags: list[str] = field(default_factory=list)
+    # An image shown with the item: an absolute http(s) URL, its alt text, and its size
+    # in pixels when the source gives it.
+    image: str = ""
+    image_alt: str = ""
+    image_width: int | None = None
+    image_height: int | None = None
     # Where the item is in its source, for messages.
     where: str = ""
 

@@ -29,6 +29,10 @@ SOURCE_FIELDS = (
     "link_text",
     "language",
     "tags",
+    "image",
+    "image_alt",
+    "image_width",
+    "image_height",
 )
 
 
