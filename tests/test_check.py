@@ -70,11 +70,14 @@ def test_a_crafted_edition_shows_every_problem_and_exits_1(
     campaign_id = make_campaign(app, items=[{"kind": "report", "title": "Big", "summary":
                                              "Harm reduction saves lives. " * 4000}])  # fmt: skip
     add_item(app, campaign_id, title="Lost link", link_text="Download the report", link="")
+    add_item(app, campaign_id, title="Photo", image="https://cdn.example.org/march.jpg")
     report = check_edition(app, campaign_id)
     assert {f.code for f in report.findings} == EDITION_CODES
     by_code = {f.code: f for f in report.findings}
     assert "banner.png" in by_code["image-alt"].message  # and not the decorative alt=""
-    assert sum(f.code == "image-alt" for f in report.findings) == 1
+    # The template's banner, and the item whose image has no image_alt.
+    assert sum(f.code == "image-alt" for f in report.findings) == 2
+    assert any("--image-alt" in f.message for f in report.findings)
     assert "192.168.1.20" in by_code["private-link"].message
     assert "Lost link" in by_code["cta-without-url"].message
     assert report.errors == 4
@@ -90,7 +93,7 @@ def test_a_crafted_edition_shows_every_problem_and_exits_1(
     result = run_cli("--config", "newsletter.toml", "check", str(campaign_id), env=env)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == len(report.findings) == 9
+    assert len(lines) == len(report.findings) == 10
     assert all(line.startswith(("error: ", "warning: ")) for line in lines)
     assert len(result.stderr.strip().splitlines()) == 1
     assert "4 finding(s) would break delivery" in result.stderr

@@ -259,16 +259,16 @@ class _Image:
 def _image(entry: Any) -> _Image:
     """The entry's image: Media RSS content or thumbnail, else an image enclosure.
 
-    Media RSS gives a size (width, height) and sometimes a description, which is
-    the nearest a feed comes to alt text; an enclosure gives neither, and
-    `newsletter check` then asks for alt text.
+    Media RSS gives a size (width, height); neither it nor an enclosure gives alt
+    text that feedparser keeps apart from the entry's content (it reads
+    media:description as content), so feed images come without one and
+    `newsletter check` asks for it (`items edit --image-alt`).
     """
-    alt = squash(entry.get("media_description") or "") if entry.get("media_content") else ""
     for media in [*(entry.get("media_content") or []), *(entry.get("media_thumbnail") or [])]:
         url = media.get("url") or ""
         kind = media.get("medium") or media.get("type") or "image"
         if is_url(url) and kind.startswith("image"):
-            return _Image(url, alt, _pixels(media.get("width")), _pixels(media.get("height")))
+            return _Image(url, "", _pixels(media.get("width")), _pixels(media.get("height")))
     for enclosure in entry.get("enclosures") or []:
         url = enclosure.get("href") or ""
         if is_url(url) and (enclosure.get("type") or "").startswith("image/"):
