@@ -62,7 +62,7 @@ def test_links_are_counted_per_campaign_and_link_and_name_nobody(make_app, make_
         rows = session.scalar(select(func.count()).select_from(CampaignLink))
     parts(app, campaign_id, 9)
     with app.session() as session:
-        assert session.scalar(select(func.count()).select_from(CampaignLink)) == rows == 2
+        assert session.scalar(select(func.count()).select_from(CampaignLink)) == rows == 3
 
 
 def test_the_link_page_counts_and_redirects_only_to_the_signed_link(
@@ -98,6 +98,7 @@ def test_the_link_page_counts_and_redirects_only_to_the_signed_link(
     assert counts == {
         "https://example.org/report?a=1&b=2": 3,
         "https://example.org/statement": 1,
+        "https://example.org": 0,
     }
 
 
@@ -114,7 +115,7 @@ def test_status_shows_the_counts(make_app, make_campaign, run_cli, cli_env) -> N
         "clicks"
     ]
     shown = run_cli("status", str(campaign_id)).stdout
-    assert "1 on 2 links" in shown and "https://example.org/statement" in shown
+    assert "1 on 3 links" in shown and "https://example.org/statement" in shown
 
 
 def test_nothing_is_counted_by_default(make_app, make_campaign) -> None:
