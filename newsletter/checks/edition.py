@@ -64,7 +64,7 @@ class EditionReport:
 
 
 def check_edition(app: Newsletter, campaign_id: int, language: str | None = None) -> EditionReport:
-    """Every finding of one campaign, in `language` or in each of its languages."""
+    """Every finding of one campaign, rendered in `language`, else in the campaign's own."""
     with app.session() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
