@@ -18,7 +18,9 @@ from newsletter.errors import InputError, OperationFailed
     "newsletter check --domain example.org)",
 )
 @click.argument("campaign_id", type=int, required=False)
-@click.option("--language", metavar="L", help="Render the campaign in this language (default: its own).")
+@click.option(
+    "--language", metavar="L", help="Render the campaign in this language (default: its own)."
+)
 @click.option(
     "--domain", "domain", is_flag=False, flag_value="", default=None, metavar="[DOMAIN]",
     help="Check a domain's SPF, DKIM and DMARC records instead (default: the From domain).",
