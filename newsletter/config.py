@@ -275,10 +275,10 @@ class DkimConfig:
 class BouncesConfig:
     return_path: str = setting(
         "",
-        "VERP return path for SMTP and maildir messages, e.g. bounces@example.org: each "
+        "VERP return path for messages sent over SMTP, e.g. bounces@example.org: each "
         "message's envelope sender becomes bounces+<signed token>@example.org, so that a "
         "bounce is matched to its delivery by the address it comes back to. Empty: the "
-        "From address.",
+        "From address. (API providers use their own return paths.)",
     )
 
 
