@@ -14,10 +14,12 @@ import dkim as dkimpy
 import pytest
 from sqlalchemy import select
 from test_dispatch_support import SMTPSink, seed_campaign, start_sink
+from webkit import make_lists
 
 from newsletter import dispatch
 from newsletter.app import Newsletter
 from newsletter.audience import is_suppressed
+from newsletter.audience.signup import subscribe
 from newsletter.dispatch import EngineOptions
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dkim import generate_key
@@ -146,6 +148,20 @@ def test_maildir_messages_are_signed_and_test_sends_too(make_app, run_cli, tmp_p
         # The outbox holds local line ends, as mail readers expect of files.
         data = file.read_bytes().replace(b"\n", b"\r\n")
         assert dkimpy.verify(data, dnsfunc=dns({name: value})), file
+
+
+def test_confirmation_emails_are_signed_too(make_app, run_cli, tmp_path: Path) -> None:
+    key, name, value = keygen(run_cli, tmp_path, "ed25519")
+    app = make_app(
+        {"dkim": {"domain": "example.org", "selector": "news2026", "private_key_file": str(key)}}
+    )
+    make_lists(app)
+    outcome = subscribe(app, "new.person@example.org", list_names=["members"])
+    assert outcome.action == "confirmation_sent"
+    (file,) = (tmp_path / "outbox" / "new").iterdir()
+    data = file.read_bytes().replace(b"\n", b"\r\n")
+    assert b"To: new.person@example.org" in data
+    assert dkimpy.verify(data, dnsfunc=dns({name: value}))
 
 
 @pytest.mark.parametrize(

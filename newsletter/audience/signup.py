@@ -323,10 +323,15 @@ def send_confirmation(app: Newsletter, outcome: SubscribeOutcome, subject: str =
 
 def deliver(app: Newsletter, message: OutgoingMessage) -> None:
     """Send one transactional message now; a failure is an OperationFailed naming the transport."""
+    from newsletter.message import finishing_steps
     from newsletter.transports import open_transport
 
     transport = open_transport(app)
     try:
+        # DKIM-signed like a campaign's messages: receivers judge a confirmation email too.
+        # (Its VERP return path is the plain one: it belongs to no delivery.)
+        for step in finishing_steps(app, transport):
+            message = step(message)
         (result,) = transport.send([message])
     finally:
         transport.close()
