@@ -252,6 +252,30 @@ class ServiceConfig:
     )
 
 
+APPROVAL_POLICIES = ("second-person", "self")
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    approval: str = setting(
+        "second-person",
+        "Who may approve a campaign: second-person (not whoever built or last edited it, as "
+        "long as another enabled account may approve) or self (anyone allowed to approve).",
+    )
+    idle_minutes: int = setting(
+        30, "A console session ends after this many minutes without a request."
+    )
+    login_attempts: int = setting(
+        5,
+        "Failed sign-ins allowed per account, and four times as many per client address, "
+        "within login_window_minutes before sign-in is refused for the rest of the window "
+        "(counted in the memory of the process, never stored).",
+    )
+    login_window_minutes: int = setting(
+        15, "The window over which failed sign-ins are counted, in minutes."
+    )
+
+
 # What a recurring rule may build, and what it may do with the edition.
 SCHEDULE_BUILDS = ("bulletin",)
 SCHEDULE_ACTIONS = ("send", "hold")
@@ -351,6 +375,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
@@ -391,6 +416,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
     "feedback": FeedbackConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -629,6 +655,15 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{src}: service.log_format must be logfmt or json, not {config.service.log_format!r}"
         )
+    if config.admin.approval not in APPROVAL_POLICIES:
+        raise ConfigError(
+            f"{src}: admin.approval must be one of {', '.join(APPROVAL_POLICIES)}, "
+            f"not {config.admin.approval!r}"
+        )
+    if config.admin.idle_minutes < 1 or config.admin.login_window_minutes < 1:
+        raise ConfigError(f"{src}: admin.idle_minutes and login_window_minutes must be at least 1")
+    if config.admin.login_attempts < 1:
+        raise ConfigError(f"{src}: admin.login_attempts must be at least 1")
     if config.dispatch.batch_size < 1:
         raise ConfigError(f"{src}: dispatch.batch_size must be at least 1")
     if config.dispatch.retry_max_attempts < 1:

@@ -26,6 +26,7 @@ from newsletter.models.scheduling import (
     ServiceInstance,
     scheduler_jobs,
 )
+from newsletter.models.staff import StaffUser
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -47,6 +48,7 @@ __all__ = [
     "ScheduleRun",
     "Segment",
     "ServiceInstance",
+    "StaffUser",
     "Subscriber",
     "Subscription",
     "Suppression",
