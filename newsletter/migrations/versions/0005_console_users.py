@@ -1,7 +1,7 @@
 """Console users: the staff accounts that sign in at /admin/.
 
 Revision ID: 0005_console_users
-Revises: 0001
+Revises: 0002
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import newsletter.models.base
 
 revision: str = "0005_console_users"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
