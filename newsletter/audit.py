@@ -92,3 +92,26 @@ def list_events(
             )
             for row in session.scalars(query)
         ]
+
+
+def campaign_authors(session: Session, campaign_id: int) -> set[str]:
+    """Who built a campaign and who last edited it, as the trail records them.
+
+    Four-eyes approval (newsletter.editions.approve) asks this: neither may
+    approve. Read in the caller's transaction, from the object index.
+    """
+    rows = session.execute(
+        select(AuditRow.action, AuditRow.actor)
+        .where(AuditRow.object_type == "campaign", AuditRow.object_id == str(campaign_id),
+               AuditRow.action.in_(("build", "edit")))
+        .order_by(AuditRow.id.desc())
+    )  # fmt: skip
+    authors: set[str] = set()
+    last_edit_seen = False
+    for action, actor in rows:
+        if action == "build":
+            authors.add(actor)
+        elif not last_edit_seen:
+            authors.add(actor)
+            last_edit_seen = True
+    return authors

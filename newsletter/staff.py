@@ -23,6 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter import audit
+from newsletter.actors import staff_actor
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import normalise_address
 from newsletter.errors import InputError, InvalidState, NotFound
@@ -47,7 +49,7 @@ class StaffUserRecord:
     @property
     def actor(self) -> str:
         """How this person is named in the audit trail and on campaigns."""
-        return f"user:{self.email}"
+        return staff_actor(self.email)
 
 
 @cache
@@ -198,16 +200,17 @@ def authenticate(app: Newsletter, email: str, password: str) -> StaffUserRecord 
         if hasher.check_needs_rehash(user.password_hash):
             user.password_hash = hasher.hash(password)
         user.last_login_at = utcnow()
-        _audit(session, f"user:{user.email}", "user.sign_in", user.id)
+        _audit(session, staff_actor(user.email), "user.sign_in", user.id)
         return _record(user)
 
 
-def count_with_permission(app: Newsletter, permission: str) -> int:
-    """Enabled accounts whose role has `permission` (four-eyes needs a second approver)."""
+def accounts_with_permission(app: Newsletter, permission: str) -> list[StaffUserRecord]:
+    """Enabled accounts whose role has `permission` (four-eyes approval needs a second one)."""
     with app.session() as session:
-        roles = session.scalars(select(StaffUser.role).where(StaffUser.disabled.is_(False)))
-        return sum(1 for role in roles if allows(role, permission))
+        users = session.scalars(select(StaffUser).where(StaffUser.disabled.is_(False)))
+        return [_record(user) for user in users if allows(user.role, permission)]
 
 
 def _audit(session: Session, actor: str, action: str, user_id: int, detail: str = "") -> None:
-    """Every change to an account is in the audit trail (once the trail exists)."""
+    """Every change to an account, and every sign-in, is in the audit trail."""
+    audit.record(session, actor, action, "user", user_id, detail)

@@ -319,23 +319,41 @@ def show_subscriber(app: Newsletter, email: str) -> dict[str, Any]:
         }
 
 
+def subscriber_address(app: Newsletter, subscriber_id: int) -> str:
+    """The address of a subscriber by id (the console's links name ids, never addresses)."""
+    with app.session() as session:
+        email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+    if email is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return email
+
+
 def search_subscribers(
-    app: Newsletter, query: str, *, list_name: str | None = None, limit: int = 50
+    app: Newsletter,
+    query: str,
+    *,
+    list_name: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Subscribers whose address or name holds `query` (case-insensitive), by address."""
+    """Subscribers whose address or name holds `query` (case-insensitive), by address.
+
+    `after` (the last address key of the previous page) pages on by keyset: each
+    page costs the same however deep it is, where an OFFSET would read every row
+    before it. An empty query lists everyone, by address.
+    """
     needle = query.strip().casefold()
     with app.session() as session:
-        statement = (
-            select(Subscriber)
-            .where(
+        statement = select(Subscriber).order_by(Subscriber.email_key).limit(limit)
+        if needle:
+            statement = statement.where(
                 or_(
                     Subscriber.email_key.contains(needle, autoescape=True),
                     func.lower(Subscriber.name).contains(needle, autoescape=True),
                 )
             )
-            .order_by(Subscriber.email_key)
-            .limit(limit)
-        )
+        if after:
+            statement = statement.where(Subscriber.email_key > after)
         if list_name is not None:
             mailing_list = get_list(session, list_name)
             statement = statement.where(

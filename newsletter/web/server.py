@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from newsletter.web.app import WebApp
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 log = logging.getLogger("newsletter.web")
 # The first segment of a path is kept; everything after it may be a token or an address.
@@ -45,6 +46,9 @@ class PrivateRequestHandler(WSGIRequestHandler):
         log.info(format, *args)
 
 
-def make_web_server(web: WebApp, host: str, port: int) -> BaseWSGIServer:
-    """A threaded server for `web` on host:port (0 picks a free port; see .server_port)."""
+def make_web_server(web: WSGIApplication, host: str, port: int) -> BaseWSGIServer:
+    """A threaded server for `web` on host:port (0 picks a free port; see .server_port).
+
+    `web` is the pages, or the pages with the console mounted beside them.
+    """
     return make_server(host, port, web, threaded=True, request_handler=PrivateRequestHandler)

@@ -1,0 +1,42 @@
+// Progressive enhancement only: every page works without this file.
+// Buttons with data-confirm ask before they submit (cancel, erase, disable).
+document.addEventListener("submit", function (event) {
+  var button = event.submitter;
+  if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
+// Elements with data-live-count show how many subscribers a segment form matches, as it changes.
+document.querySelectorAll("form[data-live-count]").forEach(function (form) {
+  var output = document.getElementById(form.dataset.liveCount);
+  var timer = null;
+  form.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var body = new URLSearchParams(new FormData(form));
+      fetch(form.dataset.countUrl + "?" + body.toString(), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) { if (data && output) { output.textContent = data.text; } });
+    }, 300);
+  });
+});
+// Live pages (a send's progress, the dashboard while sending) reload themselves while the
+// "Refresh every N seconds" box is ticked; without JavaScript the box stays hidden.
+(function () {
+  var box = document.getElementById("auto-refresh");
+  if (!box) { return; }
+  box.parentNode.hidden = false;
+  var key = "console-auto-refresh";
+  if (window.sessionStorage.getItem(key) === "off") { box.checked = false; }
+  var seconds = parseInt(box.dataset.seconds, 10) || 5;
+  var timer = null;
+  function plan() {
+    clearTimeout(timer);
+    if (box.checked) { timer = setTimeout(function () { window.location.reload(); }, seconds * 1000); }
+  }
+  box.addEventListener("change", function () {
+    window.sessionStorage.setItem(key, box.checked ? "on" : "off");
+    plan();
+  });
+  plan();
+})();
