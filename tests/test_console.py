@@ -8,6 +8,7 @@ do the monthly job end to end.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
@@ -188,6 +189,9 @@ def form_for(endpoint: str, world: dict[str, int]) -> dict[str, str]:
         "audience.add_list": {"name": "new-list", "optin": "double"},
         "audience.erase": {"confirm": "ana@example.org"},
         "audience.suppress": {"email": "someone@example.org"},
+        "audience.add": {"email": "new.person@example.org", "list": "nope"},
+        "audience.save": {"name": "seg-x", "field-0": "language", "op-0": "eq", "value-0": "en"},
+        "audience.count_page": {"field-0": "language", "op-0": "eq", "value-0": "en"},
         "users.add": {"email": "new@example.org", "role": "viewer", "password": PASSWORD,
                       "password2": PASSWORD},
         "users.set_role": {"role": "viewer"},
@@ -220,6 +224,7 @@ def test_every_post_route_is_allowed_to_exactly_the_roles_the_table_says(
         .replace("<int:item_id>", str(world["item_id"]))
         .replace("<int:subscriber_id>", str(world["subscriber_id"]))
         .replace("<int:user_id>", str(world["user_id"]))
+        .replace("<job_id>", "no-such-job")
         for endpoint, rule, _ in routes
     }
     consoles = {role: signed_in(app, role) for role in ROLE_NAMES}
@@ -394,3 +399,67 @@ def test_the_last_enabled_admin_stays(app: Newsletter) -> None:
         staff.set_role(app, email_of("admin"), "viewer", actor="cli:t")
     with pytest.raises(InvalidState):
         staff.set_disabled(app, email_of("admin"), actor="cli:t")
+
+
+# --- segments and imports -------------------------------------------------------------------
+
+
+def test_the_segment_builder_counts_then_saves(app: Newsletter, world) -> None:
+    console = signed_in(app, "admin")
+    rule = {"combine": "all", "field-0": "language", "op-0": "eq", "value-0": "en"}
+    live = console.get("/admin/audience/segments/count", query_string=rule)
+    assert live.status_code == 200
+    assert live.json == {
+        "text": "2 subscriber(s) match; 2 of them can be mailed "
+        "(confirmed on a list, not unsubscribed, bounced or suppressed)."
+    }
+    counted = console.post("/admin/audience/segments/new", rule)
+    assert "2 subscriber(s) match" in counted.get_data(as_text=True)
+    bad = console.post(
+        "/admin/audience/segments/new", {**rule, "op-0": "contains", "field-0": "status"}
+    )
+    assert bad.status_code == 400 and 'id="e-rules"' in bad.get_data(as_text=True)
+    saved = console.post("/admin/audience/segments", {**rule, "name": "english"})
+    assert saved.status_code == 302
+    assert "english" in console.get("/admin/audience/").get_data(as_text=True)
+
+
+def wait_for_job(console: Console, path: str) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        page = console.get(path).get_data(as_text=True)
+        if "running:" not in page:
+            return page
+        assert time.monotonic() < deadline, "the import job did not finish"
+        time.sleep(0.2)
+
+
+def test_a_csv_import_dry_runs_then_imports_and_offers_the_rejects(app: Newsletter, world) -> None:
+    from newsletter.audience.lists import create_list
+
+    create_list(app, "imported", title="Imported")
+    console = signed_in(app, "admin")
+    csv = b"email,name\nnew1@example.org,One\nnot-an-address,Two\nnew2@example.org,Three\n"
+    started = console.post(
+        "/admin/audience/import",
+        {"list": "imported", "mode": "add", "file": (io.BytesIO(csv), "people.csv")},
+        content_type="multipart/form-data",
+    )
+    assert started.status_code == 302
+    job = started.headers["Location"]
+    page = wait_for_job(console, job)
+    assert "dry run: nothing written" in page
+    assert "<dt>added</dt><dd>2</dd>" in page and "<dt>rejected</dt><dd>1</dd>" in page
+    with app.session() as session:
+        assert (
+            session.scalar(select(Subscriber.id).where(Subscriber.email == "new1@example.org"))
+            is None
+        )
+    assert console.post(job + "/run").status_code == 302
+    page = wait_for_job(console, job)
+    assert "What the import did" in page
+    with app.session() as session:
+        assert session.scalar(select(Subscriber.id).where(Subscriber.email == "new1@example.org"))
+    rejects = console.get(job + "/rejected.csv")
+    assert rejects.status_code == 200 and "not-an-address" in rejects.get_data(as_text=True)
+    assert signed_in(app, "editor").get(job).status_code == 403

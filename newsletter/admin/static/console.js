@@ -14,6 +14,7 @@ document.querySelectorAll("form[data-live-count]").forEach(function (form) {
     clearTimeout(timer);
     timer = setTimeout(function () {
       var body = new URLSearchParams(new FormData(form));
+      body.delete("csrf_token");
       fetch(form.dataset.countUrl + "?" + body.toString(), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (data) { if (data && output) { output.textContent = data.text; } });
