@@ -342,23 +342,31 @@ def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[s
         return [campaign_summary(session, c) for c in session.scalars(query)]
 
 
-def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
-    """Everything about one campaign, with its items and delivery counts."""
+def show_campaign(app: Newsletter, campaign_id: int, *, counts: bool = True) -> dict[str, Any]:
+    """Everything about one campaign, with its items and delivery counts.
+
+    `counts=False` leaves out the audience and delivery counts (None and {}):
+    resolving the audience of a million subscribers takes seconds, and the
+    console's pages that only show the campaign must answer at once.
+    """
     from newsletter.audience import recipients_query
 
     with app.session() as session:
         campaign = _get(session, campaign_id)
         summary = campaign_summary(session, campaign)
-        deliveries = dict(
-            session.execute(
-                select(Delivery.status, func.count())
-                .where(Delivery.campaign_id == campaign_id)
-                .group_by(Delivery.status)
-            ).all()
-        )
-        audience = session.scalar(
-            select(func.count()).select_from(recipients_query(session, campaign).subquery())
-        )
+        deliveries: dict[str, int] = {}
+        audience = None
+        if counts:
+            deliveries = dict(
+                session.execute(
+                    select(Delivery.status, func.count())
+                    .where(Delivery.campaign_id == campaign_id)
+                    .group_by(Delivery.status)
+                ).all()
+            )
+            audience = session.scalar(
+                select(func.count()).select_from(recipients_query(session, campaign).subquery())
+            )
         summary.update(
             intro=campaign.intro,
             preheader=campaign.preheader,

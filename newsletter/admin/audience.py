@@ -106,7 +106,9 @@ def _subscribers_page(errors: dict[str, str], status: int = 200) -> ResponseRetu
     following = email_key(rows[-1]["email"]) if len(rows) == PAGE_SIZE else None
     for row in rows:
         row["email"] = shown_address(row["email"])
-    lists = [(lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter())]
+    lists = [
+        (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter(), counts=False)
+    ]
     page = render_template(
         "audience/subscribers.html", rows=rows, q=query, following=following, after=after,
         lists=lists, errors=errors, form=request.form,
@@ -298,7 +300,9 @@ def _jobs() -> ImportJobs:
 
 
 def _import_form(errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
-    lists = [(lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter())]
+    lists = [
+        (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter(), counts=False)
+    ]
     page = render_template(
         "audience/import.html", lists=lists, modes=MODE_OPTIONS, errors=errors,
         form=request.form,

@@ -22,7 +22,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from newsletter import audit, editions
-from newsletter.admin.context import actor, newsletter, shown_address
+from newsletter.admin.context import actor, finished, newsletter, shown_address
 from newsletter.admin.security import requires
 from newsletter.audience.lists import list_lists
 from newsletter.audience.segments import list_segments
@@ -73,7 +73,9 @@ def _new_form(
     items = list_items(app)[-NEWEST_ITEMS:]
     page = render_template(
         "campaigns/new.html",
-        list_options=[(lst["name"], lst["title"] or lst["name"]) for lst in list_lists(app)],
+        list_options=[
+            (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(app, counts=False)
+        ],
         segment_options=[("", "No segment")]
         + [(seg["name"], seg["name"]) for seg in list_segments(app)],
         item_options=[("", "Choose an item")]
@@ -135,16 +137,43 @@ def new_announcement() -> ResponseReturnValue:
 
 @blueprint.route("/<int:campaign_id>")
 @requires("console.read")
-def show(campaign_id: int) -> str:
+def show(campaign_id: int) -> ResponseReturnValue:
+    return _show_page(campaign_id, {})
+
+
+# Statuses in which a campaign has a deliveries ledger to count.
+LEDGER_STATUSES = ("sending", "paused", "sent", "cancelled")
+
+
+def _show_page(
+    campaign_id: int, errors: dict[str, str], status: int = 200, *, at: str = "",
+    zone: str = "",
+) -> ResponseReturnValue:  # fmt: skip
     app = newsletter()
-    campaign = editions.show_campaign(app, campaign_id)
-    return render_template(
+    campaign = editions.show_campaign(app, campaign_id, counts=False)
+    progress = None
+    if campaign["status"] in LEDGER_STATUSES:
+        progress = finished().progress(app, campaign_id)
+    page = render_template(
         "campaigns/show.html",
         c=campaign,
+        progress=progress,
         events=audit.list_events(app, campaign_id=campaign_id, limit=50),
         zones=_zones(),
-        default_zone=app.config.schedule.timezone,
-        errors={},
+        default_zone=zone or app.config.schedule.timezone,
+        errors=errors,
+        at=at,
+    )
+    return page, status
+
+
+@blueprint.route("/<int:campaign_id>/audience")
+@requires("console.read")
+def audience(campaign_id: int) -> str:
+    """Who the campaign would go to now: the one console page that resolves the audience
+    (seconds with a million subscribers), so the others need not."""
+    return render_template(
+        "campaigns/audience.html", c=editions.show_campaign(newsletter(), campaign_id)
     )
 
 
@@ -152,7 +181,7 @@ def show(campaign_id: int) -> str:
 @requires("campaigns.edit")
 def edit(campaign_id: int) -> ResponseReturnValue:
     app = newsletter()
-    campaign = editions.show_campaign(app, campaign_id)
+    campaign = editions.show_campaign(app, campaign_id, counts=False)
     if request.method == "GET":
         return render_template("campaigns/edit.html", c=campaign, errors={}), 200
     subject = request.form.get("subject", "")
@@ -189,7 +218,7 @@ def edit(campaign_id: int) -> ResponseReturnValue:
 @requires("console.read")
 def preview(campaign_id: int) -> str:
     app = newsletter()
-    campaign = editions.show_campaign(app, campaign_id)
+    campaign = editions.show_campaign(app, campaign_id, counts=False)
     result = build_preview(app, campaign_id, sample=True)
     return render_template("campaigns/preview.html", c=campaign, preview=result)
 
@@ -241,16 +270,7 @@ def schedule(campaign_id: int) -> ResponseReturnValue:
                 raise
             errors["at"] = str(exc)
     if errors:
-        page = render_template(
-            "campaigns/show.html",
-            c=editions.show_campaign(app, campaign_id),
-            events=audit.list_events(app, campaign_id=campaign_id, limit=50),
-            zones=_zones(),
-            default_zone=tz,
-            errors=errors,
-            at=request.form.get("at", ""),
-        )
-        return page, 400
+        return _show_page(campaign_id, errors, 400, at=request.form.get("at", ""), zone=tz)
     return _after(campaign_id, "Scheduled.")
 
 
@@ -297,8 +317,8 @@ def progress(campaign_id: int) -> str:
     app = newsletter()
     return render_template(
         "campaigns/progress.html",
-        c=editions.show_campaign(app, campaign_id),
-        progress=dispatch.campaign_status(app, campaign_id),
+        c=editions.show_campaign(app, campaign_id, counts=False),
+        progress=finished().progress(app, campaign_id),
     )
 
 
@@ -312,7 +332,7 @@ def deliveries(campaign_id: int) -> str:
         row["address"] = shown_address(row["address"])
     return render_template(
         "campaigns/deliveries.html",
-        c=editions.show_campaign(app, campaign_id),
+        c=editions.show_campaign(app, campaign_id, counts=False),
         rows=rows,
         failed_only=failed_only,
         limit=DELIVERY_ROWS,

@@ -6,6 +6,7 @@ from flask import current_app, g
 
 from newsletter.app import Newsletter
 from newsletter.audience.signup import mask_email
+from newsletter.dashboard import FinishedSends
 from newsletter.roles import can_see_addresses
 
 
@@ -24,3 +25,12 @@ def shown_address(email: str) -> str:
     if not email or can_see_addresses(g.user.role):
         return email
     return mask_email(email)
+
+
+def finished() -> FinishedSends:
+    """The console's one store of finished sends' counts (see newsletter.dashboard)."""
+    store = current_app.extensions.get("finished_sends")
+    if store is None:
+        store = current_app.extensions["finished_sends"] = FinishedSends()
+    assert isinstance(store, FinishedSends)
+    return store

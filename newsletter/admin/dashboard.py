@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from newsletter import audit
-from newsletter.admin.context import newsletter
+from newsletter.admin.context import finished, newsletter
 from newsletter.admin.security import requires
 from newsletter.dashboard import staff_dashboard
 
@@ -16,7 +16,8 @@ AUDIT_PAGE = 100
 @blueprint.route("/")
 @requires("console.read")
 def index() -> str:
-    return render_template("dashboard.html", board=staff_dashboard(newsletter()))
+    return render_template("dashboard.html", board=staff_dashboard(newsletter(), finished()))
+
 
 
 @blueprint.route("/audit")
