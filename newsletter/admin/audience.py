@@ -102,7 +102,10 @@ def subscribers() -> ResponseReturnValue:
 def _subscribers_page(errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
     query = request.args.get("q", "")
     after = request.args.get("after") or None
-    rows = search_subscribers(newsletter(), query, limit=PAGE_SIZE, after=after)
+    anywhere = request.args.get("anywhere") == "1"
+    rows = search_subscribers(
+        newsletter(), query, limit=PAGE_SIZE, after=after, prefix=not anywhere
+    )
     following = email_key(rows[-1]["email"]) if len(rows) == PAGE_SIZE else None
     for row in rows:
         row["email"] = shown_address(row["email"])
@@ -111,6 +114,7 @@ def _subscribers_page(errors: dict[str, str], status: int = 200) -> ResponseRetu
     ]
     page = render_template(
         "audience/subscribers.html", rows=rows, q=query, following=following, after=after,
+        anywhere=anywhere,
         lists=lists, errors=errors, form=request.form,
     )  # fmt: skip
     return page, status

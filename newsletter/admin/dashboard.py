@@ -19,7 +19,6 @@ def index() -> str:
     return render_template("dashboard.html", board=staff_dashboard(newsletter(), finished()))
 
 
-
 @blueprint.route("/audit")
 @requires("console.read")
 def audit_trail() -> str:
