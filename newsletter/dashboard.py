@@ -24,7 +24,7 @@ from typing import Any
 from newsletter.app import Newsletter
 from newsletter.dispatch.progress import Progress
 from newsletter.dispatch.service import campaign_status
-from newsletter.editions import list_campaigns
+from newsletter.editions import CampaignSummary, list_campaigns
 from newsletter.feedback.summary import CampaignFeedback, campaign_feedback
 from newsletter.schedule.times import format_local
 
@@ -95,13 +95,13 @@ class Dashboard:
     timezone: str
 
 
-def _line(app: Newsletter, summary: dict[str, Any]) -> CampaignLine:
-    at = summary.get("scheduled_at")
+def _line(app: Newsletter, summary: CampaignSummary) -> CampaignLine:
+    at = summary.scheduled_at
     return CampaignLine(
-        id=summary["id"],
-        kind=summary["kind"],
-        subject=summary["subject"],
-        status=summary["status"],
+        id=summary.id,
+        kind=summary.kind,
+        subject=summary.subject,
+        status=summary.status,
         scheduled_at=at,
         scheduled_local=format_local(at, app.config.schedule.timezone) if at else "",
     )
@@ -113,25 +113,25 @@ def staff_dashboard(app: Newsletter, finished: FinishedSends | None = None) -> D
     sending = []
     for status in ("sending", "paused"):
         for summary in list_campaigns(app, status=status):
-            progress = campaign_status(app, summary["id"])
+            progress = campaign_status(app, summary.id)
             sending.append(SendLine(_line(app, summary), progress))
             if status == "paused":
                 why = f": {progress.note}" if progress.note else ""
-                warnings.append(f"Campaign {summary['id']} is paused{why}")
+                warnings.append(f"Campaign {summary.id} is paused{why}")
     scheduled = sorted(
         (_line(app, s) for s in list_campaigns(app, status="scheduled")),
         key=lambda line: (line.scheduled_at is None, line.scheduled_at, line.id),
     )
     for summary in list_campaigns(app, status="missed"):
-        warnings.append(f"Campaign {summary['id']} missed its scheduled time")
+        warnings.append(f"Campaign {summary.id} missed its scheduled time")
     drafts = [_line(app, s) for s in list_campaigns(app, status="draft")]
     done = list_campaigns(app, status="sent")[-RECENT_SENDS:]
     recent = []
     for summary in reversed(done):
-        feedback = finished.feedback(app, summary["id"])
+        feedback = finished.feedback(app, summary.id)
         if feedback.warning:
-            warnings.append(f"Campaign {summary['id']}: {feedback.warning}")
-        progress = finished.progress(app, summary["id"])
+            warnings.append(f"Campaign {summary.id}: {feedback.warning}")
+        progress = finished.progress(app, summary.id)
         recent.append(SendLine(_line(app, summary), progress, feedback))
     return Dashboard(
         sending=sending,

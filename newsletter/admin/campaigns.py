@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterator, Mapping
 from zoneinfo import available_timezones
@@ -111,8 +112,8 @@ def new_bulletin() -> ResponseReturnValue:
     except UserError as exc:
         field = "lists" if "list" in str(exc) else "segment" if "segment" in str(exc) else "month"
         return _new_form({field: str(exc)}, form, 400)
-    flash(f"Built draft {created['id']}: {created['subject']}")
-    return redirect(url_for("campaigns.show", campaign_id=created["id"]))
+    flash(f"Built draft {created.id}: {created.subject}")
+    return redirect(url_for("campaigns.show", campaign_id=created.id))
 
 
 @blueprint.route("/new/announcement", methods=["POST"])
@@ -131,8 +132,8 @@ def new_announcement() -> ResponseReturnValue:
     except UserError as exc:
         field = "lists" if "list" in str(exc) else "segment" if "segment" in str(exc) else "item"
         return _new_form({field: str(exc)}, form, 400)
-    flash(f"Built draft {created['id']}: {created['subject']}")
-    return redirect(url_for("campaigns.show", campaign_id=created["id"]))
+    flash(f"Built draft {created.id}: {created.subject}")
+    return redirect(url_for("campaigns.show", campaign_id=created.id))
 
 
 @blueprint.route("/<int:campaign_id>")
@@ -152,7 +153,7 @@ def _show_page(
     app = newsletter()
     campaign = editions.show_campaign(app, campaign_id, counts=False)
     progress = None
-    if campaign["status"] in LEDGER_STATUSES:
+    if campaign.status in LEDGER_STATUSES:
         progress = finished().progress(app, campaign_id)
     page = render_template(
         "campaigns/show.html",
@@ -189,13 +190,13 @@ def edit(campaign_id: int) -> ResponseReturnValue:
     order: list[int] = []
     errors: dict[str, str] = {}
     positions = []
-    for index, entry in enumerate(campaign["item_list"], start=1):
+    for index, entry in enumerate(campaign.item_list, start=1):
         # A field left out keeps the item's place.
-        raw = request.form.get(f"position-{entry['id']}", str(index)).strip()
+        raw = request.form.get(f"position-{entry.id}", str(index)).strip()
         try:
-            positions.append((int(raw), entry["id"]))
+            positions.append((int(raw), entry.id))
         except ValueError:
-            errors[f"position-{entry['id']}"] = "give a whole number"
+            errors[f"position-{entry.id}"] = "give a whole number"
     order = [item_id for _, item_id in sorted(positions)]
     if not errors:
         try:
@@ -208,7 +209,7 @@ def edit(campaign_id: int) -> ResponseReturnValue:
             else:
                 raise
     if errors:
-        campaign.update(subject=subject, intro=intro)
+        campaign = dataclasses.replace(campaign, subject=subject, intro=intro)
         return render_template("campaigns/edit.html", c=campaign, errors=errors), 400
     flash("Saved. An approved campaign goes back to draft when edited.")
     return redirect(url_for("campaigns.show", campaign_id=campaign_id))

@@ -18,6 +18,6 @@ SENDS_SHOWN = 24
 @requires("console.read")
 def index() -> str:
     app = newsletter()
-    sent = [c for c in list_campaigns(app) if c["status"] in ("sent", "sending", "paused")]
-    rows = [(c, campaign_feedback(app, c["id"])) for c in reversed(sent[-SENDS_SHOWN:])]
+    sent = [c for c in list_campaigns(app) if c.status in ("sent", "sending", "paused")]
+    rows = [(c, campaign_feedback(app, c.id)) for c in reversed(sent[-SENDS_SHOWN:])]
     return render_template("feedback.html", rows=rows)
