@@ -11,11 +11,15 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
+import subprocess
 import time
+import urllib.request
 from http.cookies import SimpleCookie
 
 import pytest
 from argon2 import PasswordHasher
+from conftest import newsletter_command
 from consolekit import PASSWORD, Console, email_of, make_staff, signed_in, snapshot
 from sqlalchemy import select
 
@@ -23,6 +27,7 @@ from newsletter import staff
 from newsletter.admin import create_app
 from newsletter.admin.security import PERMISSION_ATTRIBUTE
 from newsletter.app import Newsletter
+from newsletter.audience.lists import create_list
 from newsletter.errors import InvalidState
 from newsletter.models import Campaign, Item, StaffUser, Subscriber
 from newsletter.roles import ROLE_NAMES, ROLES, allows
@@ -435,8 +440,6 @@ def wait_for_job(console: Console, path: str) -> str:
 
 
 def test_a_csv_import_dry_runs_then_imports_and_offers_the_rejects(app: Newsletter, world) -> None:
-    from newsletter.audience.lists import create_list
-
     create_list(app, "imported", title="Imported")
     console = signed_in(app, "admin")
     csv = b"email,name\nnew1@example.org,One\nnot-an-address,Two\nnew2@example.org,Three\n"
@@ -463,3 +466,31 @@ def test_a_csv_import_dry_runs_then_imports_and_offers_the_rejects(app: Newslett
     rejects = console.get(job + "/rejected.csv")
     assert rejects.status_code == 200 and "not-an-address" in rejects.get_data(as_text=True)
     assert signed_in(app, "editor").get(job).status_code == 403
+
+
+# --- `newsletter web` ------------------------------------------------------------------------
+
+
+def test_newsletter_web_serves_the_console_beside_cookie_free_pages(cli_env, tmp_path) -> None:
+    log = tmp_path / "web.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*newsletter_command(), "web", "--port", "0"],
+            env=cli_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"http://([\d.]+:\d+)/", log.read_text())):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "newsletter web did not start"
+            time.sleep(0.2)
+        base = f"http://{found.group(1)}"
+        with urllib.request.urlopen(f"{base}/admin/login") as console:
+            assert console.status == 200
+            assert "Path=/admin" in console.headers["Set-Cookie"]
+        with urllib.request.urlopen(f"{base}/subscribe") as pages:
+            assert pages.status == 200
+            assert pages.headers["Set-Cookie"] is None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
