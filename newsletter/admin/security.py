@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -98,8 +99,6 @@ def before_request() -> Response | None:
 
 
 def configure(flask_app: Flask, base_url: str, idle_minutes: int) -> None:
-    from datetime import timedelta
-
     flask_app.config.update(
         SESSION_COOKIE_NAME="newsletter_console",
         SESSION_COOKIE_HTTPONLY=True,

@@ -268,8 +268,6 @@ def delivery_page(
     statuses = NOT_DELIVERED if failed_only else None
     with app.engine.connect() as conn:
         rows = ledger.deliveries_page(conn, campaign_id, statuses, after, limit)
-    from newsletter.feedback import events_by_delivery
-
     came_back = events_by_delivery(app, campaign_id)
     for row in rows:
         row["events"] = came_back.get(row["id"], [])
