@@ -494,3 +494,16 @@ def test_newsletter_web_serves_the_console_beside_cookie_free_pages(cli_env, tmp
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_every_console_action_is_in_the_audit_trail_with_its_actor(app: Newsletter, world) -> None:
+    editor = signed_in(app, "editor")
+    item = world["item_id"]
+    assert editor.post(f"/admin/items/{item}/exclude", {"excluded": "1"}).status_code == 302
+    campaign = world["campaign_id"]
+    editor.post(f"/admin/campaigns/{campaign}/edit", {"subject": "New subject", "intro": ""})
+    trail = signed_in(app, "viewer").get("/admin/audit").get_data(as_text=True)
+    assert "item.exclude" in trail and "user:editor@example.org" in trail
+    assert "user.sign_in" in trail
+    page = signed_in(app, "viewer").get(f"/admin/campaigns/{campaign}").get_data(as_text=True)
+    assert "changed subject" in page and ">edit<" in page

@@ -26,6 +26,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from newsletter import audit
 from newsletter.admin.context import actor, newsletter, shown_address
 from newsletter.admin.imports import ImportJob, ImportJobs
 from newsletter.admin.security import requires
@@ -89,6 +90,7 @@ def add_list() -> ResponseReturnValue:
         )
     except UserError as exc:
         return _lists_page({"name": str(exc)}, form, 400)
+    audit.note(newsletter(), actor(), "list.create", "list", created["id"], created["name"])
     flash(f"List {created['name']} created.")
     return redirect(url_for("audience.lists"))
 
@@ -132,6 +134,7 @@ def add() -> ResponseReturnValue:
     except UserError as exc:
         field = "list" if "list" in str(exc) else "email"
         return _subscribers_page({field: str(exc)}, 400)
+    audit.note(newsletter(), actor(), "subscriber.add", "list", list_name)
     flash(f"{added.get('email', email)} added to {list_name}.")
     return redirect(url_for("audience.subscribers"))
 
@@ -150,6 +153,7 @@ def profile(subscriber_id: int) -> str:
 def unsubscribe(subscriber_id: int) -> ResponseReturnValue:
     app = newsletter()
     unsubscribe_address(app, subscriber_address(app, subscriber_id))
+    audit.note(app, actor(), "subscriber.unsubscribe", "subscriber", subscriber_id)
     flash("Unsubscribed from every list.")
     return redirect(url_for("audience.profile", subscriber_id=subscriber_id))
 
@@ -165,6 +169,8 @@ def erase(subscriber_id: int) -> ResponseReturnValue:
         errors = {"confirm": "type the subscriber's address exactly to erase them"}
         return render_template("audience/profile.html", person=person, errors=errors), 400
     erase_person(app, address)
+    # The subscriber's id named nobody once erased; the line keeps no address.
+    audit.note(app, actor(), "subscriber.erase", "subscriber", subscriber_id)
     flash("Erased. Only a keyed hash of the address is kept, so it is never mailed again.")
     return redirect(url_for("audience.subscribers"))
 
@@ -183,6 +189,7 @@ def suppress() -> ResponseReturnValue:
         suppress_address(newsletter(), address, "manual", request.form.get("note", ""))
     except UserError as exc:
         return render_template("audience/suppression.html", errors={"email": str(exc)}), 400
+    audit.note(newsletter(), actor(), "suppression.add", "suppression", "", "manual")
     flash("Suppressed: that address will not be mailed.")
     return redirect(url_for("audience.suppression"))
 
@@ -283,6 +290,7 @@ def save() -> ResponseReturnValue:
     except UserError as exc:
         field = "name" if "name" in str(exc) or "segment" in str(exc) else "rules"
         return _builder({field: str(exc)}, 400)
+    audit.note(newsletter(), actor(), "segment.save", "segment", saved["id"], saved["name"])
     flash(f"Segment {saved['name']} saved: {saved['reachable']} subscriber(s) reachable.")
     return redirect(url_for("audience.lists"))
 

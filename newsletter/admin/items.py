@@ -9,8 +9,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
+from newsletter import audit
 from newsletter import items as items_service
-from newsletter.admin.context import newsletter
+from newsletter.admin.context import actor, newsletter
 from newsletter.admin.security import requires
 from newsletter.errors import UserError
 from newsletter.models import ITEM_KINDS
@@ -87,6 +88,8 @@ def import_items() -> ResponseReturnValue:
                 )
     except UserError as exc:
         return _index({"url" if url else "file": str(exc)}, None, 400)
+    audit.note(app, actor(), "items.import", "source", report.source,
+               f"{report.added} added, {report.updated} updated")  # fmt: skip
     return _index({}, report)
 
 
@@ -112,6 +115,12 @@ def edit(item_id: int) -> ResponseReturnValue:
     excluded = "1" in request.form.getlist("excluded")
     if excluded != bool(item.get("excluded")):
         items_service.exclude_item(app, item_id, excluded)
+    if changes or excluded != bool(item.get("excluded")):
+        done = sorted(set(changes) - set(errors)) + (
+            ["excluded"] if excluded != bool(item.get("excluded")) else []
+        )
+        if done:
+            audit.note(app, actor(), "item.edit", "item", item_id, "changed " + ", ".join(done))
     if errors:
         item.update(request.form.to_dict())
         page = render_template("items/edit.html", item=item, errors=errors, kinds=KIND_OPTIONS)
@@ -125,5 +134,8 @@ def edit(item_id: int) -> ResponseReturnValue:
 def exclude(item_id: int) -> ResponseReturnValue:
     excluded = request.form.get("excluded", "1") == "1"
     item = items_service.exclude_item(newsletter(), item_id, excluded)
+    audit.note(
+        newsletter(), actor(), "item.exclude" if excluded else "item.include", "item", item_id
+    )
     flash(f"Item {item_id} {'excluded from' if excluded else 'included in'} editions.")
     return redirect(url_for("items.index", month=str(item["date"])[:7]))
