@@ -8,7 +8,7 @@ Fills the database the way bench_audience.py does, adds a month of items, a
 sent bulletin whose ledger holds a delivery for every recipient (2% of them
 failed), a draft, and staff accounts; then signs in as an admin and requests
 each page in-process through the same WSGI stack `newsletter serve` runs,
-timing the median of several requests per page.
+timing the first request (cold caches) and the median of several per page.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def prepare(app: Any) -> dict[str, int]:
             )  # fmt: skip
     staff.add_user(app, "admin@example.org", role="admin", password=PASSWORD, actor="bench")
     staff.add_user(app, "second@example.org", role="publisher", password=PASSWORD, actor="bench")
-    sent = editions.new_bulletin(app, "2019-06", lists=["members"], actor="bench")["id"]
+    sent = editions.new_bulletin(app, "2019-06", lists=["members"], actor="bench").id
     editions.approve(app, sent, actor="user:second@example.org")
     started = time.perf_counter()
     written = start_campaign(app, sent, actor="bench")
@@ -69,7 +69,7 @@ def prepare(app: Any) -> dict[str, int]:
         )
         try_apply(session, sent, "finish", "bench", finished_at=now)
     draft = editions.new_bulletin(app, "2019-06", lists=["members", "partners"], actor="bench")
-    return {"sent": sent, "draft": draft["id"]}
+    return {"sent": sent, "draft": draft.id}
 
 
 def pages(ids: dict[str, int], rows: int) -> list[str]:
@@ -89,12 +89,17 @@ def pages(ids: dict[str, int], rows: int) -> list[str]:
         f"/admin/campaigns/{sent}/progress",
         f"/admin/campaigns/{sent}/deliveries",
         f"/admin/campaigns/{sent}/deliveries?failed=1",
+        f"/admin/campaigns/{sent}/deliveries?after={rows // 2}",
+        f"/admin/campaigns/{draft}/audience",
         "/admin/audience/",
         "/admin/audience/subscribers",
         "/admin/audience/subscribers?q=person99999",
         "/admin/audience/subscribers?after=person5",
         f"/admin/audience/subscribers/{rows // 2}",
         "/admin/audience/suppression",
+        "/admin/audience/segments/new",
+        "/admin/audience/segments/count?field-0=language&op-0=eq&value-0=ru",
+        "/admin/audience/import",
         "/admin/feedback/",
         "/admin/audit",
         "/admin/users/",
@@ -135,7 +140,7 @@ def run(url: str, folder: Path, rows: int) -> bool:
     client = Client(mount(app, make_wsgi_app(app)))
     sign_in(client)
     slow = []
-    print(f"{'page':<52} {'status':>6} {'median ms':>10} {'max ms':>8}")
+    print(f"{'page':<60} {'status':>6} {'first ms':>9} {'median ms':>10}")
     for path in pages(ids, rows):
         times = []
         status = 0
@@ -149,7 +154,7 @@ def run(url: str, folder: Path, rows: int) -> bool:
         mark = "" if median < TARGET_MS and status == 200 else "  <-- over"
         if mark:
             slow.append(path)
-        print(f"{path:<52} {status:>6} {median:>10.1f} {max(times):>8.1f}{mark}")
+        print(f"{path:<60} {status:>6} {times[0]:>9.1f} {median:>10.1f}{mark}")
     print(f"{len(slow)} page(s) over {TARGET_MS:.0f} ms or not 200" if slow else "every page OK")
     app.close()
     return not slow
