@@ -507,3 +507,23 @@ def test_every_console_action_is_in_the_audit_trail_with_its_actor(app: Newslett
     assert "user.sign_in" in trail
     page = signed_in(app, "viewer").get(f"/admin/campaigns/{campaign}").get_data(as_text=True)
     assert "changed subject" in page and ">edit<" in page
+
+
+def test_an_item_edit_with_one_bad_field_writes_nothing_and_marks_that_field(
+    app: Newsletter, world
+) -> None:
+    console = signed_in(app, "editor")
+    item = world["item_id"]
+    with app.session() as session:
+        before = session.get_one(Item, item).title
+    response = console.post(
+        f"/admin/items/{item}/edit",
+        {"title": "A better title", "summary": "A summary.", "kind": "report",
+         "link": "javascript:alert(1)", "excluded": "1"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'id="e-link"' in page and "must start with http" in page
+    with app.session() as session:
+        stored = session.get_one(Item, item)
+        assert (stored.title, stored.excluded) == (before, False)

@@ -17,8 +17,8 @@ from newsletter.errors import UserError
 from newsletter.models import ITEM_KINDS
 
 blueprint = Blueprint("items", __name__, url_prefix="/items")
-# Uploads keep their file name's ending: it tells a listing from a feed or a Markdown file.
 KIND_OPTIONS = [(kind, kind) for kind in ITEM_KINDS]
+# Uploads keep their file name's ending: it tells a listing from a feed or a Markdown file.
 UPLOAD_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".xml", ".rss", ".atom")
 
 
@@ -87,7 +87,8 @@ def import_items() -> ResponseReturnValue:
                     app, str(path), month=month, source_name=f"upload:{name}"
                 )
     except UserError as exc:
-        return _index({"url" if url else "file": str(exc)}, None, 400)
+        field = "date" if "--date" in str(exc) else "url" if url else "file"
+        return _index({field: str(exc).replace("--date", "the month")}, None, 400)
     audit.note(app, actor(), "items.import", "source", report.source,
                f"{report.added} added, {report.updated} updated")  # fmt: skip
     return _index({}, report)
@@ -106,21 +107,21 @@ def edit(item_id: int) -> ResponseReturnValue:
         if request.form.get(name, "") != (item.get(name) or "")
     }
     errors: dict[str, str] = {}
-    if changes:
-        for name, value in changes.items():
-            try:
-                items_service.edit_item(app, item_id, **{name: value})
-            except UserError as exc:
-                errors[name] = str(exc)
     excluded = "1" in request.form.getlist("excluded")
-    if excluded != bool(item.get("excluded")):
+    toggled = excluded != bool(item.get("excluded"))
+    if changes:
+        # All the fields at once: a bad one means nothing is written. Its message begins
+        # with the field's name, which says where to mark it.
+        try:
+            items_service.edit_item(app, item_id, **changes)
+        except UserError as exc:
+            named = str(exc).split(" ", 1)[0]
+            errors[named if named in changes else next(iter(changes))] = str(exc)
+    if not errors and toggled:
         items_service.exclude_item(app, item_id, excluded)
-    if changes or excluded != bool(item.get("excluded")):
-        done = sorted(set(changes) - set(errors)) + (
-            ["excluded"] if excluded != bool(item.get("excluded")) else []
-        )
-        if done:
-            audit.note(app, actor(), "item.edit", "item", item_id, "changed " + ", ".join(done))
+    if not errors and (changes or toggled):
+        done = sorted(changes) + (["excluded"] if toggled else [])
+        audit.note(app, actor(), "item.edit", "item", item_id, "changed " + ", ".join(done))
     if errors:
         item.update(request.form.to_dict())
         page = render_template("items/edit.html", item=item, errors=errors, kinds=KIND_OPTIONS)
