@@ -21,6 +21,10 @@ log = logging.getLogger("newsletter.web")
 _TAIL = re.compile(r"^(/[^/?]*)(/[^?]*)?(\?.*)?$")
 
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
 def redact_path(path: str) -> str:
     """'/u/eyJ…?lang=ru' → '/u/…': no token and no query string reaches the log."""
     match = _TAIL.match(path)
