@@ -624,5 +624,7 @@ def deliveries_page(
     if statuses:
         query = query.where(D.c.status.in_(list(statuses)))
     if after_subscriber is not None:
-        query = query.where(D.c.subscriber_id > after_subscriber)
+        # The same bound on the subscribers' side lets PostgreSQL's merge join start its
+        # walk of their primary key there, not at the first subscriber.
+        query = query.where(D.c.subscriber_id > after_subscriber, S.c.id > after_subscriber)
     return [dict(row._mapping) for row in conn.execute(query)]
