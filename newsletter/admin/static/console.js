@@ -6,19 +6,27 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
-// Elements with data-live-count show how many subscribers a segment form matches, as it changes.
+// Forms with data-live-count show how many subscribers the segment rules select, as they
+// change. Counting reads every subscriber (seconds with a million), so a count starts only
+// after a pause in typing, and a newer one cancels the one still running.
 document.querySelectorAll("form[data-live-count]").forEach(function (form) {
   var output = document.getElementById(form.dataset.liveCount);
   var timer = null;
+  var running = null;
   form.addEventListener("input", function () {
     clearTimeout(timer);
     timer = setTimeout(function () {
+      if (running) { running.abort(); }
+      running = new AbortController();
       var body = new URLSearchParams(new FormData(form));
       body.delete("csrf_token");
-      fetch(form.dataset.countUrl + "?" + body.toString(), { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (data) { if (data && output) { output.textContent = data.text; } });
-    }, 300);
+      if (output) { output.textContent = "Counting…"; }
+      fetch(form.dataset.countUrl + "?" + body.toString(),
+            { credentials: "same-origin", signal: running.signal })
+        .then(function (r) { return r.json(); })
+        .then(function (data) { if (data && output) { output.textContent = data.text; } })
+        .catch(function () {});
+    }, 600);
   });
 });
 // Live pages (a send's progress, the dashboard while sending) reload themselves while the
