@@ -37,6 +37,7 @@ from sqlalchemy import delete, func, select, update
 
 from newsletter.app import Newsletter
 from newsletter.dispatch.service import log_run_report, run_event_name
+from newsletter.failures import recent_failures
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
 
@@ -323,7 +324,7 @@ def service_health(
     out of the HTTP answer, which anyone who reaches the pages may read).
     """
     now = now or utcnow()
-    with app.session() as session:
+    with app.reading() as session:
         rows = list(session.scalars(select(ServiceInstance).order_by(ServiceInstance.started_at)))
         sending = session.scalar(select(func.count()).where(Campaign.status == "sending")) or 0
         by_status = dict(
@@ -368,6 +369,14 @@ def service_health(
         "timezone": app.config.schedule.timezone,
     }
     if detail:
+        failed = recent_failures(app, now=now)
+        health["failed_tasks"] = {
+            "count": failed.count,
+            "since": failed.since,
+            "last_at": failed.last_at,
+            "last_task": failed.last_task,
+            "last_error": failed.last_error,
+        }
         health["instances"] = [
             {
                 "id": row.id,

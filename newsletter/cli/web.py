@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import click
 
@@ -22,7 +24,8 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
     Only the pages: no scheduler and no sending workers (that is `newsletter
     serve`). Links in emails point at web.base_url, so set it (or
     NEWSLETTER_BASE_URL) to where this server is reached. The log shows no
-    client addresses and no link tokens.
+    client addresses and no link tokens. SIGTERM or Ctrl-C stops it after the
+    sign-ups already answered have been carried out.
     """
     from newsletter.web import make_wsgi_app
     from newsletter.web.server import make_web_server
@@ -37,10 +40,18 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
         f"(links point at {config.base_url}); Ctrl-C to stop.",
         err=True,
     )
+    # SIGTERM stops it as Ctrl-C does: the sign-ups already answered are carried out
+    # (web.close() runs the queued background work) before the process exits.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
         web.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

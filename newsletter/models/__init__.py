@@ -24,6 +24,7 @@ from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
     ServiceInstance,
+    TaskFailure,
     scheduler_jobs,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "Subscriber",
     "Subscription",
     "Suppression",
+    "TaskFailure",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

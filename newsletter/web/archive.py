@@ -64,7 +64,7 @@ def routes() -> list[tuple[Rule, View]]:
 
 def archive_index(web: WebApp, request: Request) -> Response:
     lang = web.language(request)
-    with web.app.session() as session:
+    with web.app.reading() as session:
         lists = [
             {"name": lst.name, "title": lst.title or lst.name, "description": lst.description}
             for lst in session.scalars(
@@ -79,7 +79,7 @@ def archive_index(web: WebApp, request: Request) -> Response:
 
 def archive_list(web: WebApp, request: Request, list_name: str) -> Response:
     lang = web.language(request)
-    with web.app.session() as session:
+    with web.app.reading() as session:
         mailing_list = _public_list(session, list_name)
         if mailing_list is None:
             return web.error_page(request, 404, lang=lang)
@@ -111,7 +111,7 @@ def archive_list(web: WebApp, request: Request, list_name: str) -> Response:
 
 
 def archive_edition(web: WebApp, request: Request, list_name: str, campaign_id: int) -> Response:
-    with web.app.session() as session:
+    with web.app.reading() as session:
         mailing_list = _public_list(session, list_name)
         found = mailing_list is not None and session.scalar(
             select(Campaign.id)
@@ -155,7 +155,7 @@ class EditionPages:
 
     def page(self, campaign_id: int) -> str:
         app = self.app
-        with app.session() as session:
+        with app.reading() as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
                 raise NotFound(f"no campaign with id {campaign_id}")
