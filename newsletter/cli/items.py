@@ -64,9 +64,10 @@ def items_import(
     an http(s) address). Fields changed with `items edit` are kept.
 
     Each problem is printed on stderr as SOURCE:LINE: severity: message. Exit
-    status: 0 when items were imported, even if some entries were skipped
-    (their errors are printed); 2 when the source cannot be read at all or no
-    item in it could be imported.
+    status: 0 when everything was imported (warnings allowed); 1 when items
+    were imported but some entries or files were not (their errors are printed,
+    then a summary line); 2 when the source cannot be read at all or no item in
+    it could be imported.
 
     Example: newsletter items import news.txt --date 2019-06
     """
@@ -85,6 +86,15 @@ def items_import(
         )
     if report.imported == 0:
         click.get_current_context().exit(2)
+    failed = sum(1 for p in report.problems if p.severity == "error")
+    if failed:
+        # Some of it is in, some is not: a script must be able to tell (exit 1).
+        click.echo(
+            f"failed: {failed} not imported from {source} (see above), "
+            f"{report.imported} imported; fix them and import again",
+            err=True,
+        )
+        click.get_current_context().exit(1)
 
 
 @items_group.command("list")
