@@ -271,35 +271,41 @@ class HealthRoute:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != HEALTH_PATH:
             return self.pages(environ, start_response)
+        # Imported here, like the pages in start(): `newsletter status` imports this module.
+        from werkzeug.wrappers import Response
+
+        from newsletter.web import headers
+
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
-            return [b""]
+            response = Response("", status=405, headers={"Allow": "GET, HEAD"})
+            return headers.apply(response)(environ, start_response)
         here = self.service.local_health()
+        status = here["status"]
+        services = 0
         try:
-            body = service_health(self.service.app, detail=False)
+            health = service_health(self.service.app, detail=False)
+            services = health["services"]
         except Exception as exc:
             # The database is down: say so, rather than fail to answer.
-            log.warning("health: cannot read the database: %s", exc)
-            body = {"status": "degraded", "database": "unreachable"}
-            here["status"] = "degraded"
-        body["this"] = here
-        ok = here["status"] == "ok"
-        payload = json.dumps(body, default=_json_default).encode()
-        start_response(
-            "200 OK" if ok else "503 Service Unavailable",
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(payload))),
-                ("Cache-Control", "no-store"),
-            ],
+            log.warning("health: cannot read the database: %s", type(exc).__name__)
+            status = "degraded"
+        # Anyone who reaches the pages may read this: whether the service is up, and no
+        # more. Queue depths, schedules, host names and times are for `newsletter status`.
+        body = {
+            "status": status,
+            "services": services,
+            "this": {
+                "status": status,
+                "scheduler_running": here["scheduler_running"],
+                "workers": here["workers"],
+                "workers_alive": here["workers_alive"],
+            },
+        }
+        response = Response(
+            json.dumps(body), status=200 if status == "ok" else 503, mimetype="application/json"
         )
-        return [payload]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+        # The same security headers as every page (no-store, nosniff, no framing).
+        return headers.apply(response)(environ, start_response)
 
 
 # --- health, from any process -----------------------------------------------------------------

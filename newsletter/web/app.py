@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import jinja2
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
@@ -148,6 +149,12 @@ class WebApp:
             response = self.error_page(request, 405)
             response.headers["Allow"] = ", ".join(exc.valid_methods or ())
             return response
+        except RequestRedirect as exc:
+            # Routing's own redirects (a doubled slash merged): to a path on this site,
+            # never to the Host header's idea of it, which anyone can set.
+            parts = urlsplit(exc.new_url)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            return Response("", status=308, headers={"Location": target})
         except HTTPException as exc:
             if exc.code in PAGED_ERRORS:
                 # A body too large, a malformed request: the same plain page as ours.
@@ -179,8 +186,13 @@ class WebApp:
 
     @staticmethod
     def static(web: WebApp, request: Request, filename: str) -> Response:
-        path = (STATIC / filename).resolve()
-        if STATIC not in path.parents or not path.is_file():
+        try:
+            path = (STATIC / filename).resolve()
+            found = STATIC in path.parents and path.is_file()
+        except (ValueError, OSError):
+            # A NUL byte or a name too long for the file system: no such file.
+            found = False
+        if not found:
             raise NotFound()
         response = send_file(path, request.environ, max_age=3600)
         return headers.mark(response, headers.HeaderPolicy(cacheable=True))

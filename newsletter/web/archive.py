@@ -46,13 +46,18 @@ class EditionLink:
     date: date | None
 
 
+# The largest id the database holds (64-bit): a larger number in an address is no
+# edition, a 404, rather than a query the database refuses.
+MAX_ID = 2**63 - 1
+
+
 def routes() -> list[tuple[Rule, View]]:
     return [
         (Rule("/archive", endpoint="archive_index", methods=["GET"]), archive_index),
         (Rule("/archive/<list_name>", endpoint="archive_list", methods=["GET"]), archive_list),
         (
             Rule(
-                "/archive/<list_name>/<int:campaign_id>",
+                f"/archive/<list_name>/<int(max={MAX_ID}):campaign_id>",
                 endpoint="archive_edition",
                 methods=["GET"],
             ),
