@@ -1,7 +1,7 @@
 """Reliability: a record of accepted work that finally failed (task_failures).
 
 Revision ID: 0003_reliability
-Revises: 0001
+Revises: 0002
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import newsletter.models.base
 
 revision: str = "0003_reliability"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
