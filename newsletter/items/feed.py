@@ -155,7 +155,8 @@ def parse_feed_bytes(
     if not readable:
         if parsed.bozo:
             raise InputError(f"{label}: not a readable feed: {_bozo(parsed)}")
-        if not parsed.version:
+        # .get: feedparser leaves "version" out altogether for an empty document.
+        if not parsed.get("version"):
             raise InputError(f"{label}: not an RSS or Atom feed (no <rss> or <feed> element)")
         if not parsed.entries:
             result.problems.append(Problem(label, "the feed has no entries"))

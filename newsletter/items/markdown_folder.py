@@ -238,7 +238,11 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
     handler = frontmatter.detect_format(text, frontmatter.handlers)
     if handler is None:
         return {}, text, 1
-    raw, content = handler.split(text)
+    try:
+        raw, content = handler.split(text)
+    except ValueError:
+        # An opening "---" with no closing one: python-frontmatter cannot split it.
+        raise _FrontMatterError("the front matter has no closing '---' line", 1) from None
     body_line = text[: len(text) - len(content)].count("\n") + 1
     try:
         if not raw.strip():
@@ -251,7 +255,8 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
         raise _FrontMatterError("front matter is nested too deeply", 1) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        # Some of PyYAML's messages (a control character, say) run over several lines.
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:200]
         # The YAML text starts with the newline after the opening "---", so the
         # parser's 0-based line is the file's 1-based one.
         raise _FrontMatterError(

@@ -161,6 +161,10 @@ class WebApp:
                 return self.error_page(request, exc.code or 400)
             # Redirects from routing (a trailing slash) and the like.
             return exc.get_response(request.environ)  # type: ignore[return-value]
+        except RecursionError:
+            # A body nested thousands deep (JSON, most likely) that a parser could not
+            # follow: the request is unreadable, not our failure.
+            return self.error_page(request, 400)
         except DBAPIError as exc:
             if not db.is_transient(exc):
                 return self._failed(request, exc)
