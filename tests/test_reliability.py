@@ -18,6 +18,7 @@ from werkzeug.test import Client
 
 from newsletter import db
 from newsletter.app import Newsletter
+from newsletter.cli import main
 from newsletter.config import build_config
 from newsletter.errors import OperationFailed
 from newsletter.failures import recent_failures, record_failure
@@ -207,3 +208,24 @@ def test_status_warns_about_accepted_work_that_failed(run_cli, make_app) -> None
     assert result.returncode == 0, result.stderr
     assert "1 accepted request(s) could not be carried out" in result.stderr
     assert "subscribe: OperationFailed: the server is down" in result.stderr
+
+
+def test_a_command_on_a_database_busy_too_long_says_so_in_one_line_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_SECONDS", 0.2)
+    database = tmp_path / "newsletter.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-signing-key")
+    with pytest.raises(SystemExit) as ended:
+        main(["lists", "create", "members"])
+    assert ended.value.code == 0
+    capsys.readouterr()
+    other = hold_write_lock(database, 2.0)
+    with pytest.raises(SystemExit) as ended:
+        main(["subscribers", "add", "ana@example.org", "--list", "members"])
+    other.join()
+    err = capsys.readouterr().err
+    assert ended.value.code == 1
+    assert err == "failed: the database: database is locked; try again\n"
