@@ -153,7 +153,8 @@ class WebApp:
             # Routing's own redirects (a doubled slash merged): to a path on this site,
             # never to the Host header's idea of it, which anyone can set.
             parts = urlsplit(exc.new_url)
-            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            # One leading slash: "//host" would be read as another site.
+            target = "/" + parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
             return Response("", status=308, headers={"Location": target})
         except HTTPException as exc:
             if exc.code in PAGED_ERRORS:
