@@ -22,6 +22,7 @@ than that) is retried as a whole by `retrying`, never half-applied.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,8 @@ SCHEMA_HEAD = "0003_reliability"
 MIGRATION_LOCK_ID = 7_011_942_019
 # The execution option that says how an SQLite transaction begins (see the docstring).
 SQLITE_BEGIN = "sqlite_begin"
+# SQLite errors that another try may not meet: contention, a file briefly unreachable.
+_SQLITE_TRANSIENT = re.compile(r"locked|busy|unable to open|disk I/O", re.IGNORECASE)
 # How long an SQLite connection waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 30
 
@@ -117,9 +120,15 @@ def read_only(engine: Engine) -> Engine:
 def is_transient(exc: BaseException) -> bool:
     """Whether a database error may go away when the whole transaction is tried again:
     a lock held too long, a deadlock or serialization failure, a dropped connection."""
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if not isinstance(exc, OperationalError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        # SQLite files its mistakes ("no such table", a syntax error) under the same
+        # class as its contention; only the latter passes.
+        return bool(_SQLITE_TRANSIENT.search(str(exc.orig)))
+    return True
 
 
 def retrying(

@@ -229,3 +229,11 @@ def test_a_command_on_a_database_busy_too_long_says_so_in_one_line_and_exits_1(
     err = capsys.readouterr().err
     assert ended.value.code == 1
     assert err == "failed: the database: database is locked; try again\n"
+
+
+def test_only_contention_counts_as_transient_on_sqlite() -> None:
+    def error(message: str) -> OperationalError:
+        return OperationalError("SELECT …", {}, sqlite3.OperationalError(message))
+
+    assert db.is_transient(error("database is locked"))
+    assert not db.is_transient(error("no such table: subscribers")), "a bug is not retried"
