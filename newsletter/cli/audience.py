@@ -182,6 +182,7 @@ def subscribers_add(
 
     Example: newsletter subscribers add ana@example.org --list members --attr region=Europe
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.audience.columns import clean_name, normalise_language
 
     try:
