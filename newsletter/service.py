@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
 from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
@@ -120,6 +121,8 @@ class Service:
         self.stop_requested.set()
 
     def start(self) -> None:
+        # The scheduler and the web server are imported when the service starts: other
+        # commands that read the service's health do not need them (start-up time).
         from newsletter.schedule.driver import ScheduleDriver
         from newsletter.web import make_wsgi_app
         from newsletter.web.server import make_web_server
@@ -129,7 +132,7 @@ class Service:
         self.web = make_wsgi_app(self.app)
         # A port in use: werkzeug says so on stderr and exits with status 1.
         self.server = make_web_server(HealthRoute(self.web, self), self.host, self.port)
-        self.address = f"{self.server.server_address[0]}:{self.server.server_port}"
+        self.address = f"{self.server.server_address[0]!s}:{self.server.server_port}"
         self._web_thread = threading.Thread(
             target=self.server.serve_forever, name="web", daemon=True
         )
@@ -243,7 +246,7 @@ class Service:
                     .where(ServiceInstance.id == self.instance_id)
                     .values(**values)
                 )
-                if result.rowcount == 0:
+                if db.rows_changed(result) == 0:
                     session.add(
                         ServiceInstance(
                             id=self.instance_id,
@@ -270,7 +273,8 @@ class HealthRoute:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != HEALTH_PATH:
             return self.pages(environ, start_response)
-        # Imported here, like the pages in start(): `newsletter status` imports this module.
+        # Imported here for start-up time, like the pages in start(): `newsletter status`
+        # imports this module and never serves a page.
         from werkzeug.wrappers import Response
 
         from newsletter.web import headers

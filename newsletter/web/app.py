@@ -161,7 +161,7 @@ class WebApp:
                 # A body too large, a malformed request: the same plain page as ours.
                 return self.error_page(request, exc.code or 400)
             # Redirects from routing (a trailing slash) and the like.
-            return exc.get_response(request.environ)  # type: ignore[return-value]
+            return exc.get_response(request.environ)  # type: ignore[return-value,unused-ignore]
         except RecursionError:
             # A body nested thousands deep (JSON, most likely) that a parser could not
             # follow: the request is unreadable, not our failure.

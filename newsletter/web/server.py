@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-from newsletter.web.app import WebApp
 
 log = logging.getLogger("newsletter.web")
 # The first segment of a path is kept; everything after it may be a token or an address.
 # A log line from a stranger's request is bounded: the first segment is cut at this length.
 MAX_SEGMENT = 40
 _TAIL = re.compile(r"^(/[^/?]*)(/[^?]*)?(\?.*)?$")
+
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 
 def redact_path(path: str) -> str:
@@ -49,6 +51,6 @@ class PrivateRequestHandler(WSGIRequestHandler):
         log.info("%s", (format % args)[: MAX_SEGMENT * 5])
 
 
-def make_web_server(web: WebApp, host: str, port: int) -> BaseWSGIServer:
+def make_web_server(web: WSGIApplication, host: str, port: int) -> BaseWSGIServer:
     """A threaded server for `web` on host:port (0 picks a free port; see .server_port)."""
     return make_server(host, port, web, threaded=True, request_handler=PrivateRequestHandler)
