@@ -128,7 +128,7 @@ def note(
     """Record, in a transaction of its own, an action a service function has just taken.
 
     For callers whose service function does not take an actor yet (item and
-    audience changes made in the console): the line is written only after the
+    segment changes made in the console): the line is written only after the
     action succeeded, though not atomically with it.
     """
     with app.session() as session:

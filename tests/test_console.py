@@ -440,7 +440,7 @@ def wait_for_job(console: Console, path: str) -> str:
 
 
 def test_a_csv_import_dry_runs_then_imports_and_offers_the_rejects(app: Newsletter, world) -> None:
-    create_list(app, "imported", title="Imported")
+    create_list(app, "imported", title="Imported", actor="cli:test")
     console = signed_in(app, "admin")
     csv = b"email,name\nnew1@example.org,One\nnot-an-address,Two\nnew2@example.org,Three\n"
     started = console.post(

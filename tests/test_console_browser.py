@@ -89,9 +89,9 @@ def service(
         base_dir=tmp_path,
     )
     app = Newsletter(config, env=env)
-    create_list(app, "members", title="Members")
+    create_list(app, "members", title="Members", actor="cli:test")
     for address in PEOPLE:
-        add_subscriber(app, address, "members")
+        add_subscriber(app, address, "members", actor="cli:test")
     for role, email in (("editor", "ed@example.org"), ("publisher", "pub@example.org"),
                         ("viewer", "vi@example.org"), ("admin", "ad@example.org")):  # fmt: skip
         staff.add_user(app, email, role=role, password=PASSWORD, actor="cli:test")

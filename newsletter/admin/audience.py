@@ -87,10 +87,10 @@ def add_list() -> ResponseReturnValue:
             title=form["title"],
             optin=form["optin"] or "double",
             public=request.form.get("public") == "1",
+            actor=actor(),
         )
     except UserError as exc:
         return _lists_page({"name": str(exc)}, form, 400)
-    audit.note(newsletter(), actor(), "list.create", "list", created["id"], created["name"])
     flash(f"List {created['name']} created.")
     return redirect(url_for("audience.lists"))
 
@@ -129,12 +129,11 @@ def add() -> ResponseReturnValue:
     list_name = request.form.get("list", "")
     try:
         added = add_subscriber(
-            newsletter(), email, list_name, name=request.form.get("name", ""), by=actor()
+            newsletter(), email, list_name, name=request.form.get("name", ""), actor=actor()
         )
     except UserError as exc:
         field = "list" if "list" in str(exc) else "email"
         return _subscribers_page({field: str(exc)}, 400)
-    audit.note(newsletter(), actor(), "subscriber.add", "list", list_name)
     flash(f"{added.get('email', email)} added to {list_name}.")
     return redirect(url_for("audience.subscribers"))
 
@@ -152,8 +151,7 @@ def profile(subscriber_id: int) -> str:
 @requires("audience.edit")
 def unsubscribe(subscriber_id: int) -> ResponseReturnValue:
     app = newsletter()
-    unsubscribe_address(app, subscriber_address(app, subscriber_id))
-    audit.note(app, actor(), "subscriber.unsubscribe", "subscriber", subscriber_id)
+    unsubscribe_address(app, subscriber_address(app, subscriber_id), actor=actor())
     flash("Unsubscribed from every list.")
     return redirect(url_for("audience.profile", subscriber_id=subscriber_id))
 
@@ -168,9 +166,7 @@ def erase(subscriber_id: int) -> ResponseReturnValue:
         person = show_subscriber(app, address)
         errors = {"confirm": "type the subscriber's address exactly to erase them"}
         return render_template("audience/profile.html", person=person, errors=errors), 400
-    erase_person(app, address)
-    # The subscriber's id named nobody once erased; the line keeps no address.
-    audit.note(app, actor(), "subscriber.erase", "subscriber", subscriber_id)
+    erase_person(app, address, actor=actor())
     flash("Erased. Only a keyed hash of the address is kept, so it is never mailed again.")
     return redirect(url_for("audience.subscribers"))
 
@@ -186,10 +182,11 @@ def suppression() -> str:
 def suppress() -> ResponseReturnValue:
     address = request.form.get("email", "")
     try:
-        suppress_address(newsletter(), address, "manual", request.form.get("note", ""))
+        suppress_address(
+            newsletter(), address, "manual", request.form.get("note", ""), actor=actor()
+        )
     except UserError as exc:
         return render_template("audience/suppression.html", errors={"email": str(exc)}), 400
-    audit.note(newsletter(), actor(), "suppression.add", "suppression", "", "manual")
     flash("Suppressed: that address will not be mailed.")
     return redirect(url_for("audience.suppression"))
 

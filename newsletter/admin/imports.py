@@ -23,7 +23,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.audience.imports import ImportReport, import_subscribers
 from newsletter.errors import OperationFailed, UserError
@@ -109,11 +108,8 @@ class ImportJobs:
                     dry_run=dry_run,
                     reject_path=job.rejects,
                     progress=progress,
+                    actor=job.owner,
                 )
-                if not dry_run:
-                    counts = ", ".join(f"{n} {k}" for k, n in job.report.counts().items() if n)
-                    audit.note(self.app, job.owner, "subscribers.import", "list",
-                               job.list_name, counts or "no change")  # fmt: skip
                 job.state = "done"
             except (UserError, OperationFailed) as exc:
                 # The message names the file by its temporary path; say the upload's name.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import click
 
@@ -22,10 +24,13 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
 
     Only the pages: no scheduler and no sending workers (that is `newsletter
     serve`), so a campaign started from the console here waits for `newsletter
-    worker` or `newsletter serve` to send it. Links in emails point at web.base_url, so set it (or
-    NEWSLETTER_BASE_URL) to where this server is reached. The log shows no
-    client addresses and no link tokens.
+    worker` or `newsletter serve` to send it. Links in emails point at
+    web.base_url, so set it (or NEWSLETTER_BASE_URL) to where this server is
+    reached. The log shows no
+    client addresses and no link tokens. SIGTERM or Ctrl-C stops it after the
+    sign-ups already answered have been carried out.
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.admin import mount
     from newsletter.web import make_wsgi_app
     from newsletter.web.server import make_web_server
@@ -43,10 +48,18 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
         f"and the staff console at /admin/ (links point at {config.base_url}); Ctrl-C to stop.",
         err=True,
     )
+    # SIGTERM stops it as Ctrl-C does: the sign-ups already answered are carried out
+    # (web.close() runs the queued background work) before the process exits.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
         web.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -360,8 +360,9 @@ class OutcomeWriter:
         try:
             cursor = dbapi.cursor()
             if self.sqlite:
-                # The connection runs in autocommit mode (see db.py): open the transaction.
-                cursor.execute("BEGIN")
+                # The connection runs in autocommit mode (see db.py): open the transaction,
+                # as a write from the start, like every writing transaction on SQLite.
+                cursor.execute("BEGIN IMMEDIATE")
             for kind, rows in groups.items():
                 if not rows:
                     continue

@@ -216,7 +216,7 @@ def send_test(
 
 
 def campaign_status(app: Newsletter, campaign_id: int) -> Progress:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         return campaign_progress(conn, campaign_id)
 
 
@@ -234,7 +234,7 @@ def list_deliveries(
     """Who got the campaign, who did not and why (address, status, attempts, reply)."""
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
     # What came back after sending (bounces, complaints, unsubscribes), per delivery.
 
@@ -379,7 +379,7 @@ def run_worker(
     reports: list[RunReport] = []
     not_before: dict[int, float] = {}
     while not stop.is_set():
-        with app.engine.connect() as conn:
+        with app.read_engine.connect() as conn:
             campaign_ids = ledger.sending_campaigns(conn, campaign_id)
         for cid in campaign_ids:
             if stop.is_set():
@@ -443,7 +443,7 @@ def _recheck_after(report: RunReport) -> float:
 
 
 def _status(app: Newsletter, campaign_id: int) -> str:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         state = ledger.campaign_state(conn, campaign_id)
     if state is None:
         raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
@@ -451,7 +451,7 @@ def _status(app: Newsletter, campaign_id: int) -> str:
 
 
 def _campaign_transport_name(app: Newsletter, campaign_id: int) -> str | None:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         name = conn.scalar(select(Campaign.transport).where(Campaign.id == campaign_id))
         if name is None and ledger.campaign_state(conn, campaign_id) is None:
             raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")

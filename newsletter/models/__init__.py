@@ -25,6 +25,7 @@ from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
     ServiceInstance,
+    TaskFailure,
     scheduler_jobs,
 )
 from newsletter.models.staff import StaffUser
@@ -54,6 +55,7 @@ __all__ = [
     "Subscriber",
     "Subscription",
     "Suppression",
+    "TaskFailure",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

@@ -1,7 +1,7 @@
 """Console users: the staff accounts that sign in at /admin/.
 
 Revision ID: 0005_console_users
-Revises: 0002
+Revises: 0003_reliability
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import newsletter.models.base
 
 revision: str = "0005_console_users"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003_reliability"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
