@@ -26,8 +26,10 @@ from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
     ServiceInstance,
+    TaskFailure,
     scheduler_jobs,
 )
+from newsletter.models.staff import StaffUser
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -51,9 +53,11 @@ __all__ = [
     "ScheduleRun",
     "Segment",
     "ServiceInstance",
+    "StaffUser",
     "Subscriber",
     "Subscription",
     "Suppression",
+    "TaskFailure",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",
