@@ -67,7 +67,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
-from newsletter.dispatch import ledger, workers
+from newsletter.dispatch import ledger, rates, workers
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.editions import change_status
@@ -213,7 +213,15 @@ class CampaignSender:
         self._wake = threading.Event()
         limits = transport.limits
         self._connections = max(1, limits.connections)
-        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_per_hour)
+        # The per-second rate is the provider account's: shared with every other worker
+        # through the database (see dispatch/rates.py).
+        shared = (
+            rates.SharedRate(app.engine, transport.name, limits.rate_per_second)
+            if limits.rate_per_second
+            else None
+        )
+        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_per_hour, shared=shared)
+        self._throttles_counted = 0
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
@@ -289,6 +297,7 @@ class CampaignSender:
             if now >= next_reclaim:
                 next_reclaim = now + RECLAIM_EVERY
                 self._reclaim()
+                self._count_throttling()
             if now >= next_renew:
                 next_renew = now + options.lease_seconds / 3
                 with self._db.begin() as conn:
@@ -324,6 +333,16 @@ class CampaignSender:
                     pause = min(1.0, max(0.02, (next_due - utcnow()).total_seconds()))
             self._wake.wait(pause)
             self._wake.clear()
+
+    def _count_throttling(self) -> None:
+        """Add the throttling replies heard since the last time to the shared counter."""
+        count = self.limiter.throttle_count - self._throttles_counted
+        if count <= 0:
+            return
+        with self._db.begin() as conn:
+            rates.ensure_row(conn, self.transport.name)
+            rates.add_throttled(conn, self.transport.name, count)
+        self._throttles_counted += count
 
     def _seed_hourly_window(self) -> None:
         """Count what this transport sent in the last hour (before a restart, by others)."""
@@ -454,6 +473,7 @@ class CampaignSender:
         self._outcomes.put(None)
         recorder.join()
         try:
+            self._count_throttling()
             with self._db.begin() as conn:
                 state = ledger.campaign_state(conn, self.campaign_id)
             cancelled = state is None or state[0] == "cancelled"

@@ -17,7 +17,13 @@ from newsletter.models.campaigns import (
     CampaignItem,
     campaign_lists,
 )
-from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
+from newsletter.models.deliveries import (
+    DELIVERY_STATUSES,
+    Delivery,
+    Event,
+    Meta,
+    TransportRate,
+)
 from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.scheduling import (
@@ -50,6 +56,7 @@ __all__ = [
     "Subscriber",
     "Subscription",
     "Suppression",
+    "TransportRate",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",
