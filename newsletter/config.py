@@ -144,7 +144,11 @@ class TransportConfig:
         "Environment variable holding the SMTP password or API key for this transport.",
     )
     connections: int = setting(4, "Concurrent connections (SMTP) or requests (API) at most.")
-    rate_per_second: float = setting(0.0, "Messages per second at most; 0 for no limit.")
+    rate_per_second: float = setting(
+        0.0,
+        "Messages per second at most, for every worker together (they share it through the "
+        "database); 0 for no limit.",
+    )
     rate_per_hour: int = setting(0, "Messages per hour at most (sliding window); 0 for no limit.")
     max_messages_per_connection: int = setting(
         1000, "Messages sent on one SMTP connection before it is reopened."
