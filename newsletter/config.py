@@ -214,6 +214,13 @@ class DispatchConfig:
         "Messages one connection may send before the ledger has recorded the earlier ones. "
         "After a crash at most connections × this many recipients get a message twice.",
     )
+    wait_for_disk: bool = setting(
+        False,
+        "PostgreSQL: wait until each group of outcomes is on the database's disk before "
+        "sending on (synchronous_commit). Off, a crash of the sending process still resends "
+        "at most connections × in_flight_per_connection messages; a crash of the database "
+        "server may also resend the last fraction of a second's.",
+    )
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ Crash safety
 ------------
 Kill the sending process at any moment (SIGKILL, the OOM killer, a crash) and
 start the send again: every recipient still gets the message, and at most
-`connections × in_flight_per_connection` of them get it twice. On PostgreSQL
-this holds for a crash of the whole host too; SQLite runs with
-synchronous=NORMAL (see db.py), so a power cut may also undo the last recorded
-outcomes: those messages would then be sent again, never lost.
+`connections × in_flight_per_connection` of them get it twice. A crash of the
+database (a power cut) may also undo the last recorded outcomes: SQLite runs
+with synchronous=NORMAL (see db.py), and on PostgreSQL the outcome writer
+commits with synchronous_commit off unless `dispatch.wait_for_disk` (see
+ledger.OutcomeWriter); those messages would then be sent again, never lost.
 
 Why: a delivery is claimed (status `sending`, our worker id, a lease) before it
 is sent, and is marked `sent` only after the server accepted it. Each sender
@@ -167,6 +168,7 @@ class EngineOptions:
     lease_seconds: float = 300.0
     in_flight_per_connection: int = 1
     pause_after_consecutive_failures: int = 50
+    wait_for_disk: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
@@ -177,6 +179,7 @@ class EngineOptions:
             lease_seconds=float(config.lease_seconds),
             in_flight_per_connection=max(1, config.in_flight_per_connection),
             pause_after_consecutive_failures=config.pause_after_consecutive_failures,
+            wait_for_disk=config.wait_for_disk,
             retry=RetryPolicy.from_config(config),
         )
 
@@ -676,7 +679,9 @@ class CampaignSender:
 
     def _recorder(self) -> None:
         self._recorder_db = HeldConnection(self.app.engine)
-        self._writer = ledger.OutcomeWriter(self.app.engine)
+        self._writer = ledger.OutcomeWriter(
+            self.app.engine, wait_for_disk=self.options.wait_for_disk
+        )
         try:
             self._record_until_done()
         finally:
