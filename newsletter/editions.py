@@ -1,9 +1,8 @@
 """Editions: monthly bulletins and announcements as campaigns, and their status.
 
 A campaign moves draft → approved → scheduled → sending → sent, and may be
-paused, cancelled or missed on the way. Every change of status is one
-conditional UPDATE (`change_status`), so that when two processes race for the
-same campaign exactly one of them wins.
+paused, cancelled or missed on the way; newsletter/lifecycle.py holds the table
+of those moves and makes each one, with its actor.
 
 A bulletin is built from the month's items (those not excluded), grouped by
 kind in the order of `editions.kind_order`; an announcement carries one item.
@@ -11,17 +10,21 @@ kind in the order of `editions.kind_order`; an announcement carries one item.
 
 from __future__ import annotations
 
-import getpass
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from newsletter import lifecycle
 from newsletter.app import Newsletter
+from newsletter.audience.resolve import recipients_query
 from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.items import items_for_month
 from newsletter.models import (
     CAMPAIGN_STATUSES,
     Campaign,
@@ -63,34 +66,6 @@ def month_label(month: str, language: str = "en") -> str:
     return f"{names[number - 1]} {year}"
 
 
-def change_status(
-    session: Session,
-    campaign_id: int,
-    allowed_from: Iterable[str],
-    to: str,
-    *,
-    note: str | None = None,
-    **fields: object,
-) -> bool:
-    """Move a campaign to `to` if and only if its status is one of `allowed_from`.
-
-    Returns whether this call made the change. Written as a single UPDATE … WHERE
-    status IN (…) rather than read-then-write: the database, not the caller,
-    decides who wins a race (two `serve` processes firing the same schedule).
-    Extra keyword arguments set other columns in the same statement.
-    """
-    values: dict[str, object] = {"status": to, "updated_at": utcnow(), **fields}
-    if note is not None:
-        values["status_note"] = note
-    result = session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status.in_(list(allowed_from)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
 # --- building editions -------------------------------------------------------
 
 
@@ -106,13 +81,13 @@ def new_bulletin(
     language: str | None = None,
     transport: str | None = None,
     recurrence_key: str | None = None,
-) -> dict[str, Any]:
+    actor: str,
+) -> CampaignSummary:
     """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign.
 
     A recurring rule passes its `recurrence_key` (rule and period): the key is
     unique, so a second build of the same period fails with an IntegrityError.
     """
-    from newsletter.items import items_for_month
 
     parse_month(month)
     if intro_file is not None:
@@ -144,8 +119,9 @@ def new_bulletin(
         campaign.entries = [CampaignItem(item=item, position=i) for i, item in enumerate(items)]
         session.add(campaign)
         session.flush()
+        lifecycle.built(session, campaign.id, actor, f"bulletin for {month}")
         summary = campaign_summary(session, campaign)
-    _check_renders(app, summary["id"])
+    _check_renders(app, summary.id)
     return summary
 
 
@@ -159,7 +135,8 @@ def new_announcement(
     intro: str = "",
     intro_file: str | Path | None = None,
     transport: str | None = None,
-) -> dict[str, Any]:
+    actor: str,
+) -> CampaignSummary:
     """Build a one-item announcement as a draft campaign."""
     if intro_file is not None:
         intro = _read_intro(intro_file)
@@ -182,8 +159,9 @@ def new_announcement(
         campaign.entries = [CampaignItem(item=item, position=0)]
         session.add(campaign)
         session.flush()
+        lifecycle.built(session, campaign.id, actor, f"announcement of item {item_id}")
         summary = campaign_summary(session, campaign)
-    _check_renders(app, summary["id"])
+    _check_renders(app, summary.id)
     return summary
 
 
@@ -193,6 +171,9 @@ def _check_renders(app: Newsletter, campaign_id: int) -> None:
     The campaign must be committed for the renderer to read it; if its templates
     fail, it is deleted again, so a failed build leaves nothing behind.
     """
+
+    # Imported here because render reads month names from this module (a cycle that goes
+    # when month names come from the locale layer).
     from newsletter.render import render_campaign
 
     try:
@@ -281,28 +262,12 @@ def _set_audience(
 # --- status ------------------------------------------------------------------
 
 
-def approve(app: Newsletter, campaign_id: int, *, by: str | None = None) -> dict[str, Any]:
+def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary:
     """draft → approved, recording who approved and when."""
-    by = by or _current_user()
     with app.session() as session:
-        campaign = _get(session, campaign_id)
-        if campaign.status == "approved":
-            raise InvalidState(f"campaign {campaign_id} is already approved")
-        if not change_status(
-            session, campaign_id, ["draft"], "approved", approved_by=by, approved_at=utcnow()
-        ):
-            raise InvalidState(
-                f"campaign {campaign_id} is {campaign.status}; only a draft can be approved"
-            )
-        session.refresh(campaign)
-        return campaign_summary(session, campaign)
-
-
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "unknown"
+        lifecycle.apply(session, campaign_id, "approve", actor,
+                        approved_by=actor, approved_at=utcnow())  # fmt: skip
+        return campaign_summary(session, _get(session, campaign_id))
 
 
 # --- reading -----------------------------------------------------------------
@@ -331,7 +296,50 @@ def find_bulletin(app: Newsletter, month: str) -> int | None:
         )
 
 
-def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CampaignSummary:
+    """A campaign as `campaigns list` and the console's lists show it."""
+
+    id: int
+    kind: str
+    status: str
+    month: str | None
+    subject: str
+    language: str
+    lists: list[str]
+    segment: str | None
+    items: int
+    scheduled_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CampaignItemLine:
+    id: int
+    kind: str
+    date: date
+    title: str
+
+
+@dataclass(frozen=True)
+class CampaignDetail(CampaignSummary):
+    """Everything `campaigns show` prints about one campaign."""
+
+    intro: str
+    preheader: str
+    transport: str
+    approved_by: str | None
+    approved_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    note: str | None
+    # How many the audience query finds now, and the ledger's rows by delivery status.
+    recipients: int
+    deliveries: dict[str, int]
+    item_list: list[CampaignItemLine]
+
+
+def _summary_fields(campaign: Campaign) -> dict[str, Any]:
     return {
         "id": campaign.id,
         "kind": campaign.kind,
@@ -347,7 +355,11 @@ def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[str, Any]]:
+def campaign_summary(session: Session, campaign: Campaign) -> CampaignSummary:
+    return CampaignSummary(**_summary_fields(campaign))
+
+
+def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[CampaignSummary]:
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise InputError(f"unknown status {status!r} (one of: {', '.join(CAMPAIGN_STATUSES)})")
     with app.session() as session:
@@ -361,14 +373,12 @@ def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[s
         return [campaign_summary(session, c) for c in session.scalars(query)]
 
 
-def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
+def show_campaign(app: Newsletter, campaign_id: int) -> CampaignDetail:
     """Everything about one campaign, with its items and delivery counts."""
-    from newsletter.audience import recipients_query
 
     with app.session() as session:
         campaign = _get(session, campaign_id)
-        summary = campaign_summary(session, campaign)
-        deliveries = dict(
+        deliveries: dict[str, int] = dict(
             session.execute(
                 select(Delivery.status, func.count())
                 .where(Delivery.campaign_id == campaign_id)
@@ -378,7 +388,8 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
         audience = session.scalar(
             select(func.count()).select_from(recipients_query(session, campaign).subquery())
         )
-        summary.update(
+        return CampaignDetail(
+            **_summary_fields(campaign),
             intro=campaign.intro,
             preheader=campaign.preheader,
             transport=campaign.transport or app.config.default_transport,
@@ -387,11 +398,10 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
             started_at=campaign.started_at,
             finished_at=campaign.finished_at,
             note=campaign.status_note or None,
-            recipients=audience,
+            recipients=audience or 0,
             deliveries=deliveries,
             item_list=[
-                {"id": item.id, "kind": item.kind, "date": item.date, "title": item.title}
+                CampaignItemLine(id=item.id, kind=item.kind, date=item.date, title=item.title)
                 for item in campaign.items
             ],
         )
-        return summary

@@ -55,9 +55,9 @@ def approved_bulletin(
     """An approved June bulletin to `members` subscribers of `list_name`."""
     add_items(app, month)
     add_members(app, members, list_name)
-    campaign = editions.new_bulletin(app, month, lists=[list_name])
-    editions.approve(app, campaign["id"], by="Comms team")
-    return int(campaign["id"])
+    campaign = editions.new_bulletin(app, month, lists=[list_name], actor="tester")
+    editions.approve(app, campaign.id, actor="Comms team")
+    return int(campaign.id)
 
 
 def ledger_counts(app: Newsletter, campaign_id: int) -> dict[str, int]:

@@ -6,7 +6,7 @@ import click
 
 from newsletter import editions
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.cli.output import as_record, echo_json, echo_record, echo_table, json_option
 from newsletter.models import CAMPAIGN_STATUSES
 
 CAMPAIGN_COLUMNS = ["id", "kind", "status", "month", "subject", "lists", "segment", "items"]
@@ -30,20 +30,19 @@ intro_option = click.option(
 transport_option = click.option(
     "--transport", metavar="NAME", help="A named transport from the config (default: its default)."
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def _print_created(result: dict, as_json: bool) -> None:
+def _print_created(result: editions.CampaignSummary, as_json: bool) -> None:
     if as_json:
         echo_json(result)
         return
-    audience = ", ".join(result["lists"]) or "-"
-    if result["segment"]:
-        audience += f" (segment {result['segment']})"
-    click.echo(f"Created {result['kind']} {result['id']} ({result['status']}): {result['subject']}")
-    click.echo(f"  {result['items']} item(s); audience: {audience}")
-    click.echo(f"  Next: newsletter preview {result['id']} --out preview/   "
-               f"then: newsletter approve {result['id']}")  # fmt: skip
+    audience = ", ".join(result.lists) or "-"
+    if result.segment:
+        audience += f" (segment {result.segment})"
+    click.echo(f"Created {result.kind} {result.id} ({result.status}): {result.subject}")
+    click.echo(f"  {result.items} item(s); audience: {audience}")
+    click.echo(f"  Next: newsletter preview {result.id} --out preview/   "
+               f"then: newsletter approve {result.id}")  # fmt: skip
 
 
 @click.group("edition")
@@ -85,6 +84,7 @@ def edition_new(
         intro_file=intro_file,
         language=language,
         transport=transport,
+        actor=ctx.actor,
     )
     _print_created(result, as_json)
 
@@ -120,6 +120,7 @@ def announce(
         subject=subject,
         intro_file=intro_file,
         transport=transport,
+        actor=ctx.actor,
     )
     _print_created(result, as_json)
 
@@ -160,18 +161,22 @@ def campaigns_show(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(result)
         return
-    record = {k: v for k, v in result.items() if k not in ("item_list", "deliveries")}
+    record = {k: v for k, v in as_record(result).items() if k not in ("item_list", "deliveries")}
     record["deliveries"] = (
-        ", ".join(f"{k} {v}" for k, v in sorted(result["deliveries"].items())) or "none yet"
+        ", ".join(f"{k} {v}" for k, v in sorted(result.deliveries.items())) or "none yet"
     )
     echo_record(record)
     click.echo("")
-    echo_table(result["item_list"], ["id", "kind", "date", "title"])
+    echo_table(result.item_list, ["id", "kind", "date", "title"])
 
 
 @click.command("approve")
 @click.argument("campaign_id", type=int)
-@click.option("--by", metavar="NAME", help="Who approves (default: the login name).")
+@click.option(
+    "--by",
+    metavar="NAME",
+    help="Who approves, as the audit trail records it (cli:NAME; default: cli:<login name>).",
+)
 @json_option
 @pass_context
 def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) -> None:
@@ -179,7 +184,7 @@ def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) ->
 
     Example: newsletter approve 1 --by "Comms team"
     """
-    result = editions.approve(ctx.app, campaign_id, by=by)
+    result = editions.approve(ctx.app, campaign_id, actor=ctx.actor_named(by))
     if as_json:
         echo_json(result)
     else:

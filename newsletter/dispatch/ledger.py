@@ -38,7 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from newsletter.editions import change_status
+from newsletter import lifecycle
+from newsletter.actors import WORKER
+from newsletter.audience.resolve import recipients_query
+from newsletter.audience.suppression import suppress
 from newsletter.models import Campaign, Delivery, Event, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,6 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
     checked first, so writing the ledger twice adds nothing and two processes
     racing to write it cannot both succeed in doubling it.
     """
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     rows = select(literal(campaign.id), audience.c.subscriber_id)
@@ -93,14 +95,12 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
 
 
 def audience_count(session: Session, campaign: Campaign) -> int:
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     return session.scalar(select(func.count()).select_from(audience)) or 0
 
 
 def audience_sample(session: Session, campaign: Campaign, limit: int) -> list[dict[str, Any]]:
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     query = (
@@ -411,7 +411,6 @@ def record_hard_bounce(
     response: str,
 ) -> None:
     """Never mail this address again: suppress it, mark the subscriber, keep the event."""
-    from newsletter.audience import suppress
 
     suppress(session, suppression_key, email, "hard_bounce")
     session.execute(
@@ -463,7 +462,9 @@ def finish(session: Session, campaign_id: int) -> bool:
     one, which fails at once when another process wrote meanwhile. A row never
     leaves a final state, so once none is open none will be.
     """
-    if not change_status(session, campaign_id, ["sending"], "sent", finished_at=utcnow(), note=""):
+    if not lifecycle.try_apply(
+        session, campaign_id, "finish", WORKER, finished_at=utcnow(), note=""
+    ):
         return False
     if open_count(session.connection(), campaign_id):
         raise StillOpen(campaign_id)

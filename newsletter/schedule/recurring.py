@@ -38,14 +38,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from newsletter import lifecycle
+from newsletter.actors import SCHEDULE
 from newsletter.app import Newsletter
 from newsletter.config import ScheduleRule
-from newsletter.editions import change_status, new_bulletin
+from newsletter.dispatch.service import send_test
+from newsletter.editions import new_bulletin
 from newsletter.errors import OperationFailed, UserError
+from newsletter.items import items_for_month
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Meta, ScheduleRun, utcnow
 from newsletter.schedule.cron import CronExpression, parse_cron
-from newsletter.schedule.sweep import grace, retrying, start_due_campaign
+from newsletter.schedule.due import grace, retrying, start_due_campaign
 from newsletter.schedule.times import format_local, zone
 
 log = logging.getLogger(__name__)
@@ -182,7 +186,6 @@ def run_rule(
     app: Newsletter, rule: ScheduleRule, due_at: datetime, now: datetime | None = None
 ) -> RuleRun:
     """Build (or find) the rule's edition for the period of `due_at` and act on it."""
-    from newsletter.items import items_for_month
 
     now = now or utcnow()
     period = period_for(rule, due_at)
@@ -204,13 +207,14 @@ def run_rule(
                 lists=rule.lists,
                 segment=rule.segment or None,
                 recurrence_key=key,
+                actor=SCHEDULE,
             )
         except IntegrityError:
             # Another service built it between our look and our insert.
             with app.session() as session:
                 found = session.scalar(select(Campaign.id).where(Campaign.recurrence_key == key))
             return found, False
-        return created["id"], True
+        return created.id, True
 
     try:
         campaign_id, built = retrying(build)
@@ -236,7 +240,7 @@ def run_rule(
     approval = {"approved_by": f"rule {rule.name}", "approved_at": now, "scheduled_at": due_at}
     if in_time:
         note = f"built and approved by the schedule rule {rule.name!r} of the config"
-        changed = retrying(lambda: _change(app, campaign_id, "scheduled", note, approval))
+        changed = retrying(lambda: _change(app, campaign_id, "rule_schedule", note, approval))
         run = _record(app, rule, period, due_at, "sending", campaign_id, note, log=changed)
         start_due_campaign(app, campaign_id, now)
         return run
@@ -247,7 +251,7 @@ def run_rule(
         f"({int(late.total_seconds() // 60)} min late). Put it back on the clock with "
         f"`newsletter schedule {campaign_id} --at TIME`."
     )
-    changed = retrying(lambda: _change(app, campaign_id, "missed", note, approval))
+    changed = retrying(lambda: _change(app, campaign_id, "rule_miss", note, approval))
     return _record(app, rule, period, due_at, "missed", campaign_id, note, log=changed,
                    level=logging.WARNING)  # fmt: skip
 
@@ -259,10 +263,13 @@ def _held_note(campaign_id: int) -> str:
     )
 
 
-def _change(app: Newsletter, campaign_id: int, to: str, note: str, columns: dict[str, Any]) -> bool:
-    """draft → `to` for an edition a rule built; False when someone else moved it first."""
+def _change(
+    app: Newsletter, campaign_id: int, action: str, note: str, columns: dict[str, Any]
+) -> bool:
+    """A lifecycle action from draft on an edition a rule built; False when someone else moved
+    it first."""
     with app.session() as session:
-        return change_status(session, campaign_id, ["draft"], to, note=note, **columns)
+        return lifecycle.try_apply(session, campaign_id, action, SCHEDULE, note=note, **columns)
 
 
 EVENTS = {
@@ -326,7 +333,6 @@ def _record(
 
 def send_previews(app: Newsletter, campaign_id: int) -> list[str]:
     """Email the staff a preview of a held edition; returns who got one."""
-    from newsletter.dispatch import send_test
 
     addresses = app.config.schedule.staff_addresses
     if not addresses:
