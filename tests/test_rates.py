@@ -114,8 +114,9 @@ def test_three_worker_processes_stay_within_the_accounts_rate(
         controller.stop()
     assert handler.received() == everyone(total)
     times = handler.accepted_at
-    # Measured where the provider measures: at the server, once all three are sending.
-    assert busiest_second(times) <= rate + 3
+    # Measured where the provider measures: at the server. Its clock adds the jitter of
+    # a busy machine (a message accepted 30 ms late crowds the next second), hence 5%.
+    assert busiest_second(times) <= rate * 1.05 + 1
     overall = (len(times) - 1) / (times[-1] - times[0])
     assert overall <= rate * 1.02
     # Three workers took turns at the one rate; they did not each slow to a third.
