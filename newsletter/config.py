@@ -291,6 +291,21 @@ class ScheduleRule:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = setting(
+        False,
+        "Serve /metrics (Prometheus' text format) from `newsletter serve`: deliveries, queues, "
+        "send rates, throttling, the scheduler's heartbeat, bounces and complaints. Never an "
+        "address. Off by default.",
+    )
+    token_env: str = setting(
+        "NEWSLETTER_METRICS_TOKEN",
+        "Environment variable holding a token; when it is set, /metrics answers only requests "
+        "with `Authorization: Bearer <token>`.",
+    )
+
+
+@dataclass(frozen=True)
 class FeedbackConfig:
     soft_bounce_limit: int = setting(
         3, "Soft bounces (a full mailbox, a server refusing for now) that suppress an address…"
@@ -363,6 +378,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
@@ -403,6 +419,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
     "feedback": FeedbackConfig,
+    "metrics": MetricsConfig,
 }
 
 

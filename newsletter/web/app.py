@@ -34,6 +34,7 @@ from newsletter.web import (
     confirm,
     headers,
     health,
+    metrics,
     preferences,
     subscribe,
     unsubscribe,
@@ -65,7 +66,16 @@ MAX_REQUEST_BYTES = 64 * 1024
 PAGED_ERRORS = frozenset({400, 404, 405, 413, 415, 429, 500})
 
 # Every page family contributes its rules; the endpoint names the view function.
-PAGE_MODULES = (health, subscribe, confirm, unsubscribe, preferences, archive, webhooks)
+PAGE_MODULES = (
+    health,
+    metrics,
+    subscribe,
+    confirm,
+    unsubscribe,
+    preferences,
+    archive,
+    webhooks,
+)
 
 
 class WebApp:
