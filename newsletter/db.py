@@ -13,13 +13,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     Connection,
+    CursorResult,
     DateTime,
     Engine,
+    Result,
     Table,
     bindparam,
     create_engine,
@@ -234,3 +236,12 @@ def driver_value(value: Any, sqlite: bool) -> Any:
         # untyped, and PostgreSQL casts it to the column's type).
         return json.dumps(value)
     return value
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT changed.
+
+    `Session.execute` is typed as returning a plain `Result`; for those statements it is
+    a `CursorResult`, which has the count.
+    """
+    return cast(CursorResult[Any], result).rowcount

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
 from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
@@ -128,7 +129,7 @@ class Service:
         self.web = make_wsgi_app(self.app)
         # A port in use: werkzeug says so on stderr and exits with status 1.
         self.server = make_web_server(HealthRoute(self.web, self), self.host, self.port)
-        self.address = f"{self.server.server_address[0]}:{self.server.server_port}"
+        self.address = f"{self.server.server_address[0]!s}:{self.server.server_port}"
         self._web_thread = threading.Thread(
             target=self.server.serve_forever, name="web", daemon=True
         )
@@ -242,7 +243,7 @@ class Service:
                     .where(ServiceInstance.id == self.instance_id)
                     .values(**values)
                 )
-                if result.rowcount == 0:
+                if db.rows_changed(result) == 0:
                     session.add(
                         ServiceInstance(
                             id=self.instance_id,

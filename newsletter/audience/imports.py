@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.columns import (
@@ -684,4 +685,4 @@ class _ImportRun:
                 consent_note=f"unsubscribed by a sync import of {file_name}: not in the file",
             )
         )
-        self.report.removed = result.rowcount
+        self.report.removed = db.rows_changed(result)

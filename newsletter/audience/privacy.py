@@ -23,10 +23,12 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import JSON, Engine, String, Text, cast, delete, func, literal, or_, select
+from sqlalchemy import JSON, Engine, String, Table, Text, cast, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.subscribers import subscriber_profile, subscription_record
@@ -194,7 +196,7 @@ def erase_person(app: Newsletter, email: str) -> ErasureReport:
             removed["subscribers"] = session.execute(
                 delete(Subscriber).where(Subscriber.id == subscriber_id)
             )
-        report.removed = {table: result.rowcount for table, result in removed.items()}
+        report.removed = {table: db.rows_changed(result) for table, result in removed.items()}
         _keep_suppression(session, hash_key(app.suppression_key, key))
     report.storage = scrub_storage(app.engine)
     with app.session() as session:
@@ -269,7 +271,7 @@ def scrub_storage(engine: Engine) -> str:
         return "SQLite file rebuilt (VACUUM) and its log truncated"
     if engine.dialect.name == "postgresql":
         touched = (Event, Delivery, Subscription, Subscriber)
-        tables = ", ".join(model.__table__.name for model in touched)
+        tables = ", ".join(typed(Table, model.__table__).name for model in touched)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(f"VACUUM {tables}")
         return "PostgreSQL tables vacuumed (old bytes may remain in WAL archives and backups)"

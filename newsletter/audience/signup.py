@@ -40,7 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter import links
+from newsletter import db, links
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import Address, normalise_address
 from newsletter.audience.consent import Consent
@@ -581,7 +581,7 @@ def cancel_waiting_deliveries(session: Session, subscriber_id: int, *, everythin
         .where(Delivery.id.in_(stop), Delivery.status.in_(WAITING_DELIVERIES))
         .values(status="cancelled", last_response="unsubscribed before it was sent")
     )
-    return result.rowcount or 0
+    return db.rows_changed(result) or 0
 
 
 # Preferences -------------------------------------------------------------------------

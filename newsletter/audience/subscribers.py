@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import normalise_address
 from newsletter.audience.consent import DEFAULT_ADMIN_TEXT, Consent
@@ -208,11 +209,13 @@ def end_subscriptions(
     )
     if list_id is not None:
         query = query.where(Subscription.list_id == list_id)
-    ended = session.execute(
-        query.values(status="unsubscribed", unsubscribed_at=now, updated_at=now).execution_options(
-            synchronize_session=False
+    ended = db.rows_changed(
+        session.execute(
+            query.values(
+                status="unsubscribed", unsubscribed_at=now, updated_at=now
+            ).execution_options(synchronize_session=False)
         )
-    ).rowcount
+    )
     if list_id is None:
         suppress(session, key, subscriber.email, "unsubscribed", note)
     session.expire(subscriber)
@@ -403,12 +406,14 @@ def remove_subscriber(
         subscriber = get_subscriber(session, email)
         if list_name is not None:
             mailing_list = get_list(session, list_name)
-            removed = session.execute(
-                delete(Subscription).where(
-                    Subscription.subscriber_id == subscriber.id,
-                    Subscription.list_id == mailing_list.id,
+            removed = db.rows_changed(
+                session.execute(
+                    delete(Subscription).where(
+                        Subscription.subscriber_id == subscriber.id,
+                        Subscription.list_id == mailing_list.id,
+                    )
                 )
-            ).rowcount
+            )
             if not removed:
                 raise NotFound(f"{subscriber.email} is not on list {list_name!r}")
             return {"email": subscriber.email, "list": list_name, "removed": "subscription"}

@@ -33,7 +33,8 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
     web = make_wsgi_app(app)
     server = make_web_server(web, host or config.host, config.port if port is None else port)
     click.echo(
-        f"Serving the subscriber pages on http://{server.server_address[0]}:{server.server_port}/ "
+        f"Serving the subscriber pages on "
+        f"http://{server.server_address[0]!s}:{server.server_port}/ "
         f"(links point at {config.base_url}); Ctrl-C to stop.",
         err=True,
     )

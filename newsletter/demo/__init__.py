@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from newsletter import audience, dispatch, editions, items
 from newsletter.actors import DEMO
@@ -34,7 +35,7 @@ class DemoReport:
     items_updated: int = 0
     items_unchanged: int = 0
     subscribers: dict[str, dict[str, int]] = field(default_factory=dict)
-    campaigns: list[dict[str, object]] = field(default_factory=list)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
     database: str = ""
     outbox: str = ""
 
