@@ -120,6 +120,8 @@ class Service:
         self.stop_requested.set()
 
     def start(self) -> None:
+        # The scheduler and the web server are imported when the service starts: other
+        # commands that read the service's health do not need them (start-up time).
         from newsletter.schedule.driver import ScheduleDriver
         from newsletter.web import make_wsgi_app
         from newsletter.web.server import make_web_server

@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from newsletter import db
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.columns import (
@@ -229,6 +229,7 @@ def import_subscribers(
     force_resubscribe: bool = False,
     unconfirmed: bool = False,
     progress: Callable[[int], None] | None = None,
+    actor: str,
 ) -> ImportReport:
     """Import a CSV file into a list; see the module's docstring for what each mode does.
 
@@ -283,6 +284,10 @@ def import_subscribers(
             if dry_run:
                 session.rollback()
             else:
+                audit.record(session, actor, "import", "list", list_name,
+                             f"{source.name}, {mode}: " + ", ".join(
+                                 f"{n} {what}" for what, n in report.counts().items() if n
+                             ))  # fmt: skip
                 session.commit()
         except IntegrityError:
             session.rollback()

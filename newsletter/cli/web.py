@@ -24,6 +24,7 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
     NEWSLETTER_BASE_URL) to where this server is reached. The log shows no
     client addresses and no link tokens.
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.web import make_wsgi_app
     from newsletter.web.server import make_web_server
 

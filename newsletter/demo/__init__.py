@@ -51,8 +51,10 @@ def run_demo(app: Newsletter) -> DemoReport:
 
     samples = bundled_path("subscribers")
     for name, (file_name, title, description) in LISTS.items():
-        audience.ensure_list(app, name, title=title, description=description, optin="double")
-        result = audience.import_subscribers(app, samples / file_name, list_name=name)
+        audience.ensure_list(
+            app, name, title=title, description=description, optin="double", actor=DEMO
+        )
+        result = audience.import_subscribers(app, samples / file_name, list_name=name, actor=DEMO)
         report.subscribers[name] = result.counts()
 
     for month in MONTHS:
