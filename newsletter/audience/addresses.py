@@ -44,9 +44,11 @@ def _validator() -> tuple[Callable[..., Any], type[Exception]]:
     # domain: an import of a million addresses has a few thousand domains. Every address
     # still goes through all of validate_email; a domain's verdict is remembered (an
     # invalid one raises, and is never cached).
-    domain_step = getattr(steps, "validate_email_domain_name", None)
+    # (An internal step of email-validator 2: without it, nothing is remembered.)
+    step_name = "validate_email_domain_name"
+    domain_step = getattr(steps, step_name, None)
     if domain_step is not None and not hasattr(domain_step, "cache_info"):
-        steps.validate_email_domain_name = lru_cache(maxsize=DOMAIN_CACHE)(domain_step)
+        setattr(steps, step_name, lru_cache(maxsize=DOMAIN_CACHE)(domain_step))
     return validate_email, EmailNotValidError
 
 
