@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from sqlalchemy import func, select, update
-from test_dispatch_smtp import everyone, ledger_counts, sink_env, start_cli, wait_until
+from test_dispatch_smtp import everyone, ledger_counts, sink_env, start_cli
 from test_dispatch_support import SMTPSink, seed_campaign, start_sink
 
 from newsletter.app import Newsletter
@@ -50,7 +51,7 @@ def test_a_dead_workers_claims_pass_to_another_host_when_the_lease_lapses(
     try:
         cid = seed_campaign(cli_app, total)
         first = start_cli(cli_env, tmp_path, "--config", str(config), "send", str(cid), **env)
-        wait_until(lambda: sum(handler.received().values()) >= total // 3)
+        wait_for(lambda: sum(handler.received().values()) >= total // 3, 60)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         # As if it had run on another host: nobody here can see that its process is gone.
