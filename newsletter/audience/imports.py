@@ -62,7 +62,7 @@ from newsletter.audience.columns import (
     normalise_language,
 )
 from newsletter.audience.consent import DEFAULT_IMPORT_TEXT, Consent
-from newsletter.audience.csvfile import CsvFile, Record
+from newsletter.audience.csvfile import CsvFile, Record, spreadsheet_cell
 from newsletter.audience.files import open_private, partial_path
 from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
@@ -194,7 +194,8 @@ class RejectFile:
             self._file = open_private(self._tmp, encoding="utf-8-sig")
             self._writer = csv.writer(self._file)
             self._writer.writerow(["rejected_line", "rejected_reason", *self.header])
-        self._writer.writerow([line, reason, *fields])
+        # The rows come from outside: none may run as a formula in a spreadsheet.
+        self._writer.writerow([line, spreadsheet_cell(reason), *map(spreadsheet_cell, fields)])
 
     def finish(self) -> str | None:
         self.flush()

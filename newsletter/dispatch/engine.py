@@ -238,8 +238,11 @@ class CampaignSender:
         self._failing_note = ""
         self._error: BaseException | None = None
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=64)
-        # The coordinator's connection; the recorder has its own.
+        # The coordinator's connection; the recorder has its own. Its pure reads (the
+        # status polled twice a second, counts, progress) go through a second one that
+        # never takes SQLite's write lock, so that they never make the pages wait.
         self._db = HeldConnection(app.engine)
+        self._reads = HeldConnection(app.read_engine)
 
     # -- the coordinator ----------------------------------------------------------
 
@@ -353,7 +356,7 @@ class CampaignSender:
         """Count what this transport sent in the last hour (before a restart, by others)."""
         name = self.transport.name
         now, clock = utcnow(), time.monotonic()
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             times = ledger.sent_through_transport(
                 conn,
                 name,
@@ -387,7 +390,7 @@ class CampaignSender:
         return len(claims)
 
     def _still_sending(self) -> bool:
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             state = ledger.campaign_state(conn, self.campaign_id)
         if state is None:
             self.report.reason = "cancelled"
@@ -401,7 +404,7 @@ class CampaignSender:
         return False
 
     def _reclaim(self) -> None:
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             holders = ledger.claim_holders(conn, self.campaign_id)
         dead = [h for h in holders if h and h != self.worker_id and workers.is_dead(h)]
         with self._db.begin() as conn:
@@ -413,7 +416,7 @@ class CampaignSender:
 
     def _nothing_to_claim(self) -> tuple[bool, str, datetime | None]:
         """Finish the campaign if every delivery is final; else say what we wait for."""
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             counts = ledger.counts(conn, self.campaign_id)
             next_due = ledger.next_retry_at(conn, self.campaign_id) if counts.get("retry") else None
         if not any(counts.get(status) for status in ledger.OPEN_STATUSES):
@@ -442,7 +445,7 @@ class CampaignSender:
     def _emit_progress(self, waiting: str) -> None:
         if self.on_progress is None:
             return
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             progress = campaign_progress(
                 conn, self.campaign_id, rate=self._current_rate(), waiting=waiting
             )
@@ -479,7 +482,7 @@ class CampaignSender:
         recorder.join()
         try:
             self._count_throttling()
-            with self._db.begin() as conn:
+            with self._reads.begin() as conn:
                 state = ledger.campaign_state(conn, self.campaign_id)
             cancelled = state is None or state[0] == "cancelled"
             with self._db.begin() as conn:
@@ -489,6 +492,7 @@ class CampaignSender:
             log.warning("campaign %s: could not release claims: %s", self.campaign_id, exc)
         finally:
             self._db.close()
+            self._reads.close()
 
     # -- the senders ----------------------------------------------------------------
 

@@ -31,8 +31,10 @@ from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
     ServiceInstance,
+    TaskFailure,
     scheduler_jobs,
 )
+from newsletter.models.staff import StaffUser
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -55,10 +57,12 @@ __all__ = [
     "ScheduleRun",
     "Segment",
     "ServiceInstance",
+    "StaffUser",
     "Subscriber",
     "Subscription",
     "Suppression",
     "TransportRate",
+    "TaskFailure",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

@@ -1,7 +1,7 @@
 """Shared send rates: one row per transport that every worker takes its turns from.
 
 Revision ID: 0008_scale
-Revises: 0002
+Revises: 0005_console_users
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_scale"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005_console_users"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
