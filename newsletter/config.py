@@ -187,7 +187,11 @@ class TransportConfig:
         "Environment variable holding the SMTP password or API key for this transport.",
     )
     connections: int = setting(4, "Concurrent connections (SMTP) or requests (API) at most.")
-    rate_per_second: float = setting(0.0, "Messages per second at most; 0 for no limit.")
+    rate_per_second: float = setting(
+        0.0,
+        "Messages per second at most, for every worker together (they share it through the "
+        "database); 0 for no limit.",
+    )
     rate_per_hour: int = setting(0, "Messages per hour at most (sliding window); 0 for no limit.")
     max_messages_per_connection: int = setting(
         1000, "Messages sent on one SMTP connection before it is reopened."
@@ -252,6 +256,13 @@ class DispatchConfig:
         1,
         "Messages one connection may send before the ledger has recorded the earlier ones. "
         "After a crash at most connections × this many recipients get a message twice.",
+    )
+    wait_for_disk: bool = setting(
+        False,
+        "PostgreSQL: wait until each group of outcomes is on the database's disk before "
+        "sending on (synchronous_commit). Off, a crash of the sending process still resends "
+        "at most connections × in_flight_per_connection messages; a crash of the database "
+        "server may also resend the last fraction of a second's.",
     )
 
 
@@ -390,6 +401,21 @@ class ScheduleRule:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = setting(
+        False,
+        "Serve /metrics (Prometheus' text format) from `newsletter serve`: deliveries, queues, "
+        "send rates, throttling, the scheduler's heartbeat, bounces and complaints. Never an "
+        "address. Off by default.",
+    )
+    token_env: str = setting(
+        "NEWSLETTER_METRICS_TOKEN",
+        "Environment variable holding a token; when it is set, /metrics answers only requests "
+        "with `Authorization: Bearer <token>`.",
+    )
+
+
+@dataclass(frozen=True)
 class FeedbackConfig:
     soft_bounce_limit: int = setting(
         3, "Soft bounces (a full mailbox, a server refusing for now) that suppress an address…"
@@ -466,6 +492,7 @@ class Config:
     dkim: DkimConfig = field(default_factory=DkimConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
@@ -511,6 +538,7 @@ SECTIONS: dict[str, type] = {
     "dkim": DkimConfig,
     "bounces": BouncesConfig,
     "check": CheckConfig,
+    "metrics": MetricsConfig,
     "admin": AdminConfig,
 }
 

@@ -325,9 +325,10 @@ class OutcomeWriter:
     do (aware datetimes to the stored form) is done here, in `_value`.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, wait_for_disk: bool = False) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
+        self.wait_for_disk = wait_for_disk
         self._raw: Any = None
         self._prepared = {
             kind: self._prepare(statement)
@@ -363,6 +364,12 @@ class OutcomeWriter:
                 # The connection runs in autocommit mode (see db.py): open the transaction,
                 # as a write from the start, like every writing transaction on SQLite.
                 cursor.execute("BEGIN IMMEDIATE")
+            elif not self.wait_for_disk:
+                # The outcome is committed and visible at once; PostgreSQL writes it to
+                # disk within 3 × wal_writer_delay. Waiting for that disk write on every
+                # group put a disk flush in every connection's path from one message to
+                # the next: 260 instead of 875 messages/s on a busy database server.
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
             for kind, rows in groups.items():
                 if not rows:
                     continue

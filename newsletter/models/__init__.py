@@ -19,7 +19,13 @@ from newsletter.models.campaigns import (
     CampaignLink,
     campaign_lists,
 )
-from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
+from newsletter.models.deliveries import (
+    DELIVERY_STATUSES,
+    Delivery,
+    Event,
+    Meta,
+    TransportRate,
+)
 from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.scheduling import (
@@ -58,6 +64,7 @@ __all__ = [
     "Subscription",
     "Suppression",
     "TaskFailure",
+    "TransportRate",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

@@ -38,6 +38,7 @@ from newsletter.web import (
     confirm,
     headers,
     health,
+    metrics,
     preferences,
     subscribe,
     unsubscribe,
@@ -73,6 +74,7 @@ RETRY_AFTER_SECONDS = 30
 # Every page family contributes its rules; the endpoint names the view function.
 PAGE_MODULES = (
     health,
+    metrics,
     subscribe,
     confirm,
     unsubscribe,

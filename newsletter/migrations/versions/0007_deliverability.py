@@ -1,7 +1,7 @@
 """Counted links, and item images.
 
 Revision ID: 0007_deliverability
-Revises: 0005_console_users
+Revises: 0008_scale
 
 `campaign_links` holds one row per campaign and link address with how often
 it was followed (privacy.count_clicks; never who followed it). Items get an
@@ -16,7 +16,7 @@ from alembic import op
 import newsletter.models.base
 
 revision: str = "0007_deliverability"
-down_revision: str | None = "0005_console_users"
+down_revision: str | None = "0008_scale"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
