@@ -170,7 +170,7 @@ def import_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newsletter]
     env = {"NEWSLETTER_SECRET_KEY": "fuzz"}
     data = {"database": {"url": f"sqlite:///{folder / 'n.db'}"}}
     app = Newsletter(build_config(data, env, base_dir=folder), env=env)
-    create_list(app, "members", title="Members")
+    create_list(app, "members", title="Members", actor="tests")
     yield app
     app.close()
 
@@ -295,7 +295,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
         "web": {"subscribe_burst": 100_000, "subscribe_per_hour": 100_000},
     }
     app = Newsletter(build_config(data, env, base_dir=folder), env=env)
-    create_list(app, "members", title="Members", public=True)
+    create_list(app, "members", title="Members", public=True, actor="tests")
     pages = make_wsgi_app(app)
     yield pages
     pages.close()
