@@ -187,7 +187,12 @@ def test_csv_imports_end_in_a_report_or_one_error_and_leave_no_partial_file(
     try:
         timed(
             lambda: import_subscribers(
-                import_app, path, list_name="members", reject_path=reject, dry_run=True
+                import_app,
+                path,
+                list_name="members",
+                reject_path=reject,
+                dry_run=True,
+                actor="tests",
             )
         )
     except UserError as exc:
