@@ -166,7 +166,11 @@ class TransportConfig:
         "Environment variable holding the SMTP password or API key for this transport.",
     )
     connections: int = setting(4, "Concurrent connections (SMTP) or requests (API) at most.")
-    rate_per_second: float = setting(0.0, "Messages per second at most; 0 for no limit.")
+    rate_per_second: float = setting(
+        0.0,
+        "Messages per second at most, for every worker together (they share it through the "
+        "database); 0 for no limit.",
+    )
     rate_per_hour: int = setting(0, "Messages per hour at most (sliding window); 0 for no limit.")
     max_messages_per_connection: int = setting(
         1000, "Messages sent on one SMTP connection before it is reopened."
@@ -232,6 +236,13 @@ class DispatchConfig:
         "Messages one connection may send before the ledger has recorded the earlier ones. "
         "After a crash at most connections × this many recipients get a message twice.",
     )
+    wait_for_disk: bool = setting(
+        False,
+        "PostgreSQL: wait until each group of outcomes is on the database's disk before "
+        "sending on (synchronous_commit). Off, a crash of the sending process still resends "
+        "at most connections × in_flight_per_connection messages; a crash of the database "
+        "server may also resend the last fraction of a second's.",
+    )
 
 
 @dataclass(frozen=True)
@@ -274,6 +285,30 @@ class ServiceConfig:
     )
 
 
+APPROVAL_POLICIES = ("second-person", "self")
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    approval: str = setting(
+        "second-person",
+        "Who may approve a campaign: second-person (not whoever built or last edited it, as "
+        "long as another enabled account may approve) or self (anyone allowed to approve).",
+    )
+    idle_minutes: int = setting(
+        30, "A console session ends after this many minutes without a request."
+    )
+    login_attempts: int = setting(
+        5,
+        "Failed sign-ins allowed per account, and four times as many per client address, "
+        "within login_window_minutes before sign-in is refused for the rest of the window "
+        "(counted in the memory of the process, never stored).",
+    )
+    login_window_minutes: int = setting(
+        15, "The window over which failed sign-ins are counted, in minutes."
+    )
+
+
 # What a recurring rule may build, and what it may do with the edition.
 SCHEDULE_BUILDS = ("bulletin",)
 SCHEDULE_ACTIONS = ("send", "hold")
@@ -297,6 +332,21 @@ class ScheduleRule:
         "send",
         "send: approve and send it at once; hold: keep it as a draft for approval and "
         "email staff_addresses a preview.",
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = setting(
+        False,
+        "Serve /metrics (Prometheus' text format) from `newsletter serve`: deliveries, queues, "
+        "send rates, throttling, the scheduler's heartbeat, bounces and complaints. Never an "
+        "address. Off by default.",
+    )
+    token_env: str = setting(
+        "NEWSLETTER_METRICS_TOKEN",
+        "Environment variable holding a token; when it is set, /metrics answers only requests "
+        "with `Authorization: Bearer <token>`.",
     )
 
 
@@ -373,6 +423,8 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
@@ -413,6 +465,8 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
     "feedback": FeedbackConfig,
+    "metrics": MetricsConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -692,6 +746,15 @@ def _check_values(config: Config, base_url_key: str = "web.base_url") -> None:
         raise ConfigError(
             f"{src}: service.log_format must be logfmt or json, not {config.service.log_format!r}"
         )
+    if config.admin.approval not in APPROVAL_POLICIES:
+        raise ConfigError(
+            f"{src}: admin.approval must be one of {', '.join(APPROVAL_POLICIES)}, "
+            f"not {config.admin.approval!r}"
+        )
+    if config.admin.idle_minutes < 1 or config.admin.login_window_minutes < 1:
+        raise ConfigError(f"{src}: admin.idle_minutes and login_window_minutes must be at least 1")
+    if config.admin.login_attempts < 1:
+        raise ConfigError(f"{src}: admin.login_attempts must be at least 1")
     if config.dispatch.batch_size < 1:
         raise ConfigError(f"{src}: dispatch.batch_size must be at least 1")
     if config.dispatch.retry_max_attempts < 1:

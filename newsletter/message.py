@@ -160,14 +160,21 @@ class Composer:
         return values, token
 
 
-def build_preview(app: Newsletter, campaign_id: int, email: str | None = None) -> Preview:
+def build_preview(
+    app: Newsletter, campaign_id: int, email: str | None = None, *, sample: bool = False
+) -> Preview:
     """A campaign as one subscriber would get it: HTML, text and the complete message.
 
     The subscriber is the one with address `email`, else the first recipient of the
     campaign's audience, else a made-up sample person (whose links change nothing).
+    With `sample`, always the made-up person: the console shows previews to staff
+    who may not see subscribers' names and addresses.
     """
     composer = Composer(app, campaign_id)
-    recipient = _preview_recipient(app, campaign_id, email)
+    if sample:
+        recipient = Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
+    else:
+        recipient = _preview_recipient(app, campaign_id, email)
     html, text = composer.edition.personalise(composer.personal_values(recipient))
     message = composer.compose(recipient)
     return Preview(

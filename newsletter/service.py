@@ -121,8 +121,10 @@ class Service:
         self.stop_requested.set()
 
     def start(self) -> None:
-        # The scheduler and the web server are imported when the service starts: other
-        # commands that read the service's health do not need them (start-up time).
+        # The scheduler, the web server and the console are imported when the service
+        # starts: other commands that read the service's health do not need them
+        # (start-up time).
+        from newsletter.admin import mount
         from newsletter.schedule.driver import ScheduleDriver
         from newsletter.web import make_wsgi_app
         from newsletter.web.server import make_web_server
@@ -130,8 +132,10 @@ class Service:
         # The database first: a wrong URL or an old schema stops us before anything runs.
         self.app.engine  # noqa: B018
         self.web = make_wsgi_app(self.app)
+        # The staff console is mounted at /admin beside the subscriber pages.
+        pages = mount(self.app, self.web)
         # A port in use: werkzeug says so on stderr and exits with status 1.
-        self.server = make_web_server(HealthRoute(self.web, self), self.host, self.port)
+        self.server = make_web_server(HealthRoute(pages, self), self.host, self.port)
         self.address = f"{self.server.server_address[0]!s}:{self.server.server_port}"
         self._web_thread = threading.Thread(
             target=self.server.serve_forever, name="web", daemon=True

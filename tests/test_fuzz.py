@@ -170,7 +170,7 @@ def import_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newsletter]
     env = {"NEWSLETTER_SECRET_KEY": "fuzz"}
     data = {"database": {"url": f"sqlite:///{folder / 'n.db'}"}}
     app = Newsletter(build_config(data, env, base_dir=folder), env=env)
-    create_list(app, "members", title="Members", actor="tests")
+    create_list(app, "members", title="Members", actor="tester")
     yield app
     app.close()
 
@@ -192,7 +192,7 @@ def test_csv_imports_end_in_a_report_or_one_error_and_leave_no_partial_file(
                 list_name="members",
                 reject_path=reject,
                 dry_run=True,
-                actor="tests",
+                actor="tester",
             )
         )
     except UserError as exc:
@@ -300,7 +300,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
         "web": {"subscribe_burst": 100_000, "subscribe_per_hour": 100_000},
     }
     app = Newsletter(build_config(data, env, base_dir=folder), env=env)
-    create_list(app, "members", title="Members", public=True, actor="tests")
+    create_list(app, "members", title="Members", public=True, actor="tester")
     pages = make_wsgi_app(app)
     yield pages
     pages.close()

@@ -49,6 +49,7 @@ COMMANDS = {
     "web": "web:web_command",
     "bounces": "feedback:bounces_group",
     "audit": "audit:audit_command",
+    "users": "users:users_group",
 }
 
 

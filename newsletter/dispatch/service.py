@@ -244,6 +244,37 @@ def list_deliveries(
     return rows
 
 
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of a campaign's deliveries, in subscriber order (see ledger.deliveries_page)."""
+
+    campaign_id: int
+    rows: list[dict[str, Any]]
+    # Pass as `after` for the next page; None on the last one.
+    next_after: int | None
+
+
+def delivery_page(
+    app: Newsletter,
+    campaign_id: int,
+    *,
+    failed_only: bool = False,
+    after: int | None = None,
+    limit: int = 200,
+) -> DeliveryPage:
+    """Who got the campaign and who did not, a page at a time (the console, the CSV export):
+    each page costs the same however large the ledger."""
+    _status(app, campaign_id)
+    statuses = NOT_DELIVERED if failed_only else None
+    with app.engine.connect() as conn:
+        rows = ledger.deliveries_page(conn, campaign_id, statuses, after, limit)
+    came_back = events_by_delivery(app, campaign_id)
+    for row in rows:
+        row["events"] = came_back.get(row["id"], [])
+    following = rows[-1]["subscriber_id"] if len(rows) == limit else None
+    return DeliveryPage(campaign_id=campaign_id, rows=rows, next_after=following)
+
+
 def describe_transport(app: Newsletter, name: str | None = None) -> str:
     """Where the named (or default) transport delivers, for people."""
     transport = open_transport(app, name)

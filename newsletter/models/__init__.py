@@ -18,7 +18,13 @@ from newsletter.models.campaigns import (
     CampaignItem,
     campaign_lists,
 )
-from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
+from newsletter.models.deliveries import (
+    DELIVERY_STATUSES,
+    Delivery,
+    Event,
+    Meta,
+    TransportRate,
+)
 from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.scheduling import (
@@ -28,6 +34,7 @@ from newsletter.models.scheduling import (
     TaskFailure,
     scheduler_jobs,
 )
+from newsletter.models.staff import StaffUser
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -50,10 +57,12 @@ __all__ = [
     "ScheduleRun",
     "Segment",
     "ServiceInstance",
+    "StaffUser",
     "Subscriber",
     "Subscription",
     "Suppression",
     "TaskFailure",
+    "TransportRate",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

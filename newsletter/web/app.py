@@ -37,6 +37,7 @@ from newsletter.web import (
     confirm,
     headers,
     health,
+    metrics,
     preferences,
     subscribe,
     unsubscribe,
@@ -70,7 +71,16 @@ PAGED_ERRORS = frozenset({400, 404, 405, 413, 415, 429, 500, 503})
 RETRY_AFTER_SECONDS = 30
 
 # Every page family contributes its rules; the endpoint names the view function.
-PAGE_MODULES = (health, subscribe, confirm, unsubscribe, preferences, archive, webhooks)
+PAGE_MODULES = (
+    health,
+    metrics,
+    subscribe,
+    confirm,
+    unsubscribe,
+    preferences,
+    archive,
+    webhooks,
+)
 
 
 class WebApp:

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 log = logging.getLogger("newsletter.web")
 # The first segment of a path is kept; everything after it may be a token or an address.
 # A log line from a stranger's request is bounded: the first segment is cut at this length.
@@ -52,5 +55,8 @@ class PrivateRequestHandler(WSGIRequestHandler):
 
 
 def make_web_server(web: WSGIApplication, host: str, port: int) -> BaseWSGIServer:
-    """A threaded server for `web` on host:port (0 picks a free port; see .server_port)."""
+    """A threaded server for `web` on host:port (0 picks a free port; see .server_port).
+
+    `web` is the pages, or the pages with the console mounted beside them.
+    """
     return make_server(host, port, web, threaded=True, request_handler=PrivateRequestHandler)
