@@ -103,6 +103,12 @@ class WebConfig:
         "Topics a subscriber may choose (kept in their `topics` attribute), slug = label; "
         "the pages translate a label when their catalogue has `topic.<slug>`.",
     )
+    topic_labels: dict[str, dict[str, str]] = setting(
+        {},
+        "Labels of topics in other languages, by slug and language (harm-reduction = "
+        '{ ru = "Снижение вреда" }); a CSV import or a segment that names a topic by '
+        "any of its labels or its slug means the same topic.",
+    )
     subscribe_burst: int = setting(
         5, "Subscribe requests one client address may make in a row before it is slowed down."
     )

@@ -67,6 +67,7 @@ from newsletter.audience.files import open_private, partial_path
 from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
 from newsletter.audience.suppression import KeyHasher, suppressed_among
+from newsletter.audience.topics import Topics
 from newsletter.errors import InputError, OperationFailed
 from newsletter.models import Subscriber, Subscription, Suppression, utcnow
 
@@ -371,6 +372,9 @@ def _person(record: Record, columns: ColumnMap, run: _ImportRun) -> Person | Non
         value = _cell(fields, index).strip()
         if value:
             attributes[key] = attribute_value(key, value)
+    if isinstance(attributes.get("topics"), list):
+        # One spelling per topic: "harm reduction" and "harm-reduction" are one slug.
+        attributes["topics"] = run.topics.to_slugs(attributes["topics"])
     return Person(
         line=record.line,
         email=address.email,
@@ -410,6 +414,7 @@ class _ImportRun:
         self.default_language = app.config.editions.default_language
         self.hasher = KeyHasher(app.suppression_key)
         self.seen = _seen_table()
+        self.topics = Topics.from_config(app.config.web)
 
     # --- bookkeeping ---------------------------------------------------------
 

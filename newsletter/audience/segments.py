@@ -12,6 +12,7 @@ archived, not suppressed).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ from newsletter.audience.segment_rules import (
     referenced_attributes,
     validate_rules,
 )
+from newsletter.audience.topics import Topics
 from newsletter.errors import InputError, InvalidState, NotFound
-from newsletter.models import MailingList, Segment, Subscriber, utcnow
+from newsletter.models import Campaign, MailingList, Segment, Subscriber, utcnow
 
 
 def check_segment_name(name: str) -> str:
@@ -111,8 +113,11 @@ def save_segment(
     path: str | Path | None = None,
     description: str | None = None,
     replace: bool = False,
+    must_exist: bool = False,
 ) -> dict[str, Any]:
     """Create (or with `replace`, redefine) a segment from JSON or TOML rules.
+
+    `must_exist` is `segments edit`: the segment must be there already.
 
     Returns the segment with its counts and any warnings (an attribute no
     subscriber has).
@@ -130,8 +135,15 @@ def save_segment(
     try:
         with app.session() as session:
             list_names = set(session.scalars(select(MailingList.name)))
-            rules = validate_rules(raw, list_names=list_names, where=where)
+            rules = validate_rules(
+                raw,
+                list_names=list_names,
+                where=where,
+                topics=Topics.from_config(app.config.web),
+            )
             segment = session.scalar(select(Segment).where(Segment.name == name))
+            if segment is None and must_exist:
+                raise NotFound(f"no segment named {name!r} (see `newsletter segments list`)")
             if segment is not None and not replace:
                 raise InvalidState(
                     f"a segment named {name!r} already exists; add --replace to redefine it"
@@ -179,3 +191,44 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, An
             **_counts(session, rules),
             "sample": [{"email": e, "name": n, "language": lang} for e, n, lang in rows],
         }
+
+
+@dataclass(frozen=True)
+class SegmentDeleted:
+    id: int
+    name: str
+    # Campaigns that had gone out with it: they keep their ledger; their segment is cleared.
+    past_campaigns: tuple[int, ...]
+
+
+def delete_segment(app: Newsletter, name: str) -> SegmentDeleted:
+    """Delete a segment; refused while a campaign that has not gone out uses it.
+
+    Deleting it under a draft or an approved campaign would widen that
+    campaign's audience to its whole lists, so those must change segment first
+    (`newsletter edition edit ID --segment …` or `--no-segment`).
+    """
+    with app.session() as session:
+        segment = get_segment(session, name)
+        using = list(
+            session.execute(
+                select(Campaign.id, Campaign.status)
+                .where(Campaign.segment_id == segment.id)
+                .order_by(Campaign.id)
+            )
+        )
+        open_ = [f"{cid} ({status})" for cid, status in using if status not in _GONE_OUT]
+        if open_:
+            raise InvalidState(
+                f"segment {name!r} is the audience of campaign {', '.join(open_)}; give "
+                "that campaign another segment first (newsletter edition edit ID --segment …)"
+            )
+        deleted = SegmentDeleted(
+            id=segment.id, name=segment.name, past_campaigns=tuple(cid for cid, _ in using)
+        )
+        session.delete(segment)
+        return deleted
+
+
+# Campaigns past sending: a deleted segment no longer matters to them.
+_GONE_OUT = ("sent", "cancelled", "missed")

@@ -24,6 +24,7 @@ from newsletter.audience.addresses import normalise_address
 from newsletter.audience.consent import DEFAULT_ADMIN_TEXT, Consent
 from newsletter.audience.lists import get_list, get_open_list
 from newsletter.audience.suppression import hash_key, suppress
+from newsletter.audience.topics import Topics
 from newsletter.errors import InvalidState, NotFound
 from newsletter.models import (
     Delivery,
@@ -243,7 +244,13 @@ def add_subscriber(
     force: bool = False,
     by: str = "admin",
 ) -> dict[str, Any]:
-    """An admin adds one person to a list (confirmed: the admin vouches for the consent)."""
+    """An admin adds one person to a list (confirmed: the admin vouches for the consent).
+
+    Topics are stored as slugs (`topics`), however they were named.
+    """
+    if attributes and isinstance(attributes.get("topics"), list):
+        topics = Topics.from_config(app.config.web)
+        attributes = {**attributes, "topics": topics.to_slugs(attributes["topics"])}
     consent = Consent(method="admin", source=by, text=consent_text or DEFAULT_ADMIN_TEXT)
     with app.session() as session:
         return add_to_list(
