@@ -31,6 +31,7 @@ from newsletter.models import (
     Segment,
     utcnow,
 )
+from newsletter.snapshot import freeze
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -118,8 +119,37 @@ def new_bulletin(
         session.flush()
         lifecycle.built(session, campaign.id, actor, f"bulletin for {month}")
         summary = campaign_summary(session, campaign)
+        summary["warnings"] = [
+            f"campaign {other} is already a draft bulletin for {month} to the same audience; "
+            f"delete the one you do not want with `newsletter campaigns delete ID`"
+            for other in _drafts_like(session, campaign)
+        ]
     _check_renders(app, summary["id"])
     return summary
+
+
+def _drafts_like(session: Session, campaign: Campaign) -> list[int]:
+    """Other drafts of the same kind and month with the same lists and segment.
+
+    Drafts are few, so they are read and compared here rather than in SQL.
+    """
+    lists = {lst.id for lst in campaign.lists}
+    others = session.scalars(
+        select(Campaign)
+        .options(selectinload(Campaign.lists))
+        .where(
+            Campaign.kind == campaign.kind,
+            Campaign.month == campaign.month,
+            Campaign.status == lifecycle.DRAFT,
+            Campaign.id != campaign.id,
+        )
+        .order_by(Campaign.id)
+    )
+    return [
+        other.id
+        for other in others
+        if other.segment_id == campaign.segment_id and {lst.id for lst in other.lists} == lists
+    ]
 
 
 def new_announcement(
@@ -257,10 +287,24 @@ def _set_audience(
 
 
 def approve(app: Newsletter, campaign_id: int, *, actor: str) -> dict[str, Any]:
-    """draft → approved, recording who approved and when."""
+    """draft → approved, recording who approved and when, and freezing what was approved.
+
+    The content (subject, preheader, intro, greeting, the items' text and links)
+    is rendered first, so that a template or content error refuses the approval,
+    and then frozen in the campaign's snapshot (newsletter.snapshot): sends and
+    the archive read the snapshot, so a later edit of an item changes nothing
+    that was approved.
+    """
+    from newsletter.render import render_campaign
+
     with app.session() as session:
+        campaign = _get(session, campaign_id)
+        if campaign.status == lifecycle.DRAFT:
+            render_campaign(app, campaign_id, session=session)
+        frozen = freeze(campaign, campaign.items)
         lifecycle.apply(session, campaign_id, "approve", actor,
-                        approved_by=actor, approved_at=utcnow())  # fmt: skip
+                        approved_by=actor, approved_at=utcnow(), snapshot=frozen)  # fmt: skip
+        session.expire_all()
         return campaign_summary(session, _get(session, campaign_id))
 
 

@@ -105,11 +105,14 @@ class Composer:
     safe to call from several threads, as it keeps no per-message state.
     """
 
-    def __init__(self, app: Newsletter, campaign_id: int, language: str | None = None) -> None:
+    def __init__(
+        self, app: Newsletter, campaign_id: int, language: str | None = None, *, test: bool = False
+    ) -> None:
         self.app = app
         self.config = app.config
         self.campaign_id = campaign_id
-        self.edition: RenderedEdition = render_campaign(app, campaign_id, language)
+        # `test`: a test send or staff preview, marked as such in its subject and body.
+        self.edition: RenderedEdition = render_campaign(app, campaign_id, language, test=test)
         self.subject = self.edition.subject
         self._key = app.signing_key
         self._frame = MessageFrame(
@@ -143,7 +146,7 @@ class Composer:
         token = links.unsubscribe_token(self._key, sid, self.campaign_id)
         values = {
             "name": name,
-            "greeting": greeting(name, self.edition.language),
+            "greeting": greeting(name, self.edition.language, self.edition.greeting_style),
             "email": recipient.email,
             "unsubscribe_url": links.unsubscribe_url(config, token),
             "preferences_url": links.preferences_url(
@@ -160,7 +163,7 @@ def build_preview(app: Newsletter, campaign_id: int, email: str | None = None) -
     The subscriber is the one with address `email`, else the first recipient of the
     campaign's audience, else a made-up sample person (whose links change nothing).
     """
-    composer = Composer(app, campaign_id)
+    composer = Composer(app, campaign_id, test=True)
     recipient = _preview_recipient(app, campaign_id, email)
     html, text = composer.edition.personalise(composer.personal_values(recipient))
     message = composer.compose(recipient)

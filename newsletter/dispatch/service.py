@@ -185,7 +185,7 @@ def send_test(
     name = _campaign_transport_name(app, campaign_id)
     with app.session() as session:
         language = session.get_one(Campaign, campaign_id).language
-    composer = Composer(app, campaign_id)
+    composer = Composer(app, campaign_id, test=True)
     message = composer.compose(
         Recipient(subscriber_id=None, email=address, name="", language=language)
     )

@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
+from newsletter.editing import reopen
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.items import identity as identities
 from newsletter.items import queries
@@ -364,8 +365,8 @@ def edit_item(
     app: Newsletter,
     item_id: int,
     *,
+    actor: str,
     apply_to_campaigns: bool = False,
-    actor: str = "cli",
     **changes: Any,
 ) -> ItemEdited:
     """Change fields of an item by hand; a re-import never overwrites them afterwards.
@@ -378,8 +379,6 @@ def edit_item(
     approved one goes back to draft, carrying the edit, to be approved again
     (a scheduled one must be unscheduled first). Sent campaigns never change.
     """
-    from newsletter import editions
-
     values = {name: value for name, value in changes.items() if value is not None}
     unknown = sorted(set(values) - set(EDITABLE_FIELDS))
     if unknown:
@@ -412,7 +411,7 @@ def edit_item(
         warnings: list[str] = []
         if apply_to_campaigns:
             for cid in frozen:
-                editions.reopen(session, cid, actor=actor, why=f"item {item_id} was edited")
+                reopen(session, cid, actor=actor, why=f"item {item_id} was edited")
             reopened, frozen = frozen, ()
             warnings += [
                 f"campaign {cid} is back to draft with this edit; approve it again with "
