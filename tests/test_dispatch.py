@@ -133,7 +133,9 @@ def test_a_temporary_failure_that_goes_on_fails_after_max_attempts(app: Newslett
             return SendResult("retry", "450 4.2.1 Mailbox busy")
         return SendResult("sent", "250 ok")
 
-    outcome = dispatch.send_campaign(app, cid, transport=memory(script=stuck), options=FAST, actor="tester")
+    outcome = dispatch.send_campaign(
+        app, cid, transport=memory(script=stuck), options=FAST, actor="tester"
+    )
     assert outcome.status == "sent"
     assert counts(app, cid) == {"sent": 4, "failed": 1}
     (row,) = dispatch.list_deliveries(app, cid, failed_only=True)
@@ -150,7 +152,9 @@ def test_a_hard_bounce_fails_that_recipient_and_suppresses_the_address(app: News
             return SendResult("failed", "550 5.1.1 User unknown", hard_bounce=True)
         return SendResult("sent", "250 ok")
 
-    dispatch.send_campaign(app, cid, transport=memory(script=one_gone), options=FAST, actor="tester")
+    dispatch.send_campaign(
+        app, cid, transport=memory(script=one_gone), options=FAST, actor="tester"
+    )
     assert counts(app, cid) == {"sent": 9, "failed": 1}
     with app.session() as session:
         assert is_suppressed(session, app.suppression_key, "person4@example.org")
@@ -231,7 +235,9 @@ def _send_in_thread(app: Newsletter, cid: int, transport: MemoryTransport):
     result: dict = {}
 
     def run() -> None:
-        result["outcome"] = dispatch.send_campaign(app, cid, transport=transport, options=FAST, actor="tester")
+        result["outcome"] = dispatch.send_campaign(
+            app, cid, transport=transport, options=FAST, actor="tester"
+        )
         result["ended"] = time.monotonic()
 
     thread = threading.Thread(target=run)
@@ -284,7 +290,9 @@ def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     assert set(found) == {"sent", "cancelled"}
     assert found["sent"] == len(transport.sent)
     assert campaign(app, cid).status == "cancelled"
-    with pytest.raises(InvalidState, match="is cancelled; only an approved or scheduled campaign can be sent"):
+    with pytest.raises(
+        InvalidState, match="is cancelled; only an approved or scheduled campaign can be sent"
+    ):
         dispatch.send_campaign(app, cid, transport=transport, actor="tester")
 
 

@@ -73,7 +73,9 @@ def test_451s_and_dropped_connections_end_with_everyone_delivered_exactly_once(
     )
     handler.drop_before_data = lambda number: number % 17 == 0
     cid = seed_campaign(app, 150)
-    outcome = dispatch.send_campaign(app, cid, transport=smtp(port), options=FAST_RETRY, actor="tester")
+    outcome = dispatch.send_campaign(
+        app, cid, transport=smtp(port), options=FAST_RETRY, actor="tester"
+    )
     assert outcome.status == "sent"
     assert handler.received() == everyone(150)
     assert ledger_counts(app, cid) == {"sent": 150}

@@ -109,7 +109,12 @@ def test_edited_fields_survive_reimport(app, tmp_path: Path) -> None:
     source = write(tmp_path / "news.txt", LISTING)
     report_id = items.import_source(app, source, month="2019-06").item_ids[1]
     edited = items.edit_item(
-        app, report_id, actor="cli:test", title="Prisons and health: our report", kind="statement", date="2019-06-14"
+        app,
+        report_id,
+        actor="cli:test",
+        title="Prisons and health: our report",
+        kind="statement",
+        date="2019-06-14",
     )
     assert edited.edited_fields == ("date", "kind", "title")
     assert edited.item["kind_origin"] == "edited"
