@@ -158,7 +158,7 @@ def _read_lines(data: bytes, encoding: str = "utf-8") -> list[tuple[int, str, st
         # Line ends are found in the decoded text: UTF-16's bytes cannot be split on b"\n".
         data = data.decode(encoding, "replace").encode("utf-8")
         encoding = "utf-8"
-    lines = []
+    lines: list[tuple[int, str, str | None]] = []
     # Windows (CRLF) and old Mac (CR) line ends count as line ends too.
     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     for number, raw in enumerate(data.split(b"\n"), start=1):

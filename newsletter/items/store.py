@@ -180,12 +180,12 @@ def upsert(session: Session, source: str, rows: list[StoredRow], report: ImportR
     session.flush()
     report.item_ids = [item.id for item in stored]
     for item, where, like_id, ratio in similar:
-        like = session.get_one(Item, like_id)
-        report.look_alikes.append(LookAlike(item.id, like_id, item.title, like.title, ratio))
+        other = session.get_one(Item, like_id)
+        report.look_alikes.append(LookAlike(item.id, like_id, item.title, other.title, ratio))
         report.problems.append(
             Problem(
                 where,
-                f"new item {item.id} {item.title!r} looks like item {like_id} {like.title!r}; "
+                f"new item {item.id} {item.title!r} looks like item {like_id} {other.title!r}; "
                 f"if they are the same, run `newsletter items merge {like_id} {item.id}`",
                 "warning",
             )
