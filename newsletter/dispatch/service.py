@@ -277,17 +277,31 @@ def list_deliveries(
     failed_only: bool = False,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Who got the campaign, who did not and why (address, status, attempts, reply)."""
+    """Who got the campaign, who did not and why (address, status, attempts, reply).
+
+    `failed_only`: those not delivered (failed, waiting to retry, cancelled) and
+    those sent whose message bounced or was complained about afterwards. Each
+    row's `reason` says why: the bounce or complaint and its diagnostic, else
+    the server's last reply.
+    """
+    # What came back after sending (bounces, complaints, unsubscribes), per delivery.
+    from newsletter.feedback import came_back_reasons, events_by_delivery
+
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
+    reasons = came_back_reasons(app, campaign_id)
     with app.engine.connect() as conn:
-        rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
-    # What came back after sending (bounces, complaints, unsubscribes), per delivery.
-    from newsletter.feedback import events_by_delivery
-
+        rows = list(
+            ledger.deliveries(
+                conn, campaign_id, statuses, limit, or_ids=list(reasons) if failed_only else ()
+            )
+        )
     came_back = events_by_delivery(app, campaign_id)
     for row in rows:
         row["events"] = came_back.get(row["id"], [])
+        row["reason"] = reasons.get(row["id"]) or (
+            row["last_response"] if row["status"] != "sent" else ""
+        )
     return rows
 
 

@@ -14,7 +14,12 @@ Front door:
 from newsletter.feedback.bounces import FetchReport, fetch_bounces, open_mailbox
 from newsletter.feedback.events import FEEDBACK_TYPES, FeedbackEvent
 from newsletter.feedback.rules import FeedbackReport, record_feedback
-from newsletter.feedback.summary import CampaignFeedback, campaign_feedback, events_by_delivery
+from newsletter.feedback.summary import (
+    CampaignFeedback,
+    came_back_reasons,
+    campaign_feedback,
+    events_by_delivery,
+)
 from newsletter.feedback.webhooks import (
     Malformed,
     Refused,
@@ -32,6 +37,7 @@ __all__ = [
     "Refused",
     "WebhookReceiver",
     "WebhookRequest",
+    "came_back_reasons",
     "campaign_feedback",
     "events_by_delivery",
     "fetch_bounces",
