@@ -35,7 +35,13 @@ from newsletter.audience.resolve import (
     recipients_query,
     segment_condition,
 )
-from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
+from newsletter.audience.segments import (
+    delete_segment,
+    get_segment,
+    list_segments,
+    save_segment,
+    show_segment,
+)
 from newsletter.audience.signup import (
     confirm,
     get_preferences,
@@ -76,6 +82,7 @@ __all__ = [
     "confirm",
     "count_recipients",
     "create_list",
+    "delete_segment",
     "end_subscriptions",
     "ensure_list",
     "erase_person",

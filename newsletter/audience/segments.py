@@ -12,6 +12,7 @@ archived, not suppressed).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,10 @@ def save_segment(
     subscriber has).
     """
     check_segment_name(name)
+    if text is None and path is None and must_exist:
+        # An edit of the description alone keeps the rules as they are.
+        with app.session() as session:
+            text = json.dumps(get_segment(session, name).definition)
     if (text is None) == (path is None):
         raise InputError("give the rules either inline or as a file, not both or neither")
     if path is not None:

@@ -248,9 +248,11 @@ def add_subscriber(
 
     Topics are stored as slugs (`topics`), however they were named.
     """
-    if attributes and isinstance(attributes.get("topics"), list):
+    if attributes and isinstance(attributes.get("topics"), list | str):
+        given = attributes["topics"]
         topics = Topics.from_config(app.config.web)
-        attributes = {**attributes, "topics": topics.to_slugs(attributes["topics"])}
+        slugs = topics.to_slugs([given] if isinstance(given, str) else given)
+        attributes = {**attributes, "topics": slugs}
     consent = Consent(method="admin", source=by, text=consent_text or DEFAULT_ADMIN_TEXT)
     with app.session() as session:
         return add_to_list(
