@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from newsletter import lifecycle
 from newsletter.app import Newsletter
+from newsletter.audience.resolve import recipients_query
 from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.items import items_for_month
 from newsletter.models import (
     CAMPAIGN_STATUSES,
     Campaign,
@@ -85,7 +87,6 @@ def new_bulletin(
     A recurring rule passes its `recurrence_key` (rule and period): the key is
     unique, so a second build of the same period fails with an IntegrityError.
     """
-    from newsletter.items import items_for_month
 
     parse_month(month)
     if intro_file is not None:
@@ -198,6 +199,9 @@ def _check_renders(app: Newsletter, campaign_id: int) -> None:
     The campaign must be committed for the renderer to read it; if its templates
     fail, it is deleted again, so a failed build leaves nothing behind.
     """
+
+    # Imported here because render reads month names from this module (a cycle that goes
+    # when month names come from the locale layer).
     from newsletter.render import render_campaign
 
     try:
@@ -366,7 +370,6 @@ def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[s
 
 def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
     """Everything about one campaign, with its items and delivery counts."""
-    from newsletter.audience import recipients_query
 
     with app.session() as session:
         campaign = _get(session, campaign_id)

@@ -132,7 +132,7 @@ def _why(campaign_id: int, status: str, action: str) -> str:
         return f"is a draft; approve it first with `newsletter approve {campaign_id}`"
     if status == PAUSED and starting:
         return f"is paused; continue it with `newsletter resume {campaign_id}`"
-    if status == ACTIONS[action].to and status != CANCELLED:
+    if status == SENDING or (status == ACTIONS[action].to and status != CANCELLED):
         return f"is already {status}"
     if status == SENT:
         return "was already sent"

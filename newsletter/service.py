@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 
 from newsletter.app import Newsletter
-from newsletter.dispatch.service import log_run_report, run_event_name
+from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
+from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
 
@@ -74,7 +75,6 @@ class Service:
         workers: int | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        from newsletter.dispatch.workers import host_name, new_worker_id
 
         self.app = app
         self.host = app.config.web.host if host is None else host
@@ -181,7 +181,6 @@ class Service:
     # -- the workers -------------------------------------------------------------------------
 
     def _work(self) -> None:
-        from newsletter.dispatch import run_worker
 
         while not self._stop_workers.is_set():
             try:
@@ -305,7 +304,6 @@ def _json_default(value: Any) -> Any:
 
 
 def _alive(row: ServiceInstance, now: datetime) -> bool:
-    from newsletter.dispatch.workers import host_name, process_alive
 
     if row.last_seen < now - STALE_AFTER:
         return False

@@ -97,10 +97,13 @@ def test_no_module_but_the_lifecycle_writes_a_campaigns_status() -> None:
                 if "Campaign" in source and any(k.arg == "status" for k in node.keywords):
                     offenders.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Attribute) and target.attr == "status":
-                        if "campaign" in ast.unparse(target.value).lower():
-                            offenders.append(f"{path.name}:{node.lineno}")
+                offenders.extend(
+                    f"{path.name}:{node.lineno}"
+                    for target in node.targets
+                    if isinstance(target, ast.Attribute)
+                    and target.attr == "status"
+                    and "campaign" in ast.unparse(target.value).lower()
+                )
     assert offenders == []
 
 

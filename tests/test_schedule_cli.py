@@ -42,7 +42,7 @@ def test_schedule_list_and_unschedule_from_the_command_line(
     assert record["id"] == campaign_id
     assert record["scheduled_at"] == "2030-12-02T09:00:00+00:00"  # GMT in December
     assert record["at"] == "2030-12-02 09:00 GMT"
-    assert record["note"].startswith("scheduled by Ana at ")
+    assert record["note"].startswith("scheduled by cli:Ana at ")
 
     listed = run_cli("schedule", "list", "--json")
     assert listed.returncode == 0, listed.stderr

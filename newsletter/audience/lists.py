@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
+from newsletter.audience.resolve import audience_query, count_query
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.models import SUBSCRIPTION_STATUSES, MailingList, Subscription
 
@@ -152,7 +153,6 @@ def list_lists(app: Newsletter, *, include_archived: bool = False) -> list[dict[
 
 def show_list(app: Newsletter, name: str) -> dict[str, Any]:
     """A list with its members counted by status, and how many a campaign would reach."""
-    from newsletter.audience.resolve import audience_query, count_query
 
     with app.session() as session:
         mailing_list = get_list(session, name)

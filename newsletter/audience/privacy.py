@@ -43,6 +43,7 @@ from newsletter.models import (
     Suppression,
     utcnow,
 )
+from newsletter.transports.dsn import parse_dsn
 
 
 def _like_pattern(text: str) -> str:
@@ -212,7 +213,6 @@ def outbox_copies(app: Newsletter, email: str) -> list[str]:
     folder another program collects from), so erasure reports them rather
     than deleting files it does not own.
     """
-    from newsletter.transports.dsn import parse_dsn
 
     needle = address_key(email).encode()
     found = []

@@ -40,6 +40,8 @@ from sqlalchemy.orm import Session
 
 from newsletter import lifecycle
 from newsletter.actors import WORKER
+from newsletter.audience.resolve import recipients_query
+from newsletter.audience.suppression import suppress
 from newsletter.models import Campaign, Delivery, Event, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,6 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
     checked first, so writing the ledger twice adds nothing and two processes
     racing to write it cannot both succeed in doubling it.
     """
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     rows = select(literal(campaign.id), audience.c.subscriber_id)
@@ -94,14 +95,12 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
 
 
 def audience_count(session: Session, campaign: Campaign) -> int:
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     return session.scalar(select(func.count()).select_from(audience)) or 0
 
 
 def audience_sample(session: Session, campaign: Campaign, limit: int) -> list[dict[str, Any]]:
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     query = (
@@ -405,7 +404,6 @@ def record_hard_bounce(
     response: str,
 ) -> None:
     """Never mail this address again: suppress it, mark the subscriber, keep the event."""
-    from newsletter.audience import suppress
 
     suppress(session, suppression_key, email, "hard_bounce")
     session.execute(

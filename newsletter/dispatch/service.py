@@ -26,6 +26,9 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
+from newsletter.feedback.summary import came_back_reasons, events_by_delivery
+from newsletter.logs import log_event
+from newsletter.message import Composer, Recipient
 from newsletter.models import Campaign, utcnow
 from newsletter.render import render_campaign
 from newsletter.transports import SendResult, Transport, open_transport
@@ -224,7 +227,6 @@ def send_test(
     app: Newsletter, campaign_id: int, address: str, *, transport: Transport | None = None
 ) -> TestSend:
     """One message of the campaign to `address`, in any status; nothing is written."""
-    from newsletter.message import Composer, Recipient
 
     try:
         address = validate_email(address, check_deliverability=False).normalized
@@ -284,9 +286,6 @@ def list_deliveries(
     row's `reason` says why: the bounce or complaint and its diagnostic, else
     the server's last reply.
     """
-    # What came back after sending (bounces, complaints, unsubscribes), per delivery.
-    from newsletter.feedback import came_back_reasons, events_by_delivery
-
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
     reasons = came_back_reasons(app, campaign_id)
@@ -376,7 +375,6 @@ def run_event_name(report: RunReport) -> str | None:
 
 def log_run_report(app: Newsletter, report: RunReport) -> None:
     """One log line for how a run ended; a finished campaign with the ledger's totals."""
-    from newsletter.logs import log_event
 
     name = run_event_name(report)
     if name is None:

@@ -27,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 from newsletter import links
 from newsletter.errors import NotFound
 from newsletter.models import Campaign, MailingList, campaign_lists
+from newsletter.render import greeting, render_campaign
 from newsletter.web import headers
 
 if TYPE_CHECKING:
@@ -176,7 +177,6 @@ class EditionPages:
 
 def render_public(app: Newsletter, campaign_id: int) -> str:
     """An edition's HTML with nothing personal in it: no name, address or personal link."""
-    from newsletter.render import greeting, render_campaign
 
     rendered = render_campaign(app, campaign_id, public=True)
     base = app.config.web.base_url.rstrip("/")
