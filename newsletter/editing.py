@@ -23,22 +23,9 @@ from newsletter.app import Newsletter
 from newsletter.editions import _get, _read_intro, _set_audience, campaign_summary
 from newsletter.errors import InputError, NotFound
 from newsletter.models import Campaign, CampaignItem, Item
+from newsletter.snapshot import reopen
 
 GREETING_MAX = 200
-
-
-def reopen(session: Session, campaign_id: int, *, actor: str, why: str) -> None:
-    """draft|approved → draft, dropping the approval and its snapshot (lifecycle `edit`)."""
-    lifecycle.apply(
-        session,
-        campaign_id,
-        "edit",
-        actor,
-        detail=why,
-        snapshot=None,
-        approved_by="",
-        approved_at=None,
-    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from newsletter import lifecycle
+
 VERSION = 1
 ITEM_FIELDS = (
     "id",
@@ -127,4 +131,19 @@ def content_of(campaign: Any) -> Content:
         intro=campaign.intro,
         greeting=campaign.greeting or "",
         items=tuple(campaign.items),
+    )
+
+
+def reopen(session: Session, campaign_id: int, *, actor: str, why: str) -> None:
+    """draft|approved → draft (the lifecycle's `edit`), dropping the approval and its
+    snapshot: the campaign renders its live content again and must be approved again."""
+    lifecycle.apply(
+        session,
+        campaign_id,
+        "edit",
+        actor,
+        detail=why,
+        snapshot=None,
+        approved_by="",
+        approved_at=None,
     )

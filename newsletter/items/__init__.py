@@ -43,7 +43,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
-from newsletter.editing import reopen
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.items import identity as identities
 from newsletter.items import queries
@@ -61,6 +60,7 @@ from newsletter.items.prose import shorten
 from newsletter.items.store import ImportReport, LookAlike, StoredRow, upsert
 from newsletter.models.campaigns import CampaignItem
 from newsletter.models.items import ITEM_KINDS, Item, ItemIdentity
+from newsletter.snapshot import reopen
 
 __all__ = [
     "DETAIL_FIELDS",
