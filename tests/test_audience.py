@@ -291,7 +291,7 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
     assert "Added Ana@example.org to members (confirmed)." in added.stdout
     shown = json.loads(run_cli("subscribers", "show", "ana@example.org", "--json").stdout)
     assert shown["language"] == "es"
-    assert shown["attributes"] == {"region": "Latin America", "topics": ["HIV", "drug policy"]}
+    assert shown["attributes"] == {"region": "Latin America", "topics": ["hiv", "drug-policy"]}
     assert shown["subscriptions"][0]["consent_method"] == "admin"
 
     found = run_cli("subscribers", "search", "ANA", "--list", "members")
@@ -305,7 +305,7 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
         tmp_path / "out.csv"
     ).read_text(encoding="utf-8")
     as_json = run_cli("subscribers", "export", "--list", "members", "--format", "json")
-    assert json.loads(as_json.stdout)[0]["attributes"]["topics"] == ["HIV", "drug policy"]
+    assert json.loads(as_json.stdout)[0]["attributes"]["topics"] == ["hiv", "drug-policy"]
 
     left = run_cli("subscribers", "unsubscribe", "ana@example.org", "--list", "members")
     assert left.returncode == 0
