@@ -301,7 +301,7 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
     exported = run_cli("subscribers", "export", "--list", "members", "--out", "out.csv")
     assert exported.returncode == 0 and "Exported 1 subscriber(s)" in exported.stderr
     assert (tmp_path / "out.csv").stat().st_mode & 0o077 == 0
-    assert "Ana@example.org,Ana,es,Latin America,HIV; drug policy,confirmed," in (
+    assert "Ana@example.org,Ana,es,Latin America,hiv; drug-policy,confirmed," in (
         tmp_path / "out.csv"
     ).read_text(encoding="utf-8")
     as_json = run_cli("subscribers", "export", "--list", "members", "--format", "json")
