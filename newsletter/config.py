@@ -471,13 +471,19 @@ def build_config(
                 "but no [transports] are configured"
             )
     elif default_transport not in transports:
-        if raw_default or len(transports) > 1:
-            known = ", ".join(sorted(transports))
+        if raw_default and default_transport == "outbox":
+            pass  # the built-in outbox, kept beside the named ones (below)
+        elif raw_default or len(transports) > 1:
+            known = ", ".join(sorted({*transports, "outbox"}))
             raise ConfigError(
                 f"{source}: transport.default: no transport named {default_transport!r} "
                 f"(known: {known})"
             )
-        default_transport = next(iter(transports))
+        else:
+            default_transport = next(iter(transports))
+    # The built-in outbox stays available by name (previews, `--transport outbox`)
+    # unless [transports.outbox] redefines it.
+    transports = {"outbox": TransportConfig(), **transports}
 
     # Environment variables win over the file.
     if env.get(ENV_DATABASE_URL):
