@@ -13,14 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter import lifecycle
 from newsletter.app import Newsletter
-from newsletter.editions import _get, _read_intro, _set_audience, campaign_summary
+from newsletter.editions import (
+    CampaignSummary,
+    _get,
+    _read_intro,
+    _set_audience,
+    campaign_summary,
+)
 from newsletter.errors import InputError, NotFound
 from newsletter.models import Campaign, CampaignItem, Item
 from newsletter.snapshot import reopen
@@ -37,7 +42,7 @@ class EditionEdited:
     changed: tuple[str, ...]
     # It was approved: the edit put it back to draft, to be approved again.
     unapproved: bool
-    summary: dict[str, Any]
+    summary: CampaignSummary
 
 
 def edit_edition(
@@ -188,7 +193,7 @@ def delete_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> Campaig
         return CampaignDeleted(id=campaign_id, subject=subject or "")
 
 
-def duplicate_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> dict[str, Any]:
+def duplicate_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary:
     """A new draft with the same content and audience as campaign `campaign_id`.
 
     The items are the same items as they are now (an approved or sent original

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,7 @@ def new_bulletin(
     transport: str | None = None,
     recurrence_key: str | None = None,
     actor: str,
-) -> dict[str, Any]:
+) -> CampaignSummary:
     """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign.
 
     A recurring rule passes its `recurrence_key` (rule and period): the key is
@@ -120,12 +122,15 @@ def new_bulletin(
         session.flush()
         lifecycle.built(session, campaign.id, actor, f"bulletin for {month}")
         summary = campaign_summary(session, campaign)
-        summary["warnings"] = [
-            f"campaign {other} is already a draft bulletin for {month} to the same audience; "
-            f"delete the one you do not want with `newsletter campaigns delete ID`"
-            for other in _drafts_like(session, campaign)
-        ]
-    _check_renders(app, summary["id"])
+        summary = replace(
+            summary,
+            warnings=tuple(
+                f"campaign {other} is already a draft bulletin for {month} to the same "
+                "audience; delete the one you do not want with `newsletter campaigns delete ID`"
+                for other in _drafts_like(session, campaign)
+            ),
+        )
+    _check_renders(app, summary.id)
     return summary
 
 
@@ -164,7 +169,7 @@ def new_announcement(
     intro_file: str | Path | None = None,
     transport: str | None = None,
     actor: str,
-) -> dict[str, Any]:
+) -> CampaignSummary:
     """Build a one-item announcement as a draft campaign."""
     if intro_file is not None:
         intro = _read_intro(intro_file)
@@ -189,7 +194,7 @@ def new_announcement(
         session.flush()
         lifecycle.built(session, campaign.id, actor, f"announcement of item {item_id}")
         summary = campaign_summary(session, campaign)
-    _check_renders(app, summary["id"])
+    _check_renders(app, summary.id)
     return summary
 
 
@@ -290,7 +295,7 @@ def _set_audience(
 # --- status ------------------------------------------------------------------
 
 
-def approve(app: Newsletter, campaign_id: int, *, actor: str) -> dict[str, Any]:
+def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary:
     """draft → approved, recording who approved and when, and freezing what was approved.
 
     The content (subject, preheader, intro, greeting, the items' text and links)
@@ -299,6 +304,7 @@ def approve(app: Newsletter, campaign_id: int, *, actor: str) -> dict[str, Any]:
     the archive read the snapshot, so a later edit of an item changes nothing
     that was approved.
     """
+    # Imported here for the same cycle as in _check_renders.
     from newsletter.render import render_campaign
 
     with app.session() as session:
@@ -338,7 +344,52 @@ def find_bulletin(app: Newsletter, month: str) -> int | None:
         )
 
 
-def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CampaignSummary:
+    """A campaign as `campaigns list` and the console's lists show it."""
+
+    id: int
+    kind: str
+    status: str
+    month: str | None
+    subject: str
+    language: str
+    lists: list[str]
+    segment: str | None
+    items: int
+    scheduled_at: datetime | None
+    created_at: datetime
+    # Said when a campaign is built: another draft for the same month and audience.
+    warnings: tuple[str, ...] = field(default=(), kw_only=True)
+
+
+@dataclass(frozen=True)
+class CampaignItemLine:
+    id: int
+    kind: str
+    date: date
+    title: str
+
+
+@dataclass(frozen=True)
+class CampaignDetail(CampaignSummary):
+    """Everything `campaigns show` prints about one campaign."""
+
+    intro: str
+    preheader: str
+    transport: str
+    approved_by: str | None
+    approved_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    note: str | None
+    # How many the audience query finds now, and the ledger's rows by delivery status.
+    recipients: int
+    deliveries: dict[str, int]
+    item_list: list[CampaignItemLine]
+
+
+def _summary_fields(campaign: Campaign) -> dict[str, Any]:
     return {
         "id": campaign.id,
         "kind": campaign.kind,
@@ -354,7 +405,11 @@ def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[str, Any]]:
+def campaign_summary(session: Session, campaign: Campaign) -> CampaignSummary:
+    return CampaignSummary(**_summary_fields(campaign))
+
+
+def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[CampaignSummary]:
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise InputError(f"unknown status {status!r} (one of: {', '.join(CAMPAIGN_STATUSES)})")
     with app.session() as session:
@@ -368,13 +423,12 @@ def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[s
         return [campaign_summary(session, c) for c in session.scalars(query)]
 
 
-def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
+def show_campaign(app: Newsletter, campaign_id: int) -> CampaignDetail:
     """Everything about one campaign, with its items and delivery counts."""
 
     with app.session() as session:
         campaign = _get(session, campaign_id)
-        summary = campaign_summary(session, campaign)
-        deliveries = dict(
+        deliveries: dict[str, int] = dict(
             session.execute(
                 select(Delivery.status, func.count())
                 .where(Delivery.campaign_id == campaign_id)
@@ -384,7 +438,8 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
         audience = session.scalar(
             select(func.count()).select_from(recipients_query(session, campaign).subquery())
         )
-        summary.update(
+        return CampaignDetail(
+            **_summary_fields(campaign),
             intro=campaign.intro,
             preheader=campaign.preheader,
             transport=campaign.transport or app.config.default_transport,
@@ -393,11 +448,10 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
             started_at=campaign.started_at,
             finished_at=campaign.finished_at,
             note=campaign.status_note or None,
-            recipients=audience,
+            recipients=audience or 0,
             deliveries=deliveries,
             item_list=[
-                {"id": item.id, "kind": item.kind, "date": item.date, "title": item.title}
+                CampaignItemLine(id=item.id, kind=item.kind, date=item.date, title=item.title)
                 for item in campaign.items
             ],
         )
-        return summary

@@ -69,7 +69,7 @@ def status_of(app, campaign_id: int) -> Campaign:
 
 
 def test_an_item_edit_after_approval_does_not_reach_the_approved_campaign(app, june) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     editions.approve(app, cid, actor=ACTOR)
     edited = items.edit_item(app, june["report"], actor=ACTOR, title="Renamed after approval")
     assert edited.frozen_campaigns == (cid,)
@@ -81,7 +81,7 @@ def test_an_item_edit_after_approval_does_not_reach_the_approved_campaign(app, j
 
 
 def test_apply_to_campaigns_sends_the_campaign_back_to_draft(app, june) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     editions.approve(app, cid, actor=ACTOR)
     edited = items.edit_item(
         app, june["report"], actor=ACTOR, apply_to_campaigns=True, title="Renamed"
@@ -94,7 +94,7 @@ def test_apply_to_campaigns_sends_the_campaign_back_to_draft(app, june) -> None:
 
 
 def test_the_archive_shows_what_was_sent_whatever_is_edited_later(app, june) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     editions.approve(app, cid, actor=ACTOR)
     outcome = dispatch.send_campaign(
         app, cid, transport=MemoryTransport(limits=SendLimits(connections=1)), actor=ACTOR
@@ -135,7 +135,7 @@ def _custom_template_campaign(make_app, tmp_path: Path):
         session.add(MailingList(name="members", title="Members"))
     add_subscriber(app, "ana@example.org", "members", name="Ana")
     add_item(app, "Prisons report", date(2019, 6, 3))
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     return app, cid, template
 
 
@@ -170,7 +170,7 @@ def test_a_send_that_cannot_render_pauses_with_the_reason_and_writes_nothing(
 def test_edition_edit_changes_content_and_an_approved_one_goes_back_to_draft(
     app, june, tmp_path: Path
 ) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     editions.approve(app, cid, actor=ACTOR)
     intro = tmp_path / "intro.txt"
     intro.write_text("A new intro.\n\nSecond paragraph.", encoding="utf-8")
@@ -189,13 +189,13 @@ def test_edition_edit_changes_content_and_an_approved_one_goes_back_to_draft(
     assert edited.unapproved and edited.status == "draft"
     assert edited.changed == ("subject", "preheader", "intro", "items")
     shown = editions.show_campaign(app, cid)
-    assert shown["subject"] == "June, corrected"
-    assert shown["intro"] == "A new intro.\n\nSecond paragraph."
-    assert [row["id"] for row in shown["item_list"]] == [extra, june["report"], june["statement"]]
+    assert shown.subject == "June, corrected"
+    assert shown.intro == "A new intro.\n\nSecond paragraph."
+    assert [row.id for row in shown.item_list] == [extra, june["report"], june["statement"]]
 
 
 def test_edition_edit_refuses_bad_edits_and_changes_nothing(app, june) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     before = editions.show_campaign(app, cid)
     bad = [
         {"order": [june["report"]]},
@@ -210,29 +210,29 @@ def test_edition_edit_refuses_bad_edits_and_changes_nothing(app, june) -> None:
             editing.edit_edition(app, cid, actor=ACTOR, **change)
         assert "\n" not in str(caught.value)
     after = editions.show_campaign(app, cid)
-    assert after["item_list"] == before["item_list"] and after["subject"] == before["subject"]
+    assert after.item_list == before.item_list and after.subject == before.subject
 
 
 def test_duplicate_and_delete_with_the_audit_trail(app, june) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     editions.approve(app, cid, actor=ACTOR)
     copy = editing.duplicate_campaign(app, cid, actor=ACTOR)
-    assert (copy["status"], copy["items"], copy["lists"]) == ("draft", 3, ["members"])
+    assert (copy.status, copy.items, copy.lists) == ("draft", 3, ["members"])
     with pytest.raises(InvalidState, match="only a draft can be deleted"):
         editing.delete_campaign(app, cid, actor=ACTOR)
-    deleted = editing.delete_campaign(app, copy["id"], actor=ACTOR)
-    assert deleted.id == copy["id"]
+    deleted = editing.delete_campaign(app, copy.id, actor=ACTOR)
+    assert deleted.id == copy.id
     with app.session() as session:
-        assert session.get(Campaign, copy["id"]) is None
-    events = {(e.action, e.actor) for e in audit.list_events(app, campaign_id=copy["id"])}
+        assert session.get(Campaign, copy.id) is None
+    events = {(e.action, e.actor) for e in audit.list_events(app, campaign_id=copy.id)}
     assert events == {("build", ACTOR), ("delete", ACTOR)}
 
 
 def test_a_second_draft_for_the_same_month_and_audience_is_warned_about(app, june) -> None:
     first = editions.new_bulletin(app, "2019-06", lists=["members"], actor=ACTOR)
-    assert first["warnings"] == []
+    assert first.warnings == ()
     second = editions.new_bulletin(app, "2019-06", lists=["members"], actor=ACTOR)
-    (warning,) = second["warnings"]
+    (warning,) = second.warnings
     assert f"campaign {first['id']} is already a draft bulletin for 2019-06" in warning
 
 
@@ -263,7 +263,7 @@ def test_cli_edit_duplicate_delete(run_cli, app, june, tmp_path: Path) -> None:
 
 
 def test_test_sends_and_previews_are_marked_and_say_how_to_approve(app, june) -> None:
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     transport = MemoryTransport(limits=SendLimits(connections=1))
     dispatch.send_test(app, cid, "staff@example.org", transport=transport)
     (message,) = transport.sent
@@ -281,7 +281,7 @@ def test_test_sends_and_previews_are_marked_and_say_how_to_approve(app, june) ->
 
 def test_a_month_only_date_shows_the_month(app, june) -> None:
     only_month = add_item(app, "Undated news", date(2019, 6, 1), kind="news", date_is_month=True)
-    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     html = html_of(app, cid)
     assert "June 2019" in html
     assert "1 June 2019" not in html
@@ -304,7 +304,7 @@ def test_the_greeting_is_not_doubled_and_can_be_set_per_edition(
 ) -> None:
     intro_file = tmp_path / "intro.txt"
     intro_file.write_text(intro, encoding="utf-8")
-    cid = editions.new_bulletin(app, "2019-06", intro_file=str(intro_file), actor=ACTOR)["id"]
+    cid = editions.new_bulletin(app, "2019-06", intro_file=str(intro_file), actor=ACTOR).id
     if greeting:
         editing.edit_edition(app, cid, actor=ACTOR, greeting=greeting)
     preview = build_preview(app, cid, "ana@example.org")

@@ -172,11 +172,11 @@ def test_merge_moves_campaign_entries_and_later_imports_find_the_kept_item(
     drop = items.import_source(app, source).look_alikes[0].item_id
     bulletin = editions.new_bulletin(app, "2019-05", actor="cli:test")
     merged = items.merge_items(app, keep, drop)
-    assert merged.campaigns == (bulletin["id"],)
+    assert merged.campaigns == (bulletin.id,)
     with app.session() as session:
         held = set(
             session.scalars(
-                select(CampaignItem.item_id).where(CampaignItem.campaign_id == bulletin["id"])
+                select(CampaignItem.item_id).where(CampaignItem.campaign_id == bulletin.id)
             )
         )
     assert keep in held and drop not in held
@@ -192,7 +192,7 @@ def test_delete_is_refused_for_an_item_of_an_approved_campaign(app, tmp_path: Pa
     report = items.import_source(app, write(tmp_path / "news.txt", JULY_PAGE))
     bulletin = editions.new_bulletin(app, "2019-07", actor="cli:test")
     (july,) = [i for i in report.item_ids if items.get_item(app, i)["date"].month == 7]
-    editions.approve(app, bulletin["id"], actor="cli:test")
+    editions.approve(app, bulletin.id, actor="cli:test")
     with pytest.raises(
         InvalidState, match=rf"item {july} is in campaign {bulletin['id']} \(approved\)"
     ):
@@ -202,7 +202,7 @@ def test_delete_is_refused_for_an_item_of_an_approved_campaign(app, tmp_path: Pa
     draft = editions.new_bulletin(app, "2019-05", actor="cli:test")
     (may,) = [i for i in report.item_ids if items.get_item(app, i)["date"].month == 5]
     deleted = items.delete_item(app, may)
-    assert deleted.drafts == (draft["id"],)
+    assert deleted.drafts == (draft.id,)
     assert count_items(app) == 3
 
 

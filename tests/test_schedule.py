@@ -63,7 +63,7 @@ def runs(app: Newsletter) -> list[ScheduleRun]:
 def test_only_an_approved_campaign_can_be_scheduled_and_approval_is_recorded(app) -> None:
     add_items(app, "2019-06")
     add_members(app, 2)
-    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester")["id"]
+    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester").id
     now = datetime(2019, 6, 20, 12, tzinfo=UTC)
     with pytest.raises(
         InvalidState, match=f"is a draft; approve it first with `newsletter approve {draft}`"
@@ -230,7 +230,7 @@ def test_first_monday_rule_builds_last_months_bulletin_and_sends_it_once(make_ap
     assert built.recurrence_key == "monthly-bulletin/2019-06"
     assert built.approved_by == "rule monthly-bulletin"
     assert built.scheduled_at == JULY_RUN
-    assert editions.show_campaign(app, built.id)["items"] == 3
+    assert editions.show_campaign(app, built.id).items == 3
     assert ledger_counts(app, built.id) == {"pending": 3}
     # Later sweeps that month find the period done.
     assert sweep(app, JULY_RUN + timedelta(minutes=1)).rules == []

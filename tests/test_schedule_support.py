@@ -56,8 +56,8 @@ def approved_bulletin(
     add_items(app, month)
     add_members(app, members, list_name)
     campaign = editions.new_bulletin(app, month, lists=[list_name], actor="tester")
-    editions.approve(app, campaign["id"], actor="Comms team")
-    return int(campaign["id"])
+    editions.approve(app, campaign.id, actor="Comms team")
+    return int(campaign.id)
 
 
 def ledger_counts(app: Newsletter, campaign_id: int) -> dict[str, int]:

@@ -161,7 +161,7 @@ def test_segments_edit_and_delete(app: Newsletter, run_cli) -> None:
     draft = editions.new_bulletin(app, "2019-06", segment="asia", actor="cli:t")
     with pytest.raises(InvalidState, match=rf"campaign {draft['id']} \(draft\)"):
         audience.delete_segment(app, "asia")
-    editing.edit_edition(app, draft["id"], actor="cli:t", no_segment=True, lists=["members"])
+    editing.edit_edition(app, draft.id, actor="cli:t", no_segment=True, lists=["members"])
     assert audience.delete_segment(app, "asia").name == "asia"
     missing = run_cli("segments", "edit", "asia", "--description", "x")
     assert missing.returncode == 2 and "no segment named 'asia'" in missing.stderr

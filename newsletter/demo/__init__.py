@@ -57,13 +57,13 @@ def run_demo(app: Newsletter) -> DemoReport:
     for month in MONTHS:
         campaign_id = editions.find_bulletin(app, month)
         if campaign_id is None:
-            campaign_id = editions.new_bulletin(app, month, lists=list(LISTS), actor=DEMO)["id"]
+            campaign_id = editions.new_bulletin(app, month, lists=list(LISTS), actor=DEMO).id
         summary = editions.show_campaign(app, campaign_id)
-        if summary["status"] == "draft":
+        if summary.status == "draft":
             editions.approve(app, campaign_id, actor=DEMO)
         outcome = (
             dispatch.send_campaign(app, campaign_id, actor=DEMO)
-            if summary["status"] != "sent"
+            if summary.status != "sent"
             else None
         )
         summary = editions.show_campaign(app, campaign_id)
@@ -71,12 +71,12 @@ def run_demo(app: Newsletter) -> DemoReport:
             {
                 "id": campaign_id,
                 "month": month,
-                "subject": summary["subject"],
-                "status": summary["status"],
-                "items": summary["items"],
-                "recipients": summary["recipients"],
+                "subject": summary.subject,
+                "status": summary.status,
+                "items": summary.items,
+                "recipients": summary.recipients,
                 "sent_now": outcome.sent if outcome else 0,
-                "deliveries": summary["deliveries"],
+                "deliveries": summary.deliveries,
             }
         )
     report.outbox = dispatch.describe_transport(app)

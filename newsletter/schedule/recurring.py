@@ -214,7 +214,7 @@ def run_rule(
             with app.session() as session:
                 found = session.scalar(select(Campaign.id).where(Campaign.recurrence_key == key))
             return found, False
-        return created["id"], True
+        return created.id, True
 
     try:
         campaign_id, built = retrying(build)
