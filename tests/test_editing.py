@@ -233,7 +233,7 @@ def test_a_second_draft_for_the_same_month_and_audience_is_warned_about(app, jun
     assert first.warnings == ()
     second = editions.new_bulletin(app, "2019-06", lists=["members"], actor=ACTOR)
     (warning,) = second.warnings
-    assert f"campaign {first['id']} is already a draft bulletin for 2019-06" in warning
+    assert f"campaign {first.id} is already a draft bulletin for 2019-06" in warning
 
 
 def test_cli_edit_duplicate_delete(run_cli, app, june, tmp_path: Path) -> None:

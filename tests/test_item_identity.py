@@ -194,7 +194,7 @@ def test_delete_is_refused_for_an_item_of_an_approved_campaign(app, tmp_path: Pa
     (july,) = [i for i in report.item_ids if items.get_item(app, i)["date"].month == 7]
     editions.approve(app, bulletin.id, actor="cli:test")
     with pytest.raises(
-        InvalidState, match=rf"item {july} is in campaign {bulletin['id']} \(approved\)"
+        InvalidState, match=rf"item {july} is in campaign {bulletin.id} \(approved\)"
     ):
         items.delete_item(app, july)
     assert count_items(app) == 4

@@ -159,7 +159,7 @@ def test_segments_edit_and_delete(app: Newsletter, run_cli) -> None:
     with app.session() as session:
         session.add(Item(source="t", source_id="x", kind="news", title="T", date=date(2019, 6, 1)))
     draft = editions.new_bulletin(app, "2019-06", segment="asia", actor="cli:t")
-    with pytest.raises(InvalidState, match=rf"campaign {draft['id']} \(draft\)"):
+    with pytest.raises(InvalidState, match=rf"campaign {draft.id} \(draft\)"):
         audience.delete_segment(app, "asia")
     editing.edit_edition(app, draft.id, actor="cli:t", no_segment=True, lists=["members"])
     assert audience.delete_segment(app, "asia").name == "asia"
