@@ -7,7 +7,7 @@ Runs on SQLite, and on PostgreSQL too when NEWSLETTER_TEST_DATABASE_URL is set.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from newsletter.errors import InputError, InvalidState, UserError
 from newsletter.message import build_preview
 from newsletter.models import Campaign, Delivery, Item, MailingList
 from newsletter.render import render_campaign
+from newsletter.schedule.campaigns import schedule_campaign
+from newsletter.schedule.due import start_due_campaign
 from newsletter.transports import SendLimits
 from newsletter.transports.memory import MemoryTransport
 from newsletter.web.archive import render_public
@@ -162,6 +164,19 @@ def test_a_send_that_cannot_render_pauses_with_the_reason_and_writes_nothing(
     dispatch.resume_campaign(app, cid, actor=ACTOR)
     outcome = dispatch.send_campaign(app, cid, transport=transport, actor=ACTOR)
     assert outcome.status == "sent" and transport.received() == {"ana@example.org": 1}
+
+
+def test_a_scheduled_send_that_cannot_render_pauses_without_a_ledger(make_app, tmp_path) -> None:
+    app, cid, template = _custom_template_campaign(make_app, tmp_path)
+    editions.approve(app, cid, actor=ACTOR)
+    now = datetime.now(UTC)
+    schedule_campaign(app, cid, now + timedelta(minutes=5), actor=ACTOR, now=now)
+    template.write_text(broken(template.read_text(encoding="utf-8")), encoding="utf-8")
+    start_due_campaign(app, cid, now + timedelta(minutes=6))
+    campaign = status_of(app, cid)
+    assert campaign.status == "paused" and "no_such_name" in campaign.status_note
+    with app.session() as session:
+        assert session.scalar(select(func.count()).where(Delivery.campaign_id == cid)) == 0
 
 
 # --- editing, duplicating, deleting ---------------------------------------------------------
