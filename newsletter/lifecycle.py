@@ -24,7 +24,7 @@ from typing import NoReturn
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from newsletter import audit
+from newsletter import audit, db
 from newsletter.errors import InvalidState, NotFound
 from newsletter.models import Campaign, utcnow
 from newsletter.models.campaigns import (
@@ -184,7 +184,7 @@ def try_apply(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if db.rows_changed(result) != 1:
         return False
     audit.record(session, actor, action, "campaign", campaign_id, detail or (note or ""))
     return True

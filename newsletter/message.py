@@ -19,6 +19,11 @@ encoded headers, CRLF line endings, no line over 998 octets, a Message-ID on
 the sender's domain, Date, List-Id, List-Unsubscribe (https and mailto) and
 List-Unsubscribe-Post. Names, addresses and subjects lose their line breaks
 and control characters before they reach a header, so none can add one.
+Every header line is written by `header()` (or `_fold`, `to_header`, which
+clean their values first); `header()` refuses a value with a line break or
+any other control character (HeaderInjection) rather than writing it. Values
+from the config (the base URL, the Message-ID domain, the unsubscribe
+address, the sender) are checked for the same when the config is loaded.
 """
 
 from __future__ import annotations
@@ -129,10 +134,11 @@ class Composer:
     def compose(self, recipient: Recipient) -> OutgoingMessage:
         values, token = self._personal(recipient)
         # The https link is the footer's; the mailto one carries the same token.
-        unsubscribe = (
-            f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n"
-            f" <{links.list_unsubscribe_mailto(self.config, token)}>\r\n"
-        ).encode("ascii")
+        unsubscribe = header(
+            "List-Unsubscribe",
+            f"<{values['unsubscribe_url']}>,",
+            f"<{links.list_unsubscribe_mailto(self.config, token)}>",
+        )
         # The template and values go along for API providers that personalise a batch
         # themselves; `data` is what they must produce.
         personal = Personalisation(self.edition, values)
@@ -157,14 +163,21 @@ class Composer:
         return values, token
 
 
-def build_preview(app: Newsletter, campaign_id: int, email: str | None = None) -> Preview:
+def build_preview(
+    app: Newsletter, campaign_id: int, email: str | None = None, *, sample: bool = False
+) -> Preview:
     """A campaign as one subscriber would get it: HTML, text and the complete message.
 
     The subscriber is the one with address `email`, else the first recipient of the
     campaign's audience, else a made-up sample person (whose links change nothing).
+    With `sample`, always the made-up person: the console shows previews to staff
+    who may not see subscribers' names and addresses.
     """
     composer = Composer(app, campaign_id, test=True)
-    recipient = _preview_recipient(app, campaign_id, email)
+    if sample:
+        recipient = Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
+    else:
+        recipient = _preview_recipient(app, campaign_id, email)
     html, text = composer.edition.personalise(composer.personal_values(recipient))
     message = composer.compose(recipient)
     return Preview(
@@ -301,9 +314,7 @@ class MessageFrame:
                 self.head,
                 to_header(recipient.name, address),
                 self._date_header(),
-                b"Message-ID: <",
-                message_id.encode("ascii"),
-                b">\r\n",
+                header("Message-ID", f"<{message_id}>"),
                 extra_headers,
                 self.tail,
                 self.text.encode(values, memo),
@@ -412,6 +423,23 @@ def base64_lines(data: bytes) -> bytes:
 
 
 # Headers --------------------------------------------------------------------------------
+
+
+class HeaderInjection(InputError):
+    """A header value that would start another header: refused, never written."""
+
+
+def header(name: str, *parts: str) -> bytes:
+    """One header line written as given, its parts folded onto continuation lines.
+
+    For values that need no encoding (links, ids, fixed words). Any line break or
+    other control character in a part is refused: written, it would end this
+    header and let whatever follows become another (a Bcc, say).
+    """
+    for part in parts:
+        if _CONTROL.search(part) or not part.isascii():
+            raise HeaderInjection(f"refusing to write the {name} header: {part[:80]!r}")
+    return (f"{name}: " + "\r\n ".join(parts) + "\r\n").encode("ascii")
 
 
 def one_line(value: str) -> str:

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from conftest import wait_for
 from sqlalchemy import func, select, update
 from test_dispatch_support import seed_campaign, set_status
 
@@ -245,18 +246,11 @@ def _send_in_thread(app: Newsletter, cid: int, transport: MemoryTransport):
     return thread, result
 
 
-def _wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_pause_stops_within_two_seconds_and_resume_sends_the_rest_once(app: Newsletter) -> None:
     cid = seed_campaign(app, 300)
     transport = memory(connections=2, delay=0.01)
     thread, result = _send_in_thread(app, cid, transport)
-    _wait_for(lambda: len(transport.sent) >= 40)
+    wait_for(lambda: len(transport.sent) >= 40, 10)
     paused_at = time.monotonic()
     dispatch.pause_campaign(app, cid, actor="tester")
     thread.join(10)
@@ -280,7 +274,7 @@ def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     cid = seed_campaign(app, 300)
     transport = memory(connections=2, delay=0.01)
     thread, result = _send_in_thread(app, cid, transport)
-    _wait_for(lambda: len(transport.sent) >= 30)
+    wait_for(lambda: len(transport.sent) >= 30, 10)
     cancelled_at = time.monotonic()
     dispatch.cancel_campaign(app, cid, actor="tester")
     thread.join(10)
@@ -486,7 +480,7 @@ def test_an_hourly_limit_counts_what_was_sent_before_a_restart(app: Newsletter) 
     sender = CampaignSender(app, cid, transport, options=FAST, stop=stop)
     thread = threading.Thread(target=sender.run)
     thread.start()
-    _wait_for(lambda: len(transport.sent) >= 3)
+    wait_for(lambda: len(transport.sent) >= 3, 10)
     time.sleep(0.5)
     stop.set()
     thread.join(10)

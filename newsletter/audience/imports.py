@@ -34,7 +34,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from sqlalchemy import (
     Column,
@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.columns import (
@@ -62,7 +63,7 @@ from newsletter.audience.columns import (
     normalise_language,
 )
 from newsletter.audience.consent import DEFAULT_IMPORT_TEXT, Consent
-from newsletter.audience.csvfile import CsvFile, Record
+from newsletter.audience.csvfile import CsvFile, Record, spreadsheet_cell
 from newsletter.audience.files import open_private, partial_path
 from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
@@ -76,8 +77,8 @@ BATCH_SIZE = 2000
 # How many rejected rows a report keeps to show on screen; the file has them all.
 PREVIEW_REJECTS = 10
 
-SUBSCRIBERS = Subscriber.__table__
-SUBSCRIPTIONS = Subscription.__table__
+SUBSCRIBERS = cast(Table, Subscriber.__table__)
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 
 
 def _seen_table() -> Table:
@@ -194,7 +195,8 @@ class RejectFile:
             self._file = open_private(self._tmp, encoding="utf-8-sig")
             self._writer = csv.writer(self._file)
             self._writer.writerow(["rejected_line", "rejected_reason", *self.header])
-        self._writer.writerow([line, reason, *fields])
+        # The rows come from outside: none may run as a formula in a spreadsheet.
+        self._writer.writerow([line, spreadsheet_cell(reason), *map(spreadsheet_cell, fields)])
 
     def finish(self) -> str | None:
         self.flush()
@@ -229,6 +231,7 @@ def import_subscribers(
     force_resubscribe: bool = False,
     unconfirmed: bool = False,
     progress: Callable[[int], None] | None = None,
+    actor: str,
 ) -> ImportReport:
     """Import a CSV file into a list; see the module's docstring for what each mode does.
 
@@ -283,6 +286,10 @@ def import_subscribers(
             if dry_run:
                 session.rollback()
             else:
+                audit.record(session, actor, "import", "list", list_name,
+                             f"{source.name}, {mode}: " + ", ".join(
+                                 f"{n} {what}" for what, n in report.counts().items() if n
+                             ))  # fmt: skip
                 session.commit()
         except IntegrityError:
             session.rollback()
@@ -675,4 +682,4 @@ class _ImportRun:
                 consent_note=f"unsubscribed by a sync import of {file_name}: not in the file",
             )
         )
-        self.report.removed = result.rowcount
+        self.report.removed = db.rows_changed(result)

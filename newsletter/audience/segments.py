@@ -70,7 +70,7 @@ def read_rules_file(path: str | Path) -> tuple[str, str]:
     return text, fmt
 
 
-def matching_query(session: Session, rules: dict[str, Any]) -> Select[tuple[int]]:
+def matching_query(session: Session, rules: dict[str, Any]) -> Select[Any]:
     """SELECT subscriber_id of every subscriber the rules select, whatever their status."""
     return select(Subscriber.id.label("subscriber_id")).where(segment_condition(session, rules))
 
@@ -237,3 +237,15 @@ def delete_segment(app: Newsletter, name: str) -> SegmentDeleted:
 
 # Campaigns past sending: a deleted segment no longer matters to them.
 _GONE_OUT = ("sent", "cancelled", "missed")
+
+
+def count_rules(app: Newsletter, raw: Any) -> dict[str, int]:
+    """How many subscribers rules (not yet saved) select, and how many of those are reachable.
+
+    The console's segment builder asks this as staff type; the rules are checked
+    exactly as `save_segment` checks them.
+    """
+    with app.session() as session:
+        list_names = set(session.scalars(select(MailingList.name)))
+        rules = validate_rules(raw, list_names=list_names, where="segment definition")
+        return _counts(session, rules)

@@ -40,7 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter import links
+from newsletter import db, links
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import Address, normalise_address
 from newsletter.audience.consent import Consent
@@ -479,10 +479,13 @@ def unsubscribe(
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             return UnsubscribeOutcome()
-        if not everything and lists is None and campaign_id is not None:
-            campaign = session.get(Campaign, campaign_id)
-            campaign_lists = [lst.name for lst in campaign.lists] if campaign else []
-            lists = campaign_lists or None
+        campaign = session.get(Campaign, campaign_id) if campaign_id is not None else None
+        if campaign is None:
+            # A link of a campaign deleted since still unsubscribes (the person asked to
+            # leave); the event then cannot point at the campaign.
+            campaign_id = None
+        if not everything and lists is None and campaign is not None:
+            lists = [lst.name for lst in campaign.lists] or None
         outcome = _leave(
             app, session, subscriber, lists if not everything else None, source, campaign_id
         )
@@ -584,7 +587,7 @@ def cancel_waiting_deliveries(session: Session, subscriber_id: int, *, everythin
         .where(Delivery.id.in_(stop), Delivery.status.in_(WAITING_DELIVERIES))
         .values(status="cancelled", last_response="unsubscribed before it was sent")
     )
-    return result.rowcount or 0
+    return db.rows_changed(result) or 0
 
 
 # Preferences -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import normalise_address
 from newsletter.audience.consent import DEFAULT_ADMIN_TEXT, Consent
@@ -209,11 +210,13 @@ def end_subscriptions(
     )
     if list_id is not None:
         query = query.where(Subscription.list_id == list_id)
-    ended = session.execute(
-        query.values(status="unsubscribed", unsubscribed_at=now, updated_at=now).execution_options(
-            synchronize_session=False
+    ended = db.rows_changed(
+        session.execute(
+            query.values(
+                status="unsubscribed", unsubscribed_at=now, updated_at=now
+            ).execution_options(synchronize_session=False)
         )
-    ).rowcount
+    )
     if list_id is None:
         suppress(session, key, subscriber.email, "unsubscribed", note)
     session.expire(subscriber)
@@ -242,7 +245,7 @@ def add_subscriber(
     consent_text: str | None = None,
     confirmed: bool = True,
     force: bool = False,
-    by: str = "admin",
+    actor: str,
 ) -> dict[str, Any]:
     """An admin adds one person to a list (confirmed: the admin vouches for the consent).
 
@@ -253,9 +256,9 @@ def add_subscriber(
         topics = Topics.from_config(app.config.web)
         slugs = topics.to_slugs([given] if isinstance(given, str) else given)
         attributes = {**attributes, "topics": slugs}
-    consent = Consent(method="admin", source=by, text=consent_text or DEFAULT_ADMIN_TEXT)
+    consent = Consent(method="admin", source=actor, text=consent_text or DEFAULT_ADMIN_TEXT)
     with app.session() as session:
-        return add_to_list(
+        added = add_to_list(
             session,
             app.suppression_key,
             email,
@@ -269,6 +272,8 @@ def add_subscriber(
             keep_ip=app.config.privacy.store_ip_addresses,
             default_language=app.config.editions.default_language,
         )
+        audit.record(session, actor, "add", "subscriber", added["id"], f"to {list_name!r}")
+        return added
 
 
 def subscriber_profile(subscriber: Subscriber) -> dict[str, Any]:
@@ -328,23 +333,52 @@ def show_subscriber(app: Newsletter, email: str) -> dict[str, Any]:
         }
 
 
+def subscriber_address(app: Newsletter, subscriber_id: int) -> str:
+    """The address of a subscriber by id (the console's links name ids, never addresses)."""
+    with app.session() as session:
+        email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+    if email is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return email
+
+
 def search_subscribers(
-    app: Newsletter, query: str, *, list_name: str | None = None, limit: int = 50
+    app: Newsletter,
+    query: str,
+    *,
+    list_name: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+    prefix: bool = False,
 ) -> list[dict[str, Any]]:
-    """Subscribers whose address or name holds `query` (case-insensitive), by address."""
+    """Subscribers whose address or name holds `query` (case-insensitive), by address.
+
+    `after` (the last address key of the previous page) pages on by keyset: each
+    page costs the same however deep it is, where an OFFSET would read every row
+    before it. An empty query lists everyone, by address. With `prefix`, only
+    addresses that begin with `query`: a range of the address index, where
+    "holds" reads every subscriber (seconds with a million of them).
+    """
     needle = query.strip().casefold()
     with app.session() as session:
-        statement = (
-            select(Subscriber)
-            .where(
+        statement = select(Subscriber).order_by(Subscriber.email_key).limit(limit)
+        if needle and prefix:
+            # The range lets the index find the rows; LIKE then keeps exactly the prefix
+            # (a collation may order a few others inside the range).
+            statement = statement.where(
+                Subscriber.email_key >= needle,
+                Subscriber.email_key < needle + "\U0010ffff",
+                Subscriber.email_key.startswith(needle, autoescape=True),
+            )
+        elif needle:
+            statement = statement.where(
                 or_(
                     Subscriber.email_key.contains(needle, autoescape=True),
                     func.lower(Subscriber.name).contains(needle, autoescape=True),
                 )
             )
-            .order_by(Subscriber.email_key)
-            .limit(limit)
-        )
+        if after:
+            statement = statement.where(Subscriber.email_key > after)
         if list_name is not None:
             mailing_list = get_list(session, list_name)
             statement = statement.where(
@@ -367,7 +401,7 @@ def search_subscribers(
 
 
 def unsubscribe_address(
-    app: Newsletter, email: str, *, list_name: str | None = None
+    app: Newsletter, email: str, *, list_name: str | None = None, actor: str
 ) -> dict[str, Any]:
     """An admin records that a person left one list, or everything.
 
@@ -383,6 +417,8 @@ def unsubscribe_address(
         if list_name is not None:
             get_list(session, list_name)
         subscriber_id, shown = subscriber.id, subscriber.email
+        audit.record(session, actor, "unsubscribe", "subscriber", subscriber_id,
+                     f"from {list_name!r}" if list_name else "from every list")  # fmt: skip
     outcome = unsubscribe(
         app,
         subscriber_id,
@@ -400,7 +436,7 @@ def unsubscribe_address(
 
 
 def remove_subscriber(
-    app: Newsletter, email: str, *, list_name: str | None = None
+    app: Newsletter, email: str, *, list_name: str | None = None, actor: str
 ) -> dict[str, Any]:
     """Delete a membership, or the whole subscriber, as if never added (a mistake undone).
 
@@ -412,14 +448,19 @@ def remove_subscriber(
         subscriber = get_subscriber(session, email)
         if list_name is not None:
             mailing_list = get_list(session, list_name)
-            removed = session.execute(
-                delete(Subscription).where(
-                    Subscription.subscriber_id == subscriber.id,
-                    Subscription.list_id == mailing_list.id,
+            removed = db.rows_changed(
+                session.execute(
+                    delete(Subscription).where(
+                        Subscription.subscriber_id == subscriber.id,
+                        Subscription.list_id == mailing_list.id,
+                    )
                 )
-            ).rowcount
+            )
             if not removed:
                 raise NotFound(f"{subscriber.email} is not on list {list_name!r}")
+            audit.record(session, actor, "remove", "subscriber", subscriber.id,
+                         f"from {list_name!r}")  # fmt: skip
             return {"email": subscriber.email, "list": list_name, "removed": "subscription"}
         session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+        audit.record(session, actor, "remove", "subscriber", subscriber.id, "with every list")
         return {"email": subscriber.email, "list": None, "removed": "subscriber"}

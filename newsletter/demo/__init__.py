@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from newsletter import audience, dispatch, editions, items
 from newsletter.actors import DEMO
@@ -34,7 +35,7 @@ class DemoReport:
     items_updated: int = 0
     items_unchanged: int = 0
     subscribers: dict[str, dict[str, int]] = field(default_factory=dict)
-    campaigns: list[dict[str, object]] = field(default_factory=list)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
     database: str = ""
     outbox: str = ""
 
@@ -50,8 +51,10 @@ def run_demo(app: Newsletter) -> DemoReport:
 
     samples = bundled_path("subscribers")
     for name, (file_name, title, description) in LISTS.items():
-        audience.ensure_list(app, name, title=title, description=description, optin="double")
-        result = audience.import_subscribers(app, samples / file_name, list_name=name)
+        audience.ensure_list(
+            app, name, title=title, description=description, optin="double", actor=DEMO
+        )
+        result = audience.import_subscribers(app, samples / file_name, list_name=name, actor=DEMO)
         report.subscribers[name] = result.counts()
 
     for month in MONTHS:

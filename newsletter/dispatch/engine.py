@@ -73,6 +73,7 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.errors import OperationFailed, UserError
+from newsletter.message import Composer, Recipient
 from newsletter.models import utcnow
 from newsletter.transports.base import SendResult, Transport
 from newsletter.transports.rate import RateLimiter
@@ -226,8 +227,11 @@ class CampaignSender:
         self._failing_note = ""
         self._error: BaseException | None = None
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=64)
-        # The coordinator's connection; the recorder has its own.
+        # The coordinator's connection; the recorder has its own. Its pure reads (the
+        # status polled twice a second, counts, progress) go through a second one that
+        # never takes SQLite's write lock, so that they never make the pages wait.
         self._db = HeldConnection(app.engine)
+        self._reads = HeldConnection(app.read_engine)
 
     # -- the coordinator ----------------------------------------------------------
 
@@ -330,7 +334,7 @@ class CampaignSender:
         """Count what this transport sent in the last hour (before a restart, by others)."""
         name = self.transport.name
         now, clock = utcnow(), time.monotonic()
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             times = ledger.sent_through_transport(
                 conn,
                 name,
@@ -364,7 +368,7 @@ class CampaignSender:
         return len(claims)
 
     def _still_sending(self) -> bool:
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             state = ledger.campaign_state(conn, self.campaign_id)
         if state is None:
             self.report.reason = "cancelled"
@@ -378,7 +382,7 @@ class CampaignSender:
         return False
 
     def _reclaim(self) -> None:
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             holders = ledger.claim_holders(conn, self.campaign_id)
         dead = [h for h in holders if h and h != self.worker_id and workers.is_dead(h)]
         with self._db.begin() as conn:
@@ -390,7 +394,7 @@ class CampaignSender:
 
     def _nothing_to_claim(self) -> tuple[bool, str, datetime | None]:
         """Finish the campaign if every delivery is final; else say what we wait for."""
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             counts = ledger.counts(conn, self.campaign_id)
             next_due = ledger.next_retry_at(conn, self.campaign_id) if counts.get("retry") else None
         if not any(counts.get(status) for status in ledger.OPEN_STATUSES):
@@ -419,7 +423,7 @@ class CampaignSender:
     def _emit_progress(self, waiting: str) -> None:
         if self.on_progress is None:
             return
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             progress = campaign_progress(
                 conn, self.campaign_id, rate=self._current_rate(), waiting=waiting
             )
@@ -455,7 +459,7 @@ class CampaignSender:
         self._outcomes.put(None)
         recorder.join()
         try:
-            with self._db.begin() as conn:
+            with self._reads.begin() as conn:
                 state = ledger.campaign_state(conn, self.campaign_id)
             cancelled = state is None or state[0] == "cancelled"
             with self._db.begin() as conn:
@@ -465,6 +469,7 @@ class CampaignSender:
             log.warning("campaign %s: could not release claims: %s", self.campaign_id, exc)
         finally:
             self._db.close()
+            self._reads.close()
 
     # -- the senders ----------------------------------------------------------------
 
@@ -517,16 +522,12 @@ class CampaignSender:
     def _make_composer(self) -> Any:
         if self._composer_factory is not None:
             return self._composer_factory(self.app, self.campaign_id)
-        from newsletter.message import Composer
-
         return Composer(self.app, self.campaign_id)
 
     def _deliver(
         self, composer: Any, claims: list[ledger.Claim], slot: threading.Semaphore
     ) -> list[Outcome]:
         """Compose the claims' messages and hand them to the transport in one call."""
-        from newsletter.message import Recipient
-
         results: list[SendResult | None] = [None] * len(claims)
         message_ids: list[str | None] = [None] * len(claims)
         messages, positions = [], []

@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     bindparam,
     case,
     func,
@@ -37,8 +38,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
-from newsletter import lifecycle
+from newsletter import db, lifecycle
 from newsletter.actors import WORKER
 from newsletter.audience.resolve import recipients_query
 from newsletter.audience.suppression import suppress
@@ -46,9 +48,9 @@ from newsletter.models import Campaign, Delivery, Event, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
 
-D = Delivery.__table__
-S = Subscriber.__table__
-C = Campaign.__table__
+D = cast(Table, Delivery.__table__)
+S = cast(Table, Subscriber.__table__)
+C = cast(Table, Campaign.__table__)
 
 OPEN_STATUSES = ("pending", "sending", "retry")
 FINAL_STATUSES = ("sent", "failed", "cancelled")
@@ -81,6 +83,7 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
     audience = recipients_query(session, campaign).subquery()
     rows = select(literal(campaign.id), audience.c.subscriber_id)
     columns = ["campaign_id", "subscriber_id"]
+    statement: Insert
     if session.get_bind().dialect.name == "postgresql":
         statement = (
             postgresql.insert(D)
@@ -91,7 +94,7 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
         # SQLite's ON CONFLICT clause is ambiguous after INSERT … SELECT; OR IGNORE is not.
         statement = insert(D).from_select(columns, rows).prefix_with("OR IGNORE")
     # Without preserve_rowcount, SQLAlchemy reports -1 for an INSERT on PostgreSQL.
-    return session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    return db.rows_changed(session.execute(statement.execution_options(preserve_rowcount=True)))
 
 
 def audience_count(session: Session, campaign: Campaign) -> int:
@@ -206,7 +209,7 @@ def reclaim(conn: Connection, campaign_id: int, now: datetime, dead: Sequence[st
         .where(D.c.campaign_id == campaign_id, D.c.status == "sending", stale)
         .values(status=_unclaimed_status(), claimed_by=None, lease_until=None)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 def renew_lease(conn: Connection, campaign_id: int, worker_id: str, lease_until: datetime) -> int:
@@ -216,7 +219,7 @@ def renew_lease(conn: Connection, campaign_id: int, worker_id: str, lease_until:
         .where(D.c.campaign_id == campaign_id, D.c.claimed_by == worker_id, D.c.status == "sending")
         .values(lease_until=lease_until)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 def release(conn: Connection, campaign_id: int, worker_id: str, *, cancelled: bool) -> int:
@@ -232,7 +235,7 @@ def release(conn: Connection, campaign_id: int, worker_id: str, *, cancelled: bo
         .where(D.c.campaign_id == campaign_id, D.c.claimed_by == worker_id, D.c.status == "sending")
         .values(status=status, claimed_by=None, lease_until=None)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 # --- outcomes ------------------------------------------------------------------
@@ -302,7 +305,7 @@ def record_outcomes(
     for statement, params in ((RECORD_SENT, sent), (RECORD_RETRY, retry), (RECORD_FAILED, failed)):
         if params:
             result = conn.execute(statement, params)
-            changed += max(result.rowcount, 0)
+            changed += max(db.rows_changed(result), 0)
     return changed
 
 
@@ -357,8 +360,9 @@ class OutcomeWriter:
         try:
             cursor = dbapi.cursor()
             if self.sqlite:
-                # The connection runs in autocommit mode (see db.py): open the transaction.
-                cursor.execute("BEGIN")
+                # The connection runs in autocommit mode (see db.py): open the transaction,
+                # as a write from the start, like every writing transaction on SQLite.
+                cursor.execute("BEGIN IMMEDIATE")
             for kind, rows in groups.items():
                 if not rows:
                     continue
@@ -410,7 +414,7 @@ def record_hard_bounce(
         update(S).where(S.c.id == subscriber_id).values(status="bounced", updated_at=utcnow())
     )
     session.execute(
-        insert(Event.__table__).values(
+        insert(cast(Table, Event.__table__)).values(
             delivery_id=delivery_id,
             subscriber_id=subscriber_id,
             campaign_id=campaign_id,
@@ -479,7 +483,7 @@ def cancel_open(conn: Connection, campaign_id: int, now: datetime, dead: Sequenc
         .where(D.c.campaign_id == campaign_id, movable)
         .values(status="cancelled", claimed_by=None, lease_until=None, next_attempt_at=None)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 # --- reading progress ----------------------------------------------------------
@@ -591,3 +595,44 @@ def deliveries(
 
 def later(now: datetime, seconds: float) -> datetime:
     return now + timedelta(seconds=seconds)
+
+
+def deliveries_page(
+    conn: Connection,
+    campaign_id: int,
+    statuses: Sequence[str] | None,
+    after_subscriber: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """One page of a campaign's deliveries in subscriber order, after `after_subscriber`.
+
+    Ordered by subscriber so that the unique (campaign_id, subscriber_id) index
+    both finds and orders the rows: a page costs the same at any depth of a
+    million-row ledger, where ordering by delivery id sorts the whole campaign
+    first (most of a second on SQLite). With `statuses`, the claim index finds
+    them and only those are sorted.
+    """
+    query = (
+        select(
+            D.c.id,
+            D.c.subscriber_id,
+            S.c.email.label("address"),
+            D.c.status,
+            D.c.attempts,
+            D.c.last_response,
+            D.c.sent_at,
+            D.c.next_attempt_at,
+            D.c.message_id,
+        )
+        .join(S, S.c.id == D.c.subscriber_id)
+        .where(D.c.campaign_id == campaign_id)
+        .order_by(D.c.subscriber_id)
+        .limit(limit)
+    )
+    if statuses:
+        query = query.where(D.c.status.in_(list(statuses)))
+    if after_subscriber is not None:
+        # The same bound on the subscribers' side lets PostgreSQL's merge join start its
+        # walk of their primary key there, not at the first subscriber.
+        query = query.where(D.c.subscriber_id > after_subscriber, S.c.id > after_subscriber)
+    return [dict(row._mapping) for row in conn.execute(query)]

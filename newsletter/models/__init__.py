@@ -25,8 +25,10 @@ from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
     ServiceInstance,
+    TaskFailure,
     scheduler_jobs,
 )
+from newsletter.models.staff import StaffUser
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -49,9 +51,11 @@ __all__ = [
     "ScheduleRun",
     "Segment",
     "ServiceInstance",
+    "StaffUser",
     "Subscriber",
     "Subscription",
     "Suppression",
+    "TaskFailure",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

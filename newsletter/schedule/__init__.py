@@ -13,7 +13,7 @@ The front door:
 - `ScheduleDriver(app)`: APScheduler 3 driving the sweep inside `newsletter serve`.
 
 The database is the source of truth: a campaign's `scheduled_at` and status,
-and the rules of the config. See DESIGN.md, "Scheduling".
+and the rules of the config. See the README, "The service: pages, schedules, workers".
 """
 
 from typing import TYPE_CHECKING

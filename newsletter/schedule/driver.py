@@ -151,7 +151,7 @@ class ResilientScheduler(BackgroundScheduler):
 
     def _process_jobs(self) -> float | None:
         try:
-            return super()._process_jobs()  # type: ignore[no-any-return]
+            return super()._process_jobs()  # type: ignore[no-any-return,unused-ignore]
         except Exception as exc:
             log_event("scheduler.error", level=logging.ERROR, job="-", error=repr(exc))
             return float(self.jobstore_retry_interval)

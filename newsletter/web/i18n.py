@@ -82,7 +82,7 @@ class Translator:
             text = _catalogue(FALLBACK).get(key)
         if text is None:
             # A key missing from English too is a programming error; show it plainly
-            # rather than fail the page (tests/test_web_i18n.py finds these).
+            # rather than fail the page (tests/test_web_parts.py finds these).
             return key
         return text.format(**fields) if fields else text
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -51,7 +51,7 @@ def already_subscribed(
         raise ValueError("an already-subscribed notice needs the subscriber's id")
     config = app.config
     token = links.preferences_token(app.signing_key, outcome.subscriber_id)
-    context = {
+    context: dict[str, Any] = {
         "_": _,
         "lang": _.language,
         "direction": _.direction,

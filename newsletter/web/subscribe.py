@@ -39,6 +39,7 @@ from newsletter.audience.signup import (
     SignupError,
     check_signup,
     deliver,
+    mask_email,
     public_lists,
     send_confirmation,
     subscribe,
@@ -320,7 +321,8 @@ def _submit(web: WebApp, values: FormValues, wording: str, *, source: str, ip: s
     def task() -> None:
         run_subscribe(app, values, wording, source=source, ip=kept_ip)
 
-    web.tasks.submit(task)
+    lists = ", ".join(values.lists)[:200]
+    web.tasks.submit(task, kind="subscribe", detail=f"{mask_email(values.email)} to {lists}")
 
 
 def run_subscribe(

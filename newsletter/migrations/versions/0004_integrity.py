@@ -1,7 +1,7 @@
 """Integrity: item identities, month-only dates, approval snapshots, greetings, topic slugs.
 
 Revision ID: 0004_integrity
-Revises: 0002
+Revises: 0005_console_users
 
 - item_identities: how a re-import recognises an item (newsletter/items/identity.py).
   Stored items are re-keyed: a feed entry by its guid and link, a listing item or
@@ -34,7 +34,7 @@ from newsletter.items import identity as identities
 from newsletter.snapshot import freeze
 
 revision: str = "0004_integrity"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005_console_users"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
