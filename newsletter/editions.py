@@ -207,16 +207,21 @@ def _check_renders(app: Newsletter, campaign_id: int) -> None:
     fail, it is deleted again, so a failed build leaves nothing behind.
     """
 
-    # Imported here because render reads month names from this module (a cycle that goes
-    # when month names come from the locale layer).
-    from newsletter.render import render_campaign
-
     try:
-        render_campaign(app, campaign_id)
+        _render(app, campaign_id)
     except InputError:
         with app.session() as session:
             session.delete(session.get_one(Campaign, campaign_id))
         raise
+
+
+def _render(app: Newsletter, campaign_id: int, session: Session | None = None) -> None:
+    """Render a campaign and throw the result away: InputError if it cannot be rendered."""
+    # Imported here because render reads month names from this module (a cycle that goes
+    # when month names come from the locale layer).
+    from newsletter.render import render_campaign
+
+    render_campaign(app, campaign_id, session=session)
 
 
 def order_for_bulletin(app: Newsletter, items: Sequence[Item]) -> list[Item]:
@@ -311,9 +316,6 @@ def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary
     the archive read the snapshot, so a later edit of an item changes nothing
     that was approved.
     """
-    # Imported here, as in _check_renders: render reads month names from this module.
-    from newsletter.render import render_campaign
-
     others = _other_approvers(app, actor)
     with app.session() as session:
         if others and actor in audit.campaign_authors(session, campaign_id):
@@ -323,7 +325,7 @@ def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary
             )
         campaign = _get(session, campaign_id)
         if campaign.status == lifecycle.DRAFT:
-            render_campaign(app, campaign_id, session=session)
+            _render(app, campaign_id, session)
         frozen = freeze(campaign, campaign.items)
         lifecycle.apply(session, campaign_id, "approve", actor,
                         approved_by=actor, approved_at=utcnow(), snapshot=frozen)  # fmt: skip

@@ -49,7 +49,7 @@ def add_item(app, title: str, day: date, **extra) -> int:
 def june(app) -> dict[str, int]:
     with app.session() as session:
         session.add(MailingList(name="members", title="Members"))
-    add_subscriber(app, "ana@example.org", "members", name="Ana")
+    add_subscriber(app, "ana@example.org", "members", name="Ana", actor="cli:t")
     return {
         "report": add_item(app, "Prisons report", date(2019, 6, 3)),
         "statement": add_item(app, "Statement to the council", date(2019, 6, 12), kind="statement"),
@@ -135,7 +135,7 @@ def _custom_template_campaign(make_app, tmp_path: Path):
     app = make_app({"editions": {"templates_dir": str(templates)}})
     with app.session() as session:
         session.add(MailingList(name="members", title="Members"))
-    add_subscriber(app, "ana@example.org", "members", name="Ana")
+    add_subscriber(app, "ana@example.org", "members", name="Ana", actor="cli:t")
     add_item(app, "Prisons report", date(2019, 6, 3))
     cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     return app, cid, template

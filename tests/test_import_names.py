@@ -35,10 +35,12 @@ BOTH = LATIN + CYRILLIC.split("\n", 1)[1]
 def test_display_names_in_any_script_are_kept(
     app, tmp_path: Path, encoding: str, declared: str | None, text: str
 ) -> None:
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="cli:t")
     path = tmp_path / f"{encoding}.csv"
     path.write_bytes(text.encode(encoding))
-    report = audience.import_subscribers(app, path, list_name="members", encoding=declared)
+    report = audience.import_subscribers(
+        app, path, list_name="members", encoding=declared, actor="cli:t"
+    )
     assert report.rejected == 0
     with app.session() as session:
         names = dict(session.execute(select(Subscriber.email, Subscriber.name)).all())

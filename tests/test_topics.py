@@ -44,7 +44,7 @@ def test_slugs_and_labels_name_one_topic() -> None:
 
 def test_csv_import_stores_topic_slugs(make_app, tmp_path: Path) -> None:
     app = make_app({"web": {"topic_labels": {"harm-reduction": LABELS}}})
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="cli:t")
     csv = tmp_path / "members.csv"
     csv.write_text(
         "email,name,topics\n"
@@ -52,7 +52,7 @@ def test_csv_import_stores_topic_slugs(make_app, tmp_path: Path) -> None:
         "ivan@example.org,Иван,Снижение вреда\n",
         encoding="utf-8",
     )
-    audience.import_subscribers(app, csv, list_name="members")
+    audience.import_subscribers(app, csv, list_name="members", actor="cli:t")
     with app.session() as session:
         stored = dict(session.execute(select(Subscriber.email, Subscriber.attributes)).all())
     assert stored["ana@example.org"]["topics"] == ["harm-reduction", "hiv", "prison-health"]
@@ -150,7 +150,7 @@ def test_unticking_a_topic_keeps_the_ones_the_page_does_not_offer(app: Newslette
 
 
 def test_segments_edit_and_delete(app: Newsletter, run_cli) -> None:
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="cli:t")
     audience.save_segment(app, "asia", text='{"field": "region", "op": "eq", "value": "Asia"}')
     edited = audience.save_segment(
         app, "asia", description="People in Asia", replace=True, must_exist=True
@@ -160,8 +160,8 @@ def test_segments_edit_and_delete(app: Newsletter, run_cli) -> None:
         session.add(Item(source="t", source_id="x", kind="news", title="T", date=date(2019, 6, 1)))
     draft = editions.new_bulletin(app, "2019-06", segment="asia", actor="cli:t")
     with pytest.raises(InvalidState, match=rf"campaign {draft.id} \(draft\)"):
-        audience.delete_segment(app, "asia")
+        audience.delete_segment(app, "asia", actor="cli:t")
     editing.edit_edition(app, draft.id, actor="cli:t", no_segment=True, lists=["members"])
-    assert audience.delete_segment(app, "asia").name == "asia"
+    assert audience.delete_segment(app, "asia", actor="cli:t").name == "asia"
     missing = run_cli("segments", "edit", "asia", "--description", "x")
     assert missing.returncode == 2 and "no segment named 'asia'" in missing.stderr

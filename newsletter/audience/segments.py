@@ -21,6 +21,7 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.audience.lists import LIST_NAME_RE
 from newsletter.audience.resolve import audience_query, count_query, segment_condition
@@ -206,7 +207,7 @@ class SegmentDeleted:
     past_campaigns: tuple[int, ...]
 
 
-def delete_segment(app: Newsletter, name: str) -> SegmentDeleted:
+def delete_segment(app: Newsletter, name: str, *, actor: str) -> SegmentDeleted:
     """Delete a segment; refused while a campaign that has not gone out uses it.
 
     Deleting it under a draft or an approved campaign would widen that
@@ -232,6 +233,7 @@ def delete_segment(app: Newsletter, name: str) -> SegmentDeleted:
             id=segment.id, name=segment.name, past_campaigns=tuple(cid for cid, _ in using)
         )
         session.delete(segment)
+        audit.record(session, actor, "delete", "segment", deleted.id, name)
         return deleted
 
 

@@ -545,7 +545,7 @@ def segments_delete(ctx: AppContext, name: str, as_json: bool) -> None:
 
     Example: newsletter segments delete ru-eurasia
     """
-    deleted = audience.delete_segment(ctx.app, name)
+    deleted = audience.delete_segment(ctx.app, name, actor=ctx.actor)
     if as_json:
         echo_json(deleted)
     else:
