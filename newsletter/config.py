@@ -146,6 +146,12 @@ class WebConfig:
         "Topics a subscriber may choose (kept in their `topics` attribute), slug = label; "
         "the pages translate a label when their catalogue has `topic.<slug>`.",
     )
+    topic_labels: dict[str, dict[str, str]] = setting(
+        {},
+        "Labels of topics in other languages, by slug and language (harm-reduction = "
+        '{ ru = "Снижение вреда" }); a CSV import or a segment that names a topic by '
+        "any of its labels or its slug means the same topic.",
+    )
     subscribe_burst: int = setting(
         5, "Subscribe requests one client address may make in a row before it is slowed down."
     )
@@ -615,13 +621,19 @@ def build_config(
                 "but no [transports] are configured"
             )
     elif default_transport not in transports:
-        if raw_default or len(transports) > 1:
-            known = ", ".join(sorted(transports))
+        if raw_default and default_transport == "outbox":
+            pass  # the built-in outbox, kept beside the named ones (below)
+        elif raw_default or len(transports) > 1:
+            known = ", ".join(sorted({*transports, "outbox"}))
             raise ConfigError(
                 f"{source}: transport.default: no transport named {default_transport!r} "
                 f"(known: {known})"
             )
-        default_transport = next(iter(transports))
+        else:
+            default_transport = next(iter(transports))
+    # The built-in outbox stays available by name (previews, `--transport outbox`)
+    # unless [transports.outbox] redefines it.
+    transports = {"outbox": TransportConfig(), **transports}
 
     # Environment variables win over the file.
     if env.get(ENV_DATABASE_URL):

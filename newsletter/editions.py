@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from newsletter.models import (
     Segment,
     utcnow,
 )
+from newsletter.snapshot import freeze
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 # The column size of a campaign subject (models/campaigns.py).
@@ -123,8 +124,40 @@ def new_bulletin(
         session.flush()
         lifecycle.built(session, campaign.id, actor, f"bulletin for {month}")
         summary = campaign_summary(session, campaign)
+        summary = replace(
+            summary,
+            warnings=tuple(
+                f"campaign {other} is already a draft bulletin for {month} to the same "
+                "audience; delete the one you do not want with `newsletter campaigns delete ID`"
+                for other in _drafts_like(session, campaign)
+            ),
+        )
     _check_renders(app, summary.id)
     return summary
+
+
+def _drafts_like(session: Session, campaign: Campaign) -> list[int]:
+    """Other drafts of the same kind and month with the same lists and segment.
+
+    Drafts are few, so they are read and compared here rather than in SQL.
+    """
+    lists = {lst.id for lst in campaign.lists}
+    others = session.scalars(
+        select(Campaign)
+        .options(selectinload(Campaign.lists))
+        .where(
+            Campaign.kind == campaign.kind,
+            Campaign.month == campaign.month,
+            Campaign.status == lifecycle.DRAFT,
+            Campaign.id != campaign.id,
+        )
+        .order_by(Campaign.id)
+    )
+    return [
+        other.id
+        for other in others
+        if other.segment_id == campaign.segment_id and {lst.id for lst in other.lists} == lists
+    ]
 
 
 def new_announcement(
@@ -174,16 +207,21 @@ def _check_renders(app: Newsletter, campaign_id: int) -> None:
     fail, it is deleted again, so a failed build leaves nothing behind.
     """
 
-    # Imported here because render reads month names from this module (a cycle that goes
-    # when month names come from the locale layer).
-    from newsletter.render import render_campaign
-
     try:
-        render_campaign(app, campaign_id)
+        _render(app, campaign_id)
     except InputError:
         with app.session() as session:
             session.delete(session.get_one(Campaign, campaign_id))
         raise
+
+
+def _render(app: Newsletter, campaign_id: int, session: Session | None = None) -> None:
+    """Render a campaign and throw the result away: InputError if it cannot be rendered."""
+    # Imported here because render reads month names from this module (a cycle that goes
+    # when month names come from the locale layer).
+    from newsletter.render import render_campaign
+
+    render_campaign(app, campaign_id, session=session)
 
 
 def order_for_bulletin(app: Newsletter, items: Sequence[Item]) -> list[Item]:
@@ -265,12 +303,18 @@ def _set_audience(
 
 
 def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary:
-    """draft → approved, recording who approved and when.
+    """draft → approved, recording who approved and when, and freezing what was approved.
 
     Under four-eyes approval (`admin.approval = "second-person"`, the default),
     whoever built the campaign or last edited it may not approve it, as long as
     another enabled staff account may approve: a one-person installation can
     still send, and the audit trail shows that it approved its own work.
+
+    The content (subject, preheader, intro, greeting, the items' text and links)
+    is rendered first, so that a template or content error refuses the approval,
+    and then frozen in the campaign's snapshot (newsletter.snapshot): sends and
+    the archive read the snapshot, so a later edit of an item changes nothing
+    that was approved.
     """
     others = _other_approvers(app, actor)
     with app.session() as session:
@@ -279,8 +323,13 @@ def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary
                 f"campaign {campaign_id} was built or last edited by {actor}; a second "
                 'person must approve it (admin.approval = "second-person")'
             )
+        campaign = _get(session, campaign_id)
+        if campaign.status == lifecycle.DRAFT:
+            _render(app, campaign_id, session)
+        frozen = freeze(campaign, campaign.items)
         lifecycle.apply(session, campaign_id, "approve", actor,
-                        approved_by=actor, approved_at=utcnow())  # fmt: skip
+                        approved_by=actor, approved_at=utcnow(), snapshot=frozen)  # fmt: skip
+        session.expire_all()
         return campaign_summary(session, _get(session, campaign_id))
 
 
@@ -333,6 +382,8 @@ class CampaignSummary:
     items: int
     scheduled_at: datetime | None
     created_at: datetime
+    # Said when a campaign is built: another draft for the same month and audience.
+    warnings: tuple[str, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -143,12 +143,14 @@ class Composer:
         language: str | None = None,
         *,
         steps: Sequence[Step] = (),
+        test: bool = False,
     ) -> None:
         self.app = app
         self.steps = tuple(steps)
         self.config = app.config
         self.campaign_id = campaign_id
-        self.edition: RenderedEdition = render_campaign(app, campaign_id, language)
+        # `test`: a test send or staff preview, marked as such in its subject and body.
+        self.edition: RenderedEdition = render_campaign(app, campaign_id, language, test=test)
         self.subject = self.edition.subject
         self._key = app.signing_key
         self._frame = MessageFrame(
@@ -186,7 +188,7 @@ class Composer:
         token = links.unsubscribe_token(self._key, sid, self.campaign_id)
         values = {
             "name": name,
-            "greeting": greeting(name, self.edition.language),
+            "greeting": greeting(name, self.edition.language, self.edition.greeting_style),
             "email": recipient.email,
             "unsubscribe_url": links.unsubscribe_url(config, token),
             "preferences_url": links.preferences_url(
@@ -207,7 +209,7 @@ def build_preview(
     With `sample`, always the made-up person: the console shows previews to staff
     who may not see subscribers' names and addresses.
     """
-    composer = Composer(app, campaign_id)
+    composer = Composer(app, campaign_id, test=True)
     if sample:
         recipient = Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
     else:

@@ -37,7 +37,7 @@ import jinja2
 import nh3
 import premailer
 from markupsafe import Markup
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from newsletter import links
 from newsletter.app import Newsletter, bundled_path
@@ -47,6 +47,7 @@ from newsletter.config import Config, EditionsConfig
 from newsletter.editions import MONTH_NAMES, month_label
 from newsletter.errors import ConfigError, InputError, NotFound
 from newsletter.models import Campaign, CampaignItem, Item
+from newsletter.snapshot import FrozenItem, content_of
 
 # The fields every campaign template may print per recipient.
 PERSONAL_FIELDS = (
@@ -135,6 +136,9 @@ class RenderedEdition(RenderedEmail):
     kind: str
     preheader: str
     view_online_url: str
+    # How `greeting` greets (Campaign.greeting): "" for the language's own, "none" for
+    # no greeting (also when the intro already greets), else a line with {name}.
+    greeting_style: str = ""
 
 
 # What templates see ------------------------------------------------------------------------
@@ -186,35 +190,54 @@ class CampaignView:
 
 
 def render_campaign(
-    app: Newsletter, campaign_id: int, language: str | None = None, *, public: bool = False
+    app: Newsletter,
+    campaign_id: int,
+    language: str | None = None,
+    *,
+    public: bool = False,
+    test: bool = False,
+    session: Session | None = None,
 ) -> RenderedEdition:
     """Render a campaign's HTML and text once, for `language` (default: the campaign's).
 
-    `public` renders the copy anyone may read in the archive: templates see
-    `public_copy` and word the footer for a reader who is not a subscriber.
+    An approved campaign renders the snapshot its approval froze (newsletter.snapshot),
+    a draft its items as they are now. `public` renders the copy anyone may read in
+    the archive: templates see `public_copy` and word the footer for a reader who is
+    not a subscriber, and there is no "view in your browser" link. `test` marks a
+    test send or a staff preview: "[TEST]" before the subject and a banner
+    (`test_notice`) saying what it is and how to approve it. `session` renders
+    inside the caller's transaction (an edit checks that the result still renders
+    before it commits).
     """
+    if session is None:
+        with app.session() as own:
+            return render_campaign(
+                app, campaign_id, language, public=public, test=test, session=own
+            )
     config = app.config
-    with app.session() as session:
-        campaign = session.get(
-            Campaign,
-            campaign_id,
-            options=[selectinload(Campaign.entries).selectinload(CampaignItem.item)],
-        )
-        if campaign is None:
-            raise NotFound(f"no campaign with id {campaign_id}")
-        kind = campaign.kind
-        lang = language or campaign.language or config.editions.default_language
-        items = [_item_view(item, config.editions, lang) for item in campaign.items]
-        view = CampaignView(
-            id=campaign.id,
-            kind=kind,
-            month=campaign.month,
-            month_name=month_label(campaign.month, lang) if campaign.month else "",
-            subject=campaign.subject,
-            language=lang,
-        )
-        intro = campaign.intro
-        preheader = campaign.preheader
+    campaign = session.get(
+        Campaign,
+        campaign_id,
+        options=[selectinload(Campaign.entries).selectinload(CampaignItem.item)],
+    )
+    if campaign is None:
+        raise NotFound(f"no campaign with id {campaign_id}")
+    content = content_of(campaign)
+    kind = campaign.kind
+    lang = language or campaign.language or config.editions.default_language
+    items = [_item_view(item, config.editions, lang) for item in content.items]
+    subject = f"[TEST] {content.subject}" if test else content.subject
+    view = CampaignView(
+        id=campaign.id,
+        kind=kind,
+        month=campaign.month,
+        month_name=month_label(campaign.month, lang) if campaign.month else "",
+        subject=subject,
+        language=lang,
+    )
+    intro = content.intro
+    preheader = content.preheader
+    notice = staff_test_notice(campaign.id, campaign.status) if test else ""
     if kind not in ("bulletin", "announcement"):
         raise InputError(f"campaign {campaign_id}: cannot render a campaign of kind {kind!r}")
 
@@ -233,6 +256,7 @@ def render_campaign(
         "item": items[0] if items else None,
         "sections": group_sections(items, config.editions),
         "public_copy": public,
+        "test_notice": notice,
     }
     html, text, names = _render_pair(config, kind, lang, context, PERSONAL_FIELDS)
     if config.privacy.count_clicks and not public:
@@ -249,7 +273,20 @@ def render_campaign(
         kind=kind,
         preheader=preheader,
         view_online_url=view_url,
+        greeting_style="none" if intro_greets(intro) and not content.greeting else content.greeting,
     )
+
+
+def staff_test_notice(campaign_id: int, status: str) -> str:
+    """The banner of a test send or staff preview: what it is, and the next step."""
+    what = (
+        f"TEST: a staff preview of campaign {campaign_id} ({status}); subscribers have not got it."
+    )
+    if status == "draft":
+        return f"{what} Approve it with: newsletter approve {campaign_id}"
+    if status in ("approved", "scheduled"):
+        return f"{what} It is approved; send it with: newsletter send {campaign_id}"
+    return what
 
 
 def render_confirmation(
@@ -280,10 +317,36 @@ def format_date(day: date, language: str) -> str:
     return pattern.format(day=day.day, month=months[day.month - 1], year=day.year)
 
 
-def greeting(name: str, language: str) -> str:
-    """The greeting line for a recipient: with their name when we have one."""
+def greeting(name: str, language: str, style: str = "") -> str:
+    """The greeting line for a recipient: with their name when we have one.
+
+    `style` is a campaign's greeting (Campaign.greeting): "" for the language's
+    own, "none" for none, else staff's line, where {name} is the name (left out,
+    with the space before it, when there is none: "Hi {name}," → "Hi,").
+    """
+    if style == "none":
+        return ""
+    if style:
+        if name:
+            return style.replace("{name}", name)
+        return re.sub(r"\s*\{name\}", "", style)
     named, anonymous = GREETINGS.get(language, GREETINGS["en"])
     return named.format(name=name) if name else anonymous
+
+
+# An intro that opens with one of these already greets; the greeting line is then left
+# out rather than doubled ("Dear Ana," above "Dear friends, …").
+_GREETS = re.compile(
+    r"^\W*(?:dear|hello|hi|greetings|good\s+(?:morning|afternoon|evening)|bonjour|bonsoir"
+    r"|cher|chers|chère|chères|hola|estimad[oa]s?|querid[oa]s?|здравствуйте|привет"
+    r"|уважаем\w*|дорог\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def intro_greets(intro: str) -> bool:
+    """Whether an intro opens with a greeting of its own."""
+    return bool(_GREETS.match(intro.strip()))
 
 
 def paragraphs(text: str) -> list[str]:
@@ -309,7 +372,7 @@ def _kind_title(kind: str, editions: EditionsConfig) -> str:
     return editions.section_titles.get(kind) or kind.replace("_", " ").capitalize()
 
 
-def _item_view(item: Item, editions: EditionsConfig, language: str) -> ItemView:
+def _item_view(item: Item | FrozenItem, editions: EditionsConfig, language: str) -> ItemView:
     link = item.link.strip()
     if not link.lower().startswith(SAFE_LINK_SCHEMES):
         # Only web and mail links reach a message; a javascript: or data: link from a
@@ -321,7 +384,12 @@ def _item_view(item: Item, editions: EditionsConfig, language: str) -> ItemView:
         kind_title=_kind_title(item.kind, editions),
         title=item.title,
         date=item.date,
-        date_text=format_date(item.date, language),
+        # A date the source gave only as a month shows as that month, not as its first day.
+        date_text=(
+            month_label(f"{item.date:%Y-%m}", language)
+            if item.date_is_month
+            else format_date(item.date, language)
+        ),
         summary=item.summary,
         summary_paragraphs=paragraphs(item.summary),
         body_text=item.body_text,
@@ -337,7 +405,7 @@ def _item_view(item: Item, editions: EditionsConfig, language: str) -> ItemView:
     )
 
 
-def _image_fields(item: Item) -> dict[str, Any]:
+def _image_fields(item: Item | FrozenItem) -> dict[str, Any]:
     """An item's image at the size the email shows it: the column's width at most."""
     if not item.image.lower().startswith(("https://", "http://")):
         return {}
@@ -361,6 +429,8 @@ def _common_context(config: Config, lang: str) -> dict[str, Any]:
         "dir": "rtl" if lang.split("-")[0] in RTL_LANGUAGES else "ltr",
         "website": config.org.website,
         "archive_url": links.archive_url(config),
+        "public_copy": False,
+        "test_notice": "",
     }
 
 

@@ -298,7 +298,7 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
     assert "Added Ana@example.org to members (confirmed)." in added.stdout
     shown = json.loads(run_cli("subscribers", "show", "ana@example.org", "--json").stdout)
     assert shown["language"] == "es"
-    assert shown["attributes"] == {"region": "Latin America", "topics": ["HIV", "drug policy"]}
+    assert shown["attributes"] == {"region": "Latin America", "topics": ["hiv", "drug-policy"]}
     assert shown["subscriptions"][0]["consent_method"] == "admin"
 
     found = run_cli("subscribers", "search", "ANA", "--list", "members")
@@ -308,11 +308,11 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
     exported = run_cli("subscribers", "export", "--list", "members", "--out", "out.csv")
     assert exported.returncode == 0 and "Exported 1 subscriber(s)" in exported.stderr
     assert (tmp_path / "out.csv").stat().st_mode & 0o077 == 0
-    assert "Ana@example.org,Ana,es,Latin America,HIV; drug policy,confirmed," in (
+    assert "Ana@example.org,Ana,es,Latin America,hiv; drug-policy,confirmed," in (
         tmp_path / "out.csv"
     ).read_text(encoding="utf-8")
     as_json = run_cli("subscribers", "export", "--list", "members", "--format", "json")
-    assert json.loads(as_json.stdout)[0]["attributes"]["topics"] == ["HIV", "drug policy"]
+    assert json.loads(as_json.stdout)[0]["attributes"]["topics"] == ["hiv", "drug-policy"]
 
     left = run_cli("subscribers", "unsubscribe", "ana@example.org", "--list", "members")
     assert left.returncode == 0

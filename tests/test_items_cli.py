@@ -41,8 +41,12 @@ def test_import_prints_counts_and_each_problem_with_its_line(run_cli, tmp_path: 
 
     again = run_cli("items", "import", str(source), "--date", "2019-06", "--json")
     assert again.returncode == 0, again.stderr
-    assert again.stderr == ""
+    assert "warning: item 1 has a call to action ('Read the full report') but no link" in (
+        again.stderr
+    )
     report = json.loads(again.stdout)
+    problems = report.pop("problems")
+    assert [p["severity"] for p in problems] == ["warning"]
     assert report == {
         "source": str(source.resolve()),
         "source_type": "listing",
@@ -50,7 +54,7 @@ def test_import_prints_counts_and_each_problem_with_its_line(run_cli, tmp_path: 
         "updated": 0,
         "unchanged": 1,
         "item_ids": [2, 1],
-        "problems": [],
+        "look_alikes": [],
     }
 
 

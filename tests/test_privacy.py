@@ -66,7 +66,7 @@ def held(app, tmp_path) -> dict[str, int]:
 def test_export_holds_everything(app, held) -> None:
     document = audience.export_person(app, "erase.me@EXAMPLE.org")
     assert document["subscriber"]["name"] == NAME
-    assert document["subscriber"]["attributes"] == {"region": "Eurasia", "topics": ["HIV"]}
+    assert document["subscriber"]["attributes"] == {"region": "Eurasia", "topics": ["hiv"]}
     lists = {s["list"]: s for s in document["subscriptions"]}
     assert set(lists) == {"members", "partners"}
     assert lists["members"]["consent_method"] == "import"

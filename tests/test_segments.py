@@ -83,7 +83,14 @@ CASES = [
     ("drug policy", rule("topics", "contains", "drug policy"),
      {"a@example.org", "c@example.net", "e@sub.example.org"}),
     ("hiv", rule("topics", "contains", "HIV"), {"a@example.org", "f@example.org"}),
-    ("case matters", rule("topics", "contains", "hiv"), set()),
+    # Topics are one identity (a slug); a segment may name one by its slug or label,
+    # and text compares without regard to case.
+    ("any case", rule("topics", "contains", "hiv"), {"a@example.org", "f@example.org"}),
+    ("topic by label", rule("topics", "contains", "Harm Reduction"), {"b@example.org"}),
+    ("topic by slug", rule("topics", "eq", "harm-reduction"), set()),
+    ("topic in", rule("topics", "in", ["HIV"]), set()),
+    ("region in any case", rule("region", "eq", "EURASIA"), {"a@example.org", "c@example.net"}),
+    ("region in, any case", rule("region", "in", ["eurasia"]), {"a@example.org", "c@example.net"}),
     # A missing attribute is "not Eurasia" too.
     ("not eurasia", {"not": rule("region", "eq", "Eurasia")},
      {"b@example.org", "d@example.net", "e@sub.example.org", "f@example.org", "g@example.org"}),
@@ -223,7 +230,8 @@ def test_cli_segments_create_show_list(run_cli, tmp_path) -> None:
     )
     assert "reachable" in drug_policy.stdout
     listed = run_cli("segments", "list")
-    assert "drug-policy" in listed.stdout and "topics contains 'drug policy'" in listed.stdout
+    # The topic is saved as its slug, however the rules named it.
+    assert "drug-policy" in listed.stdout and "topics contains 'drug-policy'" in listed.stdout
 
     bad = run_cli(
         "segments", "create", "bad", "--definition",

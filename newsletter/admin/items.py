@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -101,7 +102,7 @@ def edit(item_id: int) -> ResponseReturnValue:
     item = items_service.get_item(app, item_id)
     if request.method == "GET":
         return render_template("items/edit.html", item=item, errors={}, kinds=KIND_OPTIONS)
-    changes = {
+    changes: dict[str, Any] = {
         name: request.form.get(name, "")
         for name in ("title", "summary", "kind", "link")
         if request.form.get(name, "") != (item.get(name) or "")
@@ -113,7 +114,7 @@ def edit(item_id: int) -> ResponseReturnValue:
         # All the fields at once: a bad one means nothing is written. Its message begins
         # with the field's name, which says where to mark it.
         try:
-            items_service.edit_item(app, item_id, **changes)
+            items_service.edit_item(app, item_id, actor=actor(), **changes)
         except UserError as exc:
             named = str(exc).split(" ", 1)[0]
             errors[named if named in changes else next(iter(changes))] = str(exc)

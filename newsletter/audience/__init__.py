@@ -40,7 +40,13 @@ if TYPE_CHECKING:
         recipients_query,
         segment_condition,
     )
-    from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
+    from newsletter.audience.segments import (
+        delete_segment,
+        get_segment,
+        list_segments,
+        save_segment,
+        show_segment,
+    )
     from newsletter.audience.signup import (
         confirm,
         get_preferences,
@@ -92,6 +98,7 @@ __getattr__, __dir__ = lazy_exports(
         "count_recipients": "resolve",
         "recipients_query": "resolve",
         "segment_condition": "resolve",
+        "delete_segment": "segments",
         "get_segment": "segments",
         "list_segments": "segments",
         "save_segment": "segments",
@@ -132,6 +139,7 @@ __all__ = [
     "confirm",
     "count_recipients",
     "create_list",
+    "delete_segment",
     "end_subscriptions",
     "ensure_list",
     "erase_person",

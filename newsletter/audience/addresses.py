@@ -8,6 +8,7 @@ Ana@Example.org and ana@example.org are one subscriber.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,20 +62,32 @@ def normalise_address(raw: str, *, allow_display_name: bool = False) -> Address:
     """Validate one address and return its normalised form and key.
 
     With `allow_display_name`, "Jane Doe <jane@example.org>" (as address books
-    export it) is accepted and the name is kept apart.
+    export it) is accepted and the name is kept apart. The name may be in any
+    script ("José Núñez <jose@example.es>", "Анна Иванова <anna@example.ru>"),
+    quoted or not: address books write it as typed, not as RFC 5322 would
+    quote it, so it is split off here and only the address is validated.
     """
     text = raw.strip()
     if not text:
         raise InvalidAddress("the address is empty")
+    display_name = ""
+    named = _NAMED.match(text) if allow_display_name else None
+    if named is not None:
+        display_name = named.group("name").strip()
+        if len(display_name) >= 2 and display_name[0] == display_name[-1] == '"':
+            display_name = display_name[1:-1].replace('\\"', '"').strip()
+        text = named.group("address").strip()
     validate_email, EmailNotValidError = _validator()
     try:
-        result = validate_email(
-            text, check_deliverability=False, allow_display_name=allow_display_name
-        )
+        result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidAddress(f"{text!r} is not a valid email address: {exc}") from None
+        raise InvalidAddress(f"{raw.strip()!r} is not a valid email address: {exc}") from None
     return Address(
         email=result.normalized,
         key=email_key(result.normalized),
-        display_name=(result.display_name or "").strip(),
+        display_name=" ".join(display_name.split()),
     )
+
+
+# "Name <address>": everything before the last angle-bracketed part is the name.
+_NAMED = re.compile(r"^(?P<name>[^<>]*)<(?P<address>[^<>]*)>$")

@@ -67,6 +67,7 @@ from newsletter.audience.files import open_private, partial_path
 from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
 from newsletter.audience.suppression import KeyHasher, suppressed_among
+from newsletter.audience.topics import Topics
 from newsletter.db import BulkInsert
 from newsletter.errors import InputError, OperationFailed
 from newsletter.models import Subscriber, Subscription, Suppression, utcnow
@@ -378,6 +379,9 @@ def _person(record: Record, columns: ColumnMap, run: _ImportRun) -> Person | Non
         value = _cell(fields, index).strip()
         if value:
             attributes[key] = attribute_value(key, value)
+    if isinstance(attributes.get("topics"), list):
+        # One spelling per topic: "harm reduction" and "harm-reduction" are one slug.
+        attributes["topics"] = run.topics.to_slugs(attributes["topics"])
     return Person(
         line=record.line,
         email=address.email,
@@ -418,6 +422,7 @@ class _ImportRun:
         self.hasher = KeyHasher(app.suppression_key)
         self.seen = _seen_table()
         self._writers: dict[tuple[str, tuple[str, ...]], BulkInsert] = {}
+        self.topics = Topics.from_config(app.config.web)
 
     # --- bookkeeping ---------------------------------------------------------
 

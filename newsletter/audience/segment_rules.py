@@ -13,7 +13,11 @@ Fields: `language`, `status` (the subscriber's), `name` (`contains` is a
 substring there, in any case; SQLite folds only ASCII letters), `domain` (of the address), `list` (a
 confirmed member of the named list; `exists`: of any list), and any attribute
 (`region`, `country`, `topics`, … or `attributes.KEY` for one named like a
-field). Values compare exactly as stored, case included.
+field). `eq`, `in` and `contains` on text compare without regard to case
+("eurasia" matches "Eurasia"; on SQLite only ASCII letters are folded, on
+PostgreSQL every letter the database's locale knows). A `topics` value may be a
+topic's slug or any of its labels: it is compared as the topic's slug
+(newsletter.audience.topics), which is how topics are stored.
 
 The same rules compile for SQLite (json_extract, json_each) and PostgreSQL
 (->>, @> on JSONB) in `compile_rules`, the one place that knows both.
@@ -30,6 +34,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     and_,
+    case,
     cast,
     exists,
     false,
@@ -42,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from newsletter.audience.columns import ATTRIBUTE_KEY_RE, normalise_language
+from newsletter.audience.topics import Topics
 from newsletter.errors import InputError
 from newsletter.models import SUBSCRIBER_STATUSES, MailingList, Subscriber, Subscription
 
@@ -111,11 +117,16 @@ def _string(value: Any, where: str) -> str:
 
 
 def validate_rules(
-    rules: Any, *, list_names: Collection[str] | None = None, where: str = "segment"
+    rules: Any,
+    *,
+    list_names: Collection[str] | None = None,
+    where: str = "segment",
+    topics: Topics | None = None,
 ) -> dict[str, Any]:
     """Check a definition and return it in normal form; an InputError names the bad part.
 
-    `list_names`, when given, are the lists a `list` rule may name.
+    `list_names`, when given, are the lists a `list` rule may name; `topics`, the
+    configured topics whose labels a `topics` rule may use.
     """
     if not isinstance(rules, dict):
         raise InputError(f"{where}: expected an object (a rule, or all/any/not), not {rules!r}")
@@ -129,14 +140,18 @@ def validate_rules(
         (key,) = combinators
         if key == "not":
             return {
-                "not": validate_rules(rules["not"], list_names=list_names, where=f"{where}.not")
+                "not": validate_rules(
+                    rules["not"], list_names=list_names, where=f"{where}.not", topics=topics
+                )
             }
         children = rules[key]
         if not isinstance(children, list) or not children:
             raise InputError(f"{where}.{key}: expected a non-empty list of rules")
         return {
             key: [
-                validate_rules(child, list_names=list_names, where=f"{where}.{key}[{i}]")
+                validate_rules(
+                    child, list_names=list_names, where=f"{where}.{key}[{i}]", topics=topics
+                )
                 for i, child in enumerate(children)
             ]
         }
@@ -171,6 +186,9 @@ def validate_rules(
 
     if kind == "column":
         cleaned = [_check_column_value(name, v, where, list_names) for v in cleaned]
+    elif name == "topics":
+        named = topics or Topics({}, {})
+        cleaned = [named.to_slug(v) or v for v in cleaned]
     value: Any = cleaned if op == "in" else cleaned[0]
     return {"field": field_name, "op": op, "value": value}
 
@@ -257,20 +275,31 @@ def _compile_column(name: str, op: str, value: Any) -> ColumnElement[bool]:
 def _compile_attribute(key: str, op: str, value: Any, dialect: str) -> ColumnElement[bool]:
     text = Subscriber.attributes[key].as_string()
     if op == "eq":
-        return text == value
+        return func.lower(text) == value.lower()
     if op == "in":
-        return text.in_(value)
+        return func.lower(text).in_([v.lower() for v in value])
     if op == "exists":
         # Present, and neither an empty string nor an empty list.
         return func.coalesce(text, "").not_in(["", "[]"])
-    # contains: a list attribute holds the value (or a plain one equals it).
+    # contains: a list attribute holds the value (or a plain one equals it), in any case.
+    wanted = value.lower()
     if dialect == "postgresql":
-        # JSONB containment: '["a","b"]' @> '"a"' and '"a"' @> '"a"' are both true.
-        return Subscriber.attributes[key].op("@>", is_comparison=True)(
-            cast(literal(json.dumps(value)), postgresql.JSONB)
+        # Elements of the list as text; a plain value is compared as itself. The CASE
+        # keeps jsonb_array_elements_text from seeing a scalar, which it refuses.
+        attribute = Subscriber.attributes[key]
+        as_list = case(
+            (func.jsonb_typeof(attribute) == "array", attribute),
+            else_=cast(literal("[]"), postgresql.JSONB),
         )
+        elements = func.jsonb_array_elements_text(as_list).table_valued("value")
+        held = exists(
+            select(literal(1)).select_from(elements).where(func.lower(elements.c.value) == wanted)
+        )
+        return or_(held, func.lower(text) == wanted)
     elements = func.json_each(Subscriber.attributes, f'$."{key}"').table_valued("value")
-    return exists(select(literal(1)).select_from(elements).where(elements.c.value == value))
+    return exists(
+        select(literal(1)).select_from(elements).where(func.lower(elements.c.value) == wanted)
+    )
 
 
 def describe_rules(rules: dict[str, Any]) -> str:

@@ -12,6 +12,8 @@ archived, not suppressed).
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.audience.lists import LIST_NAME_RE
 from newsletter.audience.resolve import audience_query, count_query, segment_condition
@@ -28,8 +31,9 @@ from newsletter.audience.segment_rules import (
     referenced_attributes,
     validate_rules,
 )
+from newsletter.audience.topics import Topics
 from newsletter.errors import InputError, InvalidState, NotFound
-from newsletter.models import MailingList, Segment, Subscriber, utcnow
+from newsletter.models import Campaign, MailingList, Segment, Subscriber, utcnow
 
 
 def check_segment_name(name: str) -> str:
@@ -111,13 +115,20 @@ def save_segment(
     path: str | Path | None = None,
     description: str | None = None,
     replace: bool = False,
+    must_exist: bool = False,
 ) -> dict[str, Any]:
     """Create (or with `replace`, redefine) a segment from JSON or TOML rules.
+
+    `must_exist` is `segments edit`: the segment must be there already.
 
     Returns the segment with its counts and any warnings (an attribute no
     subscriber has).
     """
     check_segment_name(name)
+    if text is None and path is None and must_exist:
+        # An edit of the description alone keeps the rules as they are.
+        with app.session() as session:
+            text = json.dumps(get_segment(session, name).definition)
     if (text is None) == (path is None):
         raise InputError("give the rules either inline or as a file, not both or neither")
     if path is not None:
@@ -130,8 +141,15 @@ def save_segment(
     try:
         with app.session() as session:
             list_names = set(session.scalars(select(MailingList.name)))
-            rules = validate_rules(raw, list_names=list_names, where=where)
+            rules = validate_rules(
+                raw,
+                list_names=list_names,
+                where=where,
+                topics=Topics.from_config(app.config.web),
+            )
             segment = session.scalar(select(Segment).where(Segment.name == name))
+            if segment is None and must_exist:
+                raise NotFound(f"no segment named {name!r} (see `newsletter segments list`)")
             if segment is not None and not replace:
                 raise InvalidState(
                     f"a segment named {name!r} already exists; add --replace to redefine it"
@@ -179,6 +197,48 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, An
             **_counts(session, rules),
             "sample": [{"email": e, "name": n, "language": lang} for e, n, lang in rows],
         }
+
+
+@dataclass(frozen=True)
+class SegmentDeleted:
+    id: int
+    name: str
+    # Campaigns that had gone out with it: they keep their ledger; their segment is cleared.
+    past_campaigns: tuple[int, ...]
+
+
+def delete_segment(app: Newsletter, name: str, *, actor: str) -> SegmentDeleted:
+    """Delete a segment; refused while a campaign that has not gone out uses it.
+
+    Deleting it under a draft or an approved campaign would widen that
+    campaign's audience to its whole lists, so those must change segment first
+    (`newsletter edition edit ID --segment …` or `--no-segment`).
+    """
+    with app.session() as session:
+        segment = get_segment(session, name)
+        using = list(
+            session.execute(
+                select(Campaign.id, Campaign.status)
+                .where(Campaign.segment_id == segment.id)
+                .order_by(Campaign.id)
+            )
+        )
+        open_ = [f"{cid} ({status})" for cid, status in using if status not in _GONE_OUT]
+        if open_:
+            raise InvalidState(
+                f"segment {name!r} is the audience of campaign {', '.join(open_)}; give "
+                "that campaign another segment first (newsletter edition edit ID --segment …)"
+            )
+        deleted = SegmentDeleted(
+            id=segment.id, name=segment.name, past_campaigns=tuple(cid for cid, _ in using)
+        )
+        session.delete(segment)
+        audit.record(session, actor, "delete", "segment", deleted.id, name)
+        return deleted
+
+
+# Campaigns past sending: a deleted segment no longer matters to them.
+_GONE_OUT = ("sent", "cancelled", "missed")
 
 
 def count_rules(app: Newsletter, raw: Any) -> dict[str, int]:

@@ -47,6 +47,7 @@ from newsletter.audience.consent import Consent
 from newsletter.audience.resolve import recipients_query
 from newsletter.audience.subscribers import end_subscriptions
 from newsletter.audience.suppression import hash_key, lift_suppression, suppression_reason
+from newsletter.audience.topics import Topics
 from newsletter.errors import InputError, OperationFailed
 from newsletter.models import (
     Campaign,
@@ -153,7 +154,9 @@ def check_signup(
         raise SignupError(
             "language", f"language {language!r} is not one of: {', '.join(web.languages)}"
         )
-    chosen_topics = tuple(dict.fromkeys(t.strip() for t in topics if t and t.strip()))
+    # A topic may come as its slug or a label; it is kept as its slug (audience.topics).
+    named = Topics.from_config(web)
+    chosen_topics = tuple(named.to_slugs(t for t in topics if t and t.strip()))
     unknown_topics = [t for t in chosen_topics if t not in web.topics]
     if unknown_topics:
         raise SignupError(
@@ -628,10 +631,12 @@ def get_preferences(app: Newsletter, subscriber_id: int) -> Preferences | None:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             return None
-        return _preferences(session, subscriber)
+        return _preferences(session, subscriber, Topics.from_config(app.config.web))
 
 
-def _preferences(session: Session, subscriber: Subscriber) -> Preferences:
+def _preferences(
+    session: Session, subscriber: Subscriber, _topics: Topics | None = None
+) -> Preferences:
     on = {
         sub.list_id: sub.status
         for sub in session.scalars(
@@ -655,13 +660,15 @@ def _preferences(session: Session, subscriber: Subscriber) -> Preferences:
         ),
         key=lambda choice: (choice.title.casefold(), choice.name),
     )
+    _topics = _topics or Topics({}, {})
     topics = subscriber.attributes.get("topics") or []
     return Preferences(
         subscriber_id=subscriber.id,
         masked_email=mask_email(subscriber.email),
         name=subscriber.name,
         language=subscriber.language,
-        topics=tuple(str(t) for t in topics) if isinstance(topics, list) else (),
+        # Slugs, as the page's boxes name them, even for a topic stored as its label.
+        topics=tuple(_topics.to_slugs(str(t) for t in topics)) if isinstance(topics, list) else (),
         status=subscriber.status,
         lists=tuple(choices),
     )
@@ -694,7 +701,9 @@ def update_preferences(
         raise SignupError(
             "language", f"language {language!r} is not one of: {', '.join(web.languages)}"
         )
-    unknown_topics = [t for t in topics if t not in web.topics]
+    named = Topics.from_config(web)
+    ticked = named.to_slugs(topics)
+    unknown_topics = [t for t in ticked if t not in web.topics]
     if unknown_topics:
         raise SignupError("topics", f"unknown topic {', '.join(map(repr, unknown_topics))}")
     now = utcnow()
@@ -702,12 +711,19 @@ def update_preferences(
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             return None
-        before = _preferences(session, subscriber)
+        before = _preferences(session, subscriber, named)
         subscriber.name = one_line(name)[:NAME_MAX]
         subscriber.language = language
-        attributes = dict(subscriber.attributes or {})
-        attributes["topics"] = list(dict.fromkeys(topics))
-        subscriber.attributes = attributes
+        # The page offers only the configured topics: others the person has (from an
+        # import) stay, so that saving an unchanged form changes nothing.
+        stored = subscriber.attributes.get("topics")
+        stored = stored if isinstance(stored, list) else []
+        kept = [t for t in named.to_slugs(map(str, stored)) if t not in web.topics]
+        wanted_topics = list(dict.fromkeys([*ticked, *kept]))
+        if set(wanted_topics) != set(named.to_slugs(map(str, stored))):
+            attributes = dict(subscriber.attributes or {})
+            attributes["topics"] = wanted_topics
+            subscriber.attributes = attributes
         offered = {choice.name: choice for choice in before.lists}
         wanted = {n for n in list_names if n in offered}
         joining = [n for n in wanted if not offered[n].subscribed] if before.can_join else []
@@ -730,7 +746,7 @@ def update_preferences(
         session.flush()
         session.expire_all()
         subscriber = session.get_one(Subscriber, subscriber_id)
-        return _preferences(session, subscriber)
+        return _preferences(session, subscriber, named)
 
 
 def _join_confirmed(

@@ -25,6 +25,7 @@ from newsletter.audience.addresses import normalise_address
 from newsletter.audience.consent import DEFAULT_ADMIN_TEXT, Consent
 from newsletter.audience.lists import get_list, get_open_list
 from newsletter.audience.suppression import hash_key, suppress
+from newsletter.audience.topics import Topics
 from newsletter.errors import InvalidState, NotFound
 from newsletter.models import (
     Delivery,
@@ -246,7 +247,15 @@ def add_subscriber(
     force: bool = False,
     actor: str,
 ) -> dict[str, Any]:
-    """An admin adds one person to a list (confirmed: the admin vouches for the consent)."""
+    """An admin adds one person to a list (confirmed: the admin vouches for the consent).
+
+    Topics are stored as slugs (`topics`), however they were named.
+    """
+    if attributes and isinstance(attributes.get("topics"), list | str):
+        given = attributes["topics"]
+        topics = Topics.from_config(app.config.web)
+        slugs = topics.to_slugs([given] if isinstance(given, str) else given)
+        attributes = {**attributes, "topics": slugs}
     consent = Consent(method="admin", source=actor, text=consent_text or DEFAULT_ADMIN_TEXT)
     with app.session() as session:
         added = add_to_list(

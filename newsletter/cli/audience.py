@@ -467,7 +467,8 @@ def segments_create(
 
     Rules: {"all"|"any": [rule, …]}, {"not": rule}, or {"field": F, "op": OP, "value": V}
     with OP one of eq, in, contains, exists; F one of language, status, name, domain,
-    list, or an attribute (region, country, topics, …). Inline, for instance:
+    list, or an attribute (region, country, topics, …). eq, in and contains compare
+    text in any case; a topic may be named by its slug or its label. Inline:
     --definition '{"field": "topics", "op": "contains", "value": "drug policy"}'
 
     Example: newsletter segments create ru-eurasia --file ru-eurasia.toml
@@ -484,6 +485,71 @@ def segments_create(
     click.echo(f"  {result['matching']} matching subscriber(s), {result['reachable']} reachable.")
     for warning in result["warnings"]:
         click.echo(f"warning: {warning}", err=True)
+
+
+@segments_group.command("edit")
+@click.argument("name")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New rules from a .toml or .json file.",
+)
+@click.option("--definition", "text", metavar="RULES", help="New rules inline, JSON or TOML.")
+@click.option("--description", default=None, help="A new description.")
+@json_option
+@pass_context
+def segments_edit(
+    ctx: AppContext,
+    name: str,
+    path: Path | None,
+    text: str | None,
+    description: str | None,
+    as_json: bool,
+) -> None:
+    """Change a segment's rules or description (the new rules are checked now).
+
+    Campaigns that use the segment see the new rules, except those whose ledger
+    is already written (sending, sent).
+
+    Example: newsletter segments edit ru-eurasia --file ru-eurasia.toml --description "RU"
+    """
+    if path is not None and text is not None:
+        raise InputError("give the rules with either --file F or --definition RULES, not both")
+    if path is None and text is None and description is None:
+        raise InputError("nothing to change; give --file, --definition or --description")
+    result = audience.save_segment(
+        ctx.app,
+        name,
+        text=text,
+        path=path,
+        description=description,
+        replace=True,
+        must_exist=True,
+    )
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"Saved segment {result['name']}: {result['rules']}")
+    click.echo(f"  {result['matching']} matching subscriber(s), {result['reachable']} reachable.")
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@segments_group.command("delete")
+@click.argument("name")
+@json_option
+@pass_context
+def segments_delete(ctx: AppContext, name: str, as_json: bool) -> None:
+    """Delete a segment; refused while a campaign that has not gone out uses it.
+
+    Example: newsletter segments delete ru-eurasia
+    """
+    deleted = audience.delete_segment(ctx.app, name, actor=ctx.actor)
+    if as_json:
+        echo_json(deleted)
+    else:
+        click.echo(f"Segment {name} deleted.")
 
 
 @segments_group.command("list")

@@ -26,7 +26,11 @@ detach_option = click.option(
     is_flag=True,
     help="Do not send from this process: leave it to `newsletter worker` or the service.",
 )
-DELIVERY_COLUMNS = ["id", "address", "status", "attempts", "sent_at", "last_response", "events"]
+DELIVERY_COLUMNS = [
+    "id", "address", "status", "attempts", "sent_at", "last_response", "events", "reason",
+]  # fmt: skip
+# `deliveries --failed`: who did not get it, and why in one column.
+FAILED_COLUMNS = ["id", "address", "status", "attempts", "sent_at", "reason"]
 # Plain progress lines (when the output is not a terminal) come this often.
 LINE_EVERY = 5.0
 
@@ -351,7 +355,8 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
     "--failed",
     "failed_only",
     is_flag=True,
-    help="Only those who did not get it: failed, waiting to retry, or cancelled.",
+    help="Only those who did not get it: failed, waiting to retry, cancelled, or sent but "
+    "bounced or complained about afterwards; with the reason.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
 @json_option
@@ -370,7 +375,7 @@ def deliveries(
     if not rows:
         click.echo("No deliveries." if not failed_only else "Nobody was missed.")
         return
-    echo_table(rows, DELIVERY_COLUMNS, max_width=80)
+    echo_table(rows, FAILED_COLUMNS if failed_only else DELIVERY_COLUMNS, max_width=80)
 
 
 def _changed(ctx: AppContext, progress: Progress, what: str, as_json: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter import editions
+from newsletter import editing, editions
 from newsletter.cli.context import AppContext, pass_context
 from newsletter.cli.output import as_record, echo_json, echo_record, echo_table, json_option
 from newsletter.models import CAMPAIGN_STATUSES
@@ -33,6 +33,8 @@ transport_option = click.option(
 
 
 def _print_created(result: editions.CampaignSummary, as_json: bool) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         echo_json(result)
         return
@@ -189,3 +191,115 @@ def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) ->
         echo_json(result)
     else:
         click.echo(f"Campaign {campaign_id} approved. Send it with: newsletter send {campaign_id}")
+
+
+def _ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of item ids such as 3,1,2") from None
+
+
+@edition_group.command("edit")
+@click.argument("campaign_id", type=int)
+@click.option("--subject", help="New subject line.")
+@click.option("--preheader", help="New inbox preview line.")
+@intro_option
+@click.option(
+    "--greeting",
+    help='The line above the intro: "none", "auto" (the language\'s own, left out when the '
+    'intro already greets), or your own such as "Hi {name},".',
+)
+@click.option("--add", "add_items", type=int, multiple=True, metavar="ITEM", help="Add an item.")
+@click.option(
+    "--remove", "remove_items", type=int, multiple=True, metavar="ITEM", help="Remove an item."
+)
+@click.option(
+    "--order", callback=_ids, metavar="ID,ID,…", help="The items' new reading order, every id once."
+)
+@click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    metavar="NAME",
+    help="Send to these lists instead (repeatable).",
+)
+@segment_option
+@click.option("--no-segment", is_flag=True, help="Remove the segment: the whole lists.")
+@json_option
+@pass_context
+def edition_edit(
+    ctx: AppContext,
+    campaign_id: int,
+    subject: str | None,
+    preheader: str | None,
+    intro_file: str | None,
+    greeting: str | None,
+    add_items: tuple[int, ...],
+    remove_items: tuple[int, ...],
+    order: list[int] | None,
+    lists: tuple[str, ...],
+    segment: str | None,
+    no_segment: bool,
+    as_json: bool,
+) -> None:
+    """Correct a draft or approved edition; an approved one goes back to draft.
+
+    The result is rendered before it is saved: an edit that breaks the
+    template changes nothing. Every edit is in the audit trail.
+
+    Example: newsletter edition edit 3 --subject "June news" --remove 12 --order 5,4,7
+    """
+    edited = editing.edit_edition(
+        ctx.app,
+        campaign_id,
+        actor=ctx.actor,
+        subject=subject,
+        preheader=preheader,
+        intro_file=intro_file,
+        greeting=greeting,
+        add_items=add_items,
+        remove_items=remove_items,
+        order=order,
+        lists=lists or None,
+        segment=segment,
+        no_segment=no_segment,
+    )
+    if as_json:
+        echo_json(edited)
+        return
+    click.echo(f"Campaign {campaign_id} edited: {', '.join(edited.changed)}.")
+    if edited.unapproved:
+        click.echo(f"It is a draft again; approve it with: newsletter approve {campaign_id}")
+
+
+@campaigns_group.command("duplicate")
+@click.argument("campaign_id", type=int)
+@json_option
+@pass_context
+def campaigns_duplicate(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+    """Copy a campaign (any status) into a new draft with the same content and audience.
+
+    Example: newsletter campaigns duplicate 3
+    """
+    _print_created(editing.duplicate_campaign(ctx.app, campaign_id, actor=ctx.actor), as_json)
+
+
+@campaigns_group.command("delete")
+@click.argument("campaign_id", type=int)
+@json_option
+@pass_context
+def campaigns_delete(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
+    """Delete a draft; approved and sent campaigns stay (cancel them instead).
+
+    The deletion is recorded in the audit trail (`newsletter audit`).
+
+    Example: newsletter campaigns delete 4
+    """
+    deleted = editing.delete_campaign(ctx.app, campaign_id, actor=ctx.actor)
+    if as_json:
+        echo_json(deleted)
+    else:
+        click.echo(f"Campaign {campaign_id} deleted ({deleted.subject}).")

@@ -51,6 +51,11 @@ def items_group() -> None:
 )
 @click.option("--language", metavar="LANG", help="Language of items whose source does not say.")
 @click.option("--kind", type=kind_choice, help="Kind of items whose source does not say.")
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="Text encoding of a listing that is not UTF-8 (cp1252, latin-1, utf-16 …).",
+)
 @json_option
 @pass_context
 def items_import(
@@ -59,6 +64,7 @@ def items_import(
     month: str | None,
     language: str | None,
     kind: str | None,
+    encoding: str | None,
     as_json: bool,
 ) -> None:
     """Import items from SOURCE; importing it again only updates what changed.
@@ -66,6 +72,12 @@ def items_import(
     SOURCE is a plain-text news listing (items under 'Month YYYY' lines), a
     folder of Markdown files with front matter, or an RSS/Atom feed (a file or
     an http(s) address). Fields changed with `items edit` are kept.
+
+    A re-import recognises an item by what the source says about it: a feed
+    entry's guid or link, a listing item's link, else its month and title
+    (small edits tolerated), never by the file's path. A new item that only
+    resembles a stored one is added and reported as "looks like item N";
+    `items merge` settles it. A call to action without a link is reported.
 
     Each problem is printed on stderr as SOURCE:LINE: severity: message. Exit
     status: 0 when everything was imported (warnings allowed); 1 when items of
@@ -76,7 +88,9 @@ def items_import(
 
     Example: newsletter items import news.txt --date 2019-06
     """
-    report = items.import_source(ctx.app, source, month=month, language=language, kind=kind)
+    report = items.import_source(
+        ctx.app, source, month=month, language=language, kind=kind, encoding=encoding
+    )
     for problem in report.problems:
         click.echo(str(problem), err=True)
     if as_json:
@@ -153,6 +167,12 @@ def items_show(ctx: AppContext, item_id: int, as_json: bool) -> None:
 @click.option("--language", metavar="LANG", help="New language code (en, ru, fr, es …).")
 @click.option("--tags", metavar="A,B", help="New tags, comma-separated.")
 @click.option("--image-alt", help="What the item's image shows, for readers who cannot see it.")
+@click.option(
+    "--apply-to-campaigns",
+    is_flag=True,
+    help="Also change approved campaigns that hold the item: they go back to draft, to be "
+    "approved again. Without it they send what was approved.",
+)
 @json_option
 @pass_context
 def items_edit(
@@ -167,15 +187,22 @@ def items_edit(
     language: str | None,
     tags: str | None,
     image_alt: str | None,
+    apply_to_campaigns: bool,
     as_json: bool,
 ) -> None:
     """Correct an item by hand; a later re-import leaves the edited fields alone.
 
+    Approval froze what an approved campaign sends: an edit of one of its items
+    does not reach it, and a warning names it; with --apply-to-campaigns it goes
+    back to draft with the edit. Sent campaigns (and their archive) never change.
+
     Example: newsletter items edit 3 --kind statement --title "Statement to the CND"
     """
-    record = items.edit_item(
+    edited = items.edit_item(
         ctx.app,
         item_id,
+        apply_to_campaigns=apply_to_campaigns,
+        actor=ctx.actor,
         title=title,
         kind=kind,
         summary=summary,
@@ -186,10 +213,61 @@ def items_edit(
         tags=tags,
         image_alt=image_alt,
     )
+    for warning in edited.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
-        echo_json(record)
+        echo_json(
+            {
+                **edited.item,
+                "warnings": list(edited.warnings),
+                "frozen_campaigns": list(edited.frozen_campaigns),
+                "reopened_campaigns": list(edited.reopened_campaigns),
+                "sent_campaigns": list(edited.sent_campaigns),
+            }
+        )
     else:
-        click.echo(f"Item {item_id} updated; edited by hand: {', '.join(record['edited_fields'])}.")
+        click.echo(f"Item {item_id} updated; edited by hand: {', '.join(edited.edited_fields)}.")
+
+
+@items_group.command("merge")
+@click.argument("keep_id", type=int)
+@click.argument("drop_id", type=int)
+@json_option
+@pass_context
+def items_merge(ctx: AppContext, keep_id: int, drop_id: int, as_json: bool) -> None:
+    """Make two items one: DROP_ID goes, its campaign entries move to KEEP_ID.
+
+    For the "looks like item N" an import reports: a later re-import that names
+    the dropped item finds the kept one.
+
+    Example: newsletter items merge 12 15
+    """
+    merged = items.merge_items(ctx.app, keep_id, drop_id)
+    if as_json:
+        echo_json(merged)
+        return
+    moved = ", ".join(map(str, merged.campaigns)) or "none"
+    click.echo(f"Item {drop_id} merged into item {keep_id}; campaigns moved: {moved}.")
+
+
+@items_group.command("delete")
+@click.argument("item_id", type=int)
+@json_option
+@pass_context
+def items_delete(ctx: AppContext, item_id: int, as_json: bool) -> None:
+    """Delete an item; refused while an approved, scheduled or sent campaign holds it.
+
+    Draft campaigns lose the item. A re-import of a source that still lists it
+    adds it again: `items exclude ID` keeps it out of new bulletins for good.
+
+    Example: newsletter items delete 15
+    """
+    deleted = items.delete_item(ctx.app, item_id)
+    if as_json:
+        echo_json(deleted)
+        return
+    drafts = f"; taken out of draft campaign {', '.join(map(str, deleted.drafts))}"
+    click.echo(f"Item {item_id} deleted" + (drafts if deleted.drafts else "") + ".")
 
 
 def _set_excluded(ctx: AppContext, item_id: int, excluded: bool, as_json: bool) -> None:

@@ -568,8 +568,13 @@ def deliveries(
     campaign_id: int,
     statuses: Sequence[str] | None = None,
     limit: int | None = None,
+    *,
+    or_ids: Sequence[int] = (),
 ) -> Iterator[dict[str, Any]]:
-    """Who got it and who did not, and why: streamed, in ledger order."""
+    """Who got it and who did not, and why: streamed, in ledger order.
+
+    `or_ids` adds deliveries of other statuses by id (sent ones that bounced later).
+    """
     query = (
         select(
             D.c.id,
@@ -585,7 +590,9 @@ def deliveries(
         .where(D.c.campaign_id == campaign_id)
         .order_by(D.c.id)
     )
-    if statuses:
+    if statuses and or_ids:
+        query = query.where(or_(D.c.status.in_(list(statuses)), D.c.id.in_(list(or_ids))))
+    elif statuses:
         query = query.where(D.c.status.in_(list(statuses)))
     if limit:
         query = query.limit(limit)

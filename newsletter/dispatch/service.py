@@ -26,10 +26,11 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
-from newsletter.feedback.summary import events_by_delivery
+from newsletter.feedback.summary import came_back_reasons, events_by_delivery
 from newsletter.logs import log_event
 from newsletter.message import Composer, Recipient, finishing_steps
 from newsletter.models import Campaign, utcnow
+from newsletter.render import render_campaign
 from newsletter.transports import SendResult, Transport, open_transport
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,17 @@ def send_campaign(
         # Opened first: a transport that cannot work must stop us before the status changes.
         transport = open_transport(app, _campaign_transport_name(app, campaign_id))
     try:
+        if _status(app, campaign_id) in lifecycle.ACTIONS["start"].allowed_from:
+            problem = render_problem(app, campaign_id)
+            if problem is not None:
+                note = pause_unrendered(app, campaign_id, "start", actor, problem)
+                return SendOutcome(
+                    campaign_id=campaign_id,
+                    status=lifecycle.PAUSED,
+                    reason="failing",
+                    transport=transport.describe(),
+                    note=note,
+                )
         written = start_campaign(app, campaign_id, actor=actor)
         outcome = SendOutcome(
             campaign_id=campaign_id,
@@ -156,8 +168,44 @@ def start_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> int:
         lifecycle.refuse(session, campaign_id, "start")
 
 
+def render_problem(app: Newsletter, campaign_id: int) -> str | None:
+    """Why the campaign cannot be rendered (a template or content error), or None."""
+    try:
+        render_campaign(app, campaign_id)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def pause_unrendered(
+    app: Newsletter, campaign_id: int, action: str, actor: str, problem: str
+) -> str:
+    """Start a campaign that cannot be rendered straight into `paused`, writing no ledger.
+
+    `action` is how it was starting (`start` by a person, `fire` by the schedule).
+    It is paused with the reason rather than left approved, so that whoever
+    watches sees why it did not go out; nobody has a pending delivery, and
+    `resume` writes the ledger once the edition renders. Returns the note.
+    """
+    note = (
+        f"paused before sending: the edition does not render ({problem}); fix it, then "
+        f"`newsletter resume {campaign_id}`"
+    )
+    with app.session() as session:
+        if lifecycle.try_apply(session, campaign_id, action, actor, started_at=utcnow(), note=""):
+            lifecycle.apply(session, campaign_id, "halt", actor, note=note)
+    return note
+
+
 def dry_run(app: Newsletter, campaign_id: int, *, sample_size: int = 5) -> DryRun:
-    """Who a send would go to, without writing or sending anything."""
+    """Who a send would go to, without writing or sending anything.
+
+    The edition is rendered too: a template or content error is raised here
+    (InputError naming the template and line), as it would stop the send.
+    """
+    problem = render_problem(app, campaign_id)
+    if problem is not None:
+        raise InputError(f"campaign {campaign_id} cannot be sent: {problem}")
     name = _campaign_transport_name(app, campaign_id)
     transport = open_transport(app, name)
     try:
@@ -190,7 +238,7 @@ def send_test(
     transport = transport or open_transport(app, name)
     try:
         # Finished (return path, DKIM) as the campaign's own messages are.
-        composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
+        composer = Composer(app, campaign_id, steps=finishing_steps(app, transport), test=True)
         message = composer.compose(
             Recipient(subscriber_id=None, email=address, name="", language=language)
         )
@@ -231,16 +279,28 @@ def list_deliveries(
     failed_only: bool = False,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Who got the campaign, who did not and why (address, status, attempts, reply)."""
+    """Who got the campaign, who did not and why (address, status, attempts, reply).
+
+    `failed_only`: those not delivered (failed, waiting to retry, cancelled) and
+    those sent whose message bounced or was complained about afterwards. Each
+    row's `reason` says why: the bounce or complaint and its diagnostic, else
+    the server's last reply.
+    """
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
+    reasons = came_back_reasons(app, campaign_id)
     with app.read_engine.connect() as conn:
-        rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
-    # What came back after sending (bounces, complaints, unsubscribes), per delivery.
-
+        rows = list(
+            ledger.deliveries(
+                conn, campaign_id, statuses, limit, or_ids=list(reasons) if failed_only else ()
+            )
+        )
     came_back = events_by_delivery(app, campaign_id)
     for row in rows:
         row["events"] = came_back.get(row["id"], [])
+        row["reason"] = reasons.get(row["id"]) or (
+            row["last_response"] if row["status"] != "sent" else ""
+        )
     return rows
 
 
@@ -296,9 +356,21 @@ def pause_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> Progress
 
 
 def resume_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> Progress:
-    """paused → sending; sending goes on from where it stopped (nobody gets it twice)."""
+    """paused → sending; sending goes on from where it stopped (nobody gets it twice).
+
+    A campaign paused before its ledger was written (its edition did not render)
+    must render now; its ledger is then written in the same transaction.
+    """
+    with app.engine.connect() as conn:
+        unwritten = not ledger.counts(conn, campaign_id)
+    if unwritten:
+        problem = render_problem(app, campaign_id)
+        if problem is not None:
+            raise InputError(f"campaign {campaign_id} still does not render: {problem}")
     with app.session() as session:
         lifecycle.apply(session, campaign_id, "resume", actor, note="")
+        if unwritten:
+            ledger.write_ledger(session, session.get_one(Campaign, campaign_id))
     return campaign_status(app, campaign_id)
 
 

@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from newsletter.feedback.bounces import FetchReport, fetch_bounces, open_mailbox
     from newsletter.feedback.events import FEEDBACK_TYPES, FeedbackEvent
     from newsletter.feedback.rules import FeedbackReport, record_feedback
-    from newsletter.feedback.summary import CampaignFeedback, campaign_feedback, events_by_delivery
+    from newsletter.feedback.summary import (
+        CampaignFeedback,
+        came_back_reasons,
+        campaign_feedback,
+        events_by_delivery,
+    )
     from newsletter.feedback.webhooks import (
         Malformed,
         Refused,
@@ -41,6 +46,7 @@ __getattr__, __dir__ = lazy_exports(
         "CampaignFeedback": "summary",
         "campaign_feedback": "summary",
         "events_by_delivery": "summary",
+        "came_back_reasons": "summary",
         "Malformed": "webhooks",
         "Refused": "webhooks",
         "WebhookReceiver": "webhooks",
@@ -58,6 +64,7 @@ __all__ = [
     "Refused",
     "WebhookReceiver",
     "WebhookRequest",
+    "came_back_reasons",
     "campaign_feedback",
     "events_by_delivery",
     "fetch_bounces",

@@ -97,3 +97,46 @@ def events_by_delivery(app: Newsletter, campaign_id: int) -> dict[int, list[str]
         for delivery_id, kind, source in conn.execute(query):
             found.setdefault(delivery_id, []).append(f"{kind} ({source})" if source else kind)
     return found
+
+
+# What makes a delivery that was sent count as not delivered after all.
+CAME_BACK_FAILED = ("hard_bounce", "soft_bounce", "complaint")
+# The detail keys sources use for the reason, best first (bounce mailbox, providers).
+_REASON_KEYS = ("diagnostic", "message", "reason", "description", "feedback_type", "status")
+
+
+def _reason(kind: str, source: str, detail: dict[str, Any] | None) -> str:
+    detail = detail or {}
+    text = next((str(detail[k]) for k in _REASON_KEYS if detail.get(k)), "")
+    label = f"{kind} ({source})" if source else kind
+    return f"{label}: {' '.join(text.split())}" if text else label
+
+
+def came_back_reasons(app: Newsletter, campaign_id: int) -> dict[int, str]:
+    """{delivery id: "hard_bounce (mailbox): 550 5.1.1 no such user"} for the deliveries
+    of a campaign that bounced or were complained about after sending; the latest wins.
+
+    Matched as in `events_by_delivery`; only the failure types are read, so the
+    scan is over the campaign's few bounces, not its deliveries.
+    """
+    query = (
+        select(Delivery.id, Event.type, Event.source, Event.detail)
+        .join(
+            Event,
+            or_(
+                Event.delivery_id == Delivery.id,
+                and_(
+                    Event.delivery_id.is_(None),
+                    Event.campaign_id == Delivery.campaign_id,
+                    Event.subscriber_id == Delivery.subscriber_id,
+                ),
+            ),
+        )
+        .where(Delivery.campaign_id == campaign_id, Event.type.in_(CAME_BACK_FAILED))
+        .order_by(Event.id)
+    )
+    found: dict[int, str] = {}
+    with app.engine.connect() as conn:
+        for delivery_id, kind, source, detail in conn.execute(query):
+            found[delivery_id] = _reason(kind, source, detail)
+    return found

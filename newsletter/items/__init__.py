@@ -12,41 +12,70 @@ What the importer may give, and where it applies:
             listing that lost its date line, a Markdown file or feed entry
             without a date);
   language  the language of items whose source does not say;
-  kind      the kind of items whose source does not say, instead of inferring it.
+  kind      the kind of items whose source does not say, instead of inferring it;
+  encoding  the text encoding of a listing that is not UTF-8.
+
+Identity (how a re-import recognises an item; the full rule is in `identity`):
+a feed entry by its guid, else its link, wherever the feed was read from; a
+listing item or Markdown file by its link when it has one, else by its month
+and its normalised title, with a tolerance for small edits (a similarity ratio
+of at least 0.88 over the normalised titles). Never by the file's path or its
+exact first words. A new item that resembles a stored one (ratio 0.6 to 0.88)
+is added and reported as "looks like item N"; `merge_items` and `delete_item`
+settle what the rule cannot. Fields edited with `edit_item` survive re-imports.
+
+A call to action without a link ("Read the full statement" where the export
+lost the address) is reported at import as a warning naming the item, until
+the item has a link (`items edit ID --link URL`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
-from newsletter.errors import InputError, NotFound
+from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.items import identity as identities
 from newsletter.items import queries
 from newsletter.items.classify import infer_kind, normalise_kind
-from newsletter.items.dates import month_range, parse_item_date, parse_month
+from newsletter.items.dates import (
+    month_key,
+    month_range,
+    names_only_a_month,
+    parse_item_date,
+    parse_month,
+)
 from newsletter.items.detect import source_key, source_type
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_language
 from newsletter.items.prose import shorten
-from newsletter.items.store import ImportReport, upsert
-from newsletter.models.items import ITEM_KINDS, Item
+from newsletter.items.store import ImportReport, LookAlike, StoredRow, upsert
+from newsletter.models.campaigns import CampaignItem
+from newsletter.models.items import ITEM_KINDS, Item, ItemIdentity
+from newsletter.snapshot import reopen
 
 __all__ = [
     "DETAIL_FIELDS",
     "LIST_FIELDS",
     "ImportReport",
+    "LookAlike",
     "Problem",
+    "delete_item",
     "edit_item",
     "exclude_item",
     "get_item",
     "import_source",
     "items_for_month",
     "list_items",
+    "merge_items",
 ]
 
 # The fields `list_items` and `get_item` return, in the order tables show them.
@@ -57,6 +86,7 @@ DETAIL_FIELDS = (
     "kind_origin",
     "title",
     "date",
+    "date_is_month",
     "summary",
     "link",
     "link_text",
@@ -102,12 +132,14 @@ def import_source(
     language: str | None = None,
     kind: str | None = None,
     source_name: str | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
     """Read a source and store its items: new ones added, changed ones updated.
 
-    Items are stored under the source's absolute path or address, so that a
-    re-import finds them; `source_name` gives a name that does not depend on
-    where the file lies (the demo's bundled listing moves with the installation).
+    Items are recognised by their identity (see this module's docstring), not by
+    where the source lies; the source's absolute path or address, or
+    `source_name`, is kept with each item for people to see. `encoding` names a
+    listing's text encoding when it is not UTF-8.
 
     Raises InputError naming the source when it cannot be read at all (missing
     file, unreachable address, malformed feed) or an option is invalid; problems
@@ -128,7 +160,12 @@ def import_source(
         raise InputError(
             f"{source[:80]}…: the source's name is longer than {_SOURCE_MAX} characters"
         )
-    parsed = _parse(kind_of_source, source, first_day)
+    if encoding is not None and kind_of_source != "listing":
+        raise InputError(
+            f"{source}: --encoding applies to text listings; a {kind_of_source} source "
+            "declares its own"
+        )
+    parsed = _parse(kind_of_source, source, first_day, encoding or "utf-8")
 
     report = ImportReport(source=key, source_type=kind_of_source, problems=list(parsed.problems))
     rows = _rows(
@@ -137,13 +174,17 @@ def import_source(
         language=given_language or app.config.editions.default_language,
         problems=report.problems,
     )
+    problems_of_rows = report.problems[len(parsed.problems) :]
     # Two imports of the same source at once may both insert an item; the loser
     # of that race tries again and then finds the winner's rows to update.
     for attempt in (1, 2):
         report.added = report.updated = report.unchanged = 0
+        report.look_alikes.clear()
+        report.problems[:] = list(parsed.problems) + problems_of_rows
         try:
             with app.session() as session:
                 upsert(session, key, rows, report)
+                report.problems.extend(_missing_links(session, report.item_ids, rows))
             break
         except IntegrityError:
             if attempt == 2:
@@ -151,7 +192,7 @@ def import_source(
     return report
 
 
-def _parse(kind_of_source: str, source: str, month: date | None) -> ParseResult:
+def _parse(kind_of_source: str, source: str, month: date | None, encoding: str) -> ParseResult:
     # The parsers are imported when a source needs them: requests, feedparser
     # and the Markdown stack take a tenth of a second to load, which every
     # other command would otherwise pay at start-up.
@@ -165,15 +206,35 @@ def _parse(kind_of_source: str, source: str, month: date | None) -> ParseResult:
         return read_feed(source, label=source, month=month)
     from newsletter.items.listing import parse_listing
 
-    return parse_listing(Path(source).expanduser(), label=source, month=month)
+    return parse_listing(Path(source).expanduser(), label=source, month=month, encoding=encoding)
+
+
+def _missing_links(session: Session, item_ids: list[int], rows: list[StoredRow]) -> list[Problem]:
+    """A warning for each item with a call to action but no link to go with it."""
+    problems = []
+    for item_id, row in zip(item_ids, rows, strict=True):
+        item = session.get_one(Item, item_id)
+        if item.link_text and not item.link:
+            problems.append(
+                Problem(
+                    row.where,
+                    f"item {item_id} has a call to action ({item.link_text!r}) but no link; "
+                    f"add one with `newsletter items edit {item_id} --link URL`",
+                    "warning",
+                )
+            )
+    return problems
 
 
 def _rows(
     items: list[ParsedItem], *, kind: str | None, language: str, problems: list[Problem]
-) -> list[dict[str, Any]]:
-    """Complete parsed items into table rows: kind, language, sizes, unique source ids."""
-    rows: list[dict[str, Any]] = []
+) -> list[StoredRow]:
+    """Complete parsed items into table rows: kind, language, sizes, identities."""
+    rows: list[StoredRow] = []
     seen: set[str] = set()
+    seen_identities: set[str] = set()
+    # A link several items share is a home page, not any one item's (rule in `identity`).
+    links = Counter(identities.normalise_link(p.link) for p in items if p.link)
     for parsed in items:
         if parsed.kind is not None:
             item_kind, origin = parsed.kind, "source"
@@ -192,25 +253,41 @@ def _rows(
                 )
             )
             link = ""
+        title = shorten(parsed.title, _TITLE_MAX)
+        month = month_key(parsed.date)
+        if parsed.guid:
+            identity = identities.guid_identity(parsed.guid)
+        elif link and links[identities.normalise_link(link)] == 1:
+            identity = identities.link_identity(link)
+        else:
+            identity = identities.title_identity(month, title)
         rows.append(
-            {
-                "source_id": _unique(_fit_id(parsed.source_id), seen),
-                "kind": item_kind,
-                "kind_origin": origin,
-                "title": shorten(parsed.title, _TITLE_MAX),
-                "date": parsed.date,
-                "summary": parsed.summary,
-                "body_html": parsed.body_html,
-                "body_text": parsed.body_text,
-                "link": link,
-                "link_text": shorten(parsed.link_text, _LINK_TEXT_MAX),
-                "language": parsed.language or language,
-                "tags": list(parsed.tags),
-                "image": parsed.image,
-                "image_alt": shorten(parsed.image_alt, _LINK_TEXT_MAX),
-                "image_width": parsed.image_width,
-                "image_height": parsed.image_height,
-            }
+            StoredRow(
+                values={
+                    "source_id": _unique(_fit_id(parsed.source_id), seen),
+                    "kind": item_kind,
+                    "kind_origin": origin,
+                    "title": title,
+                    "date": parsed.date,
+                    "date_is_month": parsed.month_only,
+                    "summary": parsed.summary,
+                    "body_html": parsed.body_html,
+                    "body_text": parsed.body_text,
+                    "link": link,
+                    "link_text": shorten(parsed.link_text, _LINK_TEXT_MAX),
+                    "language": parsed.language or language,
+                    "tags": list(parsed.tags),
+                    "image": parsed.image,
+                    "image_alt": shorten(parsed.image_alt, _LINK_TEXT_MAX),
+                    "image_width": parsed.image_width,
+                    "image_height": parsed.image_height,
+                },
+                identity=_unique(identity, seen_identities),
+                title_words=identities.normalise_title(title),
+                month=month,
+                dated_by_source=parsed.dated_by_source,
+                where=parsed.where,
+            )
         )
     return rows
 
@@ -276,11 +353,47 @@ def get_item(app: Newsletter, item_id: int) -> dict[str, Any]:
         return item_record(_load(session, item_id))
 
 
-def edit_item(app: Newsletter, item_id: int, **changes: Any) -> dict[str, Any]:
+# Campaign statuses whose content is frozen (approval took a snapshot) but not yet sent:
+# an edit of their items does not reach them unless applied, which sends them back to
+# draft for approval again.
+_FROZEN_UNSENT = ("approved", "scheduled")
+# Statuses where the campaign has gone out, or is going out, as approved.
+_GONE_OUT = ("sending", "paused", "sent", "cancelled", "missed")
+
+
+@dataclass(frozen=True)
+class ItemEdited:
+    """An edit of an item, and what it meant for the campaigns that hold the item."""
+
+    id: int
+    edited_fields: tuple[str, ...]
+    item: dict[str, Any]
+    # Approved or scheduled campaigns the edit does not reach (they send their snapshot).
+    frozen_campaigns: tuple[int, ...] = ()
+    # Campaigns sent back to draft so that they carry the edit (--apply-to-campaigns).
+    reopened_campaigns: tuple[int, ...] = ()
+    # Campaigns already sent or sending: their messages and archive keep what was sent.
+    sent_campaigns: tuple[int, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def edit_item(
+    app: Newsletter,
+    item_id: int,
+    *,
+    actor: str,
+    apply_to_campaigns: bool = False,
+    **changes: Any,
+) -> ItemEdited:
     """Change fields of an item by hand; a re-import never overwrites them afterwards.
 
     Accepts title, kind, summary, date (a date, `YYYY-MM-DD` or `YYYY-MM`), link,
     link_text, language and tags; None means "leave as is".
+
+    An approved (or scheduled) campaign holding the item keeps sending what was
+    approved: the result names it in a warning. With `apply_to_campaigns`, each
+    approved one goes back to draft, carrying the edit, to be approved again
+    (a scheduled one must be unscheduled first). Sent campaigns never change.
     """
     values = {name: value for name, value in changes.items() if value is not None}
     unknown = sorted(set(values) - set(EDITABLE_FIELDS))
@@ -293,14 +406,53 @@ def edit_item(app: Newsletter, item_id: int, **changes: Any) -> dict[str, Any]:
     cleaned = {name: _checked(name, value) for name, value in values.items()}
     with app.session() as session:
         item = _load(session, item_id)
+        holding = queries.campaigns_holding(session, item_id)
+        scheduled = [cid for cid, status in holding if status == "scheduled"]
+        if apply_to_campaigns and scheduled:
+            raise InvalidState(
+                f"item {item_id} is in scheduled campaign {scheduled[0]}; unschedule it first "
+                f"(`newsletter unschedule {scheduled[0]}`), then edit with --apply-to-campaigns"
+            )
         for name, value in cleaned.items():
             setattr(item, name, value)
         if "kind" in cleaned:
             item.kind_origin = "edited"
+        if "date" in cleaned:
+            item.date_is_month = names_only_a_month(values["date"])
         # A new list, not an in-place change, so that the JSON column is written.
         item.edited_fields = sorted(set(item.edited_fields or []) | set(cleaned))
+        frozen = tuple(cid for cid, status in holding if status in _FROZEN_UNSENT)
+        gone = tuple(cid for cid, status in holding if status in _GONE_OUT)
+        reopened: tuple[int, ...] = ()
+        warnings: list[str] = []
+        if apply_to_campaigns:
+            for cid in frozen:
+                reopen(session, cid, actor=actor, why=f"item {item_id} was edited")
+            reopened, frozen = frozen, ()
+            warnings += [
+                f"campaign {cid} is back to draft with this edit; approve it again with "
+                f"`newsletter approve {cid}`"
+                for cid in reopened
+            ]
+        warnings += [
+            f"campaign {cid} was approved before this edit and will send the approved text; "
+            "to send the edit, edit again with --apply-to-campaigns (it goes back to draft)"
+            for cid in frozen
+        ]
+        warnings += [
+            f"campaign {cid} has gone out; its messages and archive keep what was sent"
+            for cid in gone
+        ]
         session.flush()
-        return item_record(item)
+        return ItemEdited(
+            id=item_id,
+            edited_fields=tuple(item.edited_fields),
+            item=item_record(item),
+            frozen_campaigns=frozen,
+            reopened_campaigns=reopened,
+            sent_campaigns=gone,
+            warnings=tuple(warnings),
+        )
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -347,3 +499,105 @@ def exclude_item(app: Newsletter, item_id: int, excluded: bool = True) -> dict[s
         item.excluded = excluded
         session.flush()
         return item_record(item)
+
+
+@dataclass(frozen=True)
+class ItemsMerged:
+    """`merge_items`: the kept item, the dropped one and the campaigns that moved."""
+
+    id: int
+    dropped: int
+    identities: tuple[str, ...]
+    campaigns: tuple[int, ...]
+
+
+def merge_items(app: Newsletter, keep_id: int, drop_id: int) -> ItemsMerged:
+    """Make two items one: `drop_id`'s campaign entries and identities move to `keep_id`.
+
+    For what the identity rule cannot decide ("looks like item N"): a later
+    re-import that names the dropped item finds the kept one. A campaign that
+    held both keeps one entry, in the better place. Approved and sent campaigns
+    send and show their snapshot, so the merge changes nothing they show.
+    """
+    if keep_id == drop_id:
+        raise InputError(f"cannot merge item {keep_id} with itself")
+    with app.session() as session:
+        _load(session, keep_id)
+        drop = _load(session, drop_id)
+        kept_in = dict(
+            session.execute(
+                select(CampaignItem.campaign_id, CampaignItem.position).where(
+                    CampaignItem.item_id == keep_id
+                )
+            ).all()
+        )
+        moved: list[int] = []
+        for entry in list(
+            session.scalars(select(CampaignItem).where(CampaignItem.item_id == drop_id))
+        ):
+            moved.append(entry.campaign_id)
+            if entry.campaign_id in kept_in:
+                if entry.position < kept_in[entry.campaign_id]:
+                    session.execute(
+                        update(CampaignItem)
+                        .where(
+                            CampaignItem.campaign_id == entry.campaign_id,
+                            CampaignItem.item_id == keep_id,
+                        )
+                        .values(position=entry.position)
+                    )
+                session.delete(entry)
+            else:
+                session.execute(
+                    update(CampaignItem)
+                    .where(
+                        CampaignItem.campaign_id == entry.campaign_id,
+                        CampaignItem.item_id == drop_id,
+                    )
+                    .values(item_id=keep_id)
+                )
+        session.flush()
+        moved_identities = list(
+            session.scalars(select(ItemIdentity).where(ItemIdentity.item_id == drop_id))
+        )
+        for row in moved_identities:
+            row.item_id = keep_id
+        session.flush()
+        session.expire_all()
+        session.delete(session.get_one(Item, drop.id))
+        return ItemsMerged(
+            id=keep_id,
+            dropped=drop_id,
+            identities=tuple(row.identity for row in moved_identities),
+            campaigns=tuple(sorted(set(moved))),
+        )
+
+
+@dataclass(frozen=True)
+class ItemDeleted:
+    id: int
+    title: str
+    # Draft campaigns the item was taken out of.
+    drafts: tuple[int, ...]
+
+
+def delete_item(app: Newsletter, item_id: int) -> ItemDeleted:
+    """Delete an item; refused while a campaign that is not a draft holds it.
+
+    An approved, scheduled or sent campaign must keep what it was approved
+    with, so the item stays (exclude it to keep it out of future bulletins);
+    drafts lose the item. A re-import of a source that still lists the item
+    adds it again: `items exclude` keeps it out for good.
+    """
+    with app.session() as session:
+        item = _load(session, item_id)
+        holding = queries.campaigns_holding(session, item_id)
+        held = [f"{cid} ({status})" for cid, status in holding if status != "draft"]
+        if held:
+            raise InvalidState(
+                f"item {item_id} is in campaign {', '.join(held)}; it cannot be deleted. "
+                f"Keep it out of new bulletins with `newsletter items exclude {item_id}`"
+            )
+        title = item.title
+        session.delete(item)
+        return ItemDeleted(id=item_id, title=title, drafts=tuple(cid for cid, _status in holding))

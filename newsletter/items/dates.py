@@ -142,3 +142,17 @@ def parse_item_date(value: object) -> date | None:
         return datetime.fromisoformat(text).date()
     except ValueError:
         return parse_date_line(text)
+
+
+def names_only_a_month(value: object) -> bool:
+    """Whether a date as written names a month but no day ("June 2019", "2019-06").
+
+    Such an item's date is stored as the month's first day and shown as the month.
+    """
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if _DATE_LINES[0].match(text):
+        return True
+    match = _DATE_LINES[3].match(text)
+    return match is not None and match.group("day") is None

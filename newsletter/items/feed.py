@@ -12,9 +12,11 @@ feed so malformed that no entry could be read. A malformed feed whose entries
 could still be read imports them, with a warning.
 
 Per entry: the source id is the entry's id (RSS guid, Atom id), else its link,
-else its title and date; the kind comes from a category naming one ("report",
-"Statements"), else it is inferred (`classify`); the language from the entry or
-the feed (primary subtag: "en-GB" → "en"); the date from its published, else
+else its title and date (a re-import recognises the entry by its guid, else its
+link, wherever the feed was read from: rule in `identity`); the kind comes from
+a category naming one ("report", "Statements"), else it is inferred
+(`classify`); the language from the entry or the feed (primary subtag: "en-GB" →
+"en"); the date from its published, else
 updated time; the summary from the entry's summary when it also has content,
 else from the first paragraph (`prose`).
 """
@@ -285,6 +287,9 @@ def _entry(
             language=language or feed_language,
             tags=terms,
             where=where,
+            guid=entry_id,
+            dated_by_source=parsed_time is not None,
+            month_only=parsed_time is None,
         )
     )
 

@@ -33,20 +33,26 @@ Title, summary and kind:
   (rules in `prose`; a shortened title leaves its sentence in the summary); the
   kind is inferred (rule in `classify`).
 
-Source id (how a re-import finds the item again):
+Source id (where the item is, for messages):
   ``YYYY-MM/<slug of the first eight words of the first sentence>``, the month
-  from the item's date line, or ``undated/…`` for an item that had none (so that
-  correcting ``--date`` moves the item rather than adding a copy). It survives a
-  re-import of the same text and edits anywhere past those first words. Two
-  items with the same id in one listing get ``~2``, ``~3`` … in reading order.
+  from the item's date line, or ``undated/…`` for an item that had none. A
+  re-import does not find items by it: it recognises an item by its link, else
+  by its month and a normalised title with a tolerance for small edits (rule in
+  `identity`), so a new item on top, a fixed typo or the same file from another
+  folder adds nothing.
 
-Encoding: the file must be UTF-8 (a byte-order mark is allowed). An item with a
-line that is not valid UTF-8 is reported with that line and not imported; the
-other items are. Nothing is guessed from mis-decoded text.
+Dates: a date line that names only a month ("June 2019") marks its items'
+dates as month-only, and editions show the month; a full date line gives the day.
+
+Encoding: the file is UTF-8 (a byte-order mark is allowed) unless the import
+names another (``--encoding cp1252``, any codec Python knows). An item with a
+line that is not valid in that encoding is reported with that line and not
+imported; the other items are. Nothing is guessed from mis-decoded text.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -54,7 +60,7 @@ from datetime import date
 from pathlib import Path
 
 from newsletter.errors import InputError
-from newsletter.items.dates import month_key, parse_date_line
+from newsletter.items.dates import month_key, names_only_a_month, parse_date_line
 from newsletter.items.markup import paragraphs_to_html
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem
 from newsletter.items.prose import derive_title, sentences, slug, squash, summarise
@@ -94,19 +100,27 @@ class _Item:
     paragraphs: list[_Paragraph] = field(default_factory=list)
 
 
-def parse_listing(path: Path, *, label: str, month: date | None = None) -> ParseResult:
+def parse_listing(
+    path: Path, *, label: str, month: date | None = None, encoding: str = "utf-8"
+) -> ParseResult:
     """Read a listing file; InputError when the file itself cannot be read."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{label}: cannot read the file: {exc.strerror or exc}") from None
-    return parse_listing_bytes(data, label=label, month=month)
+    return parse_listing_bytes(data, label=label, month=month, encoding=encoding)
 
 
-def parse_listing_bytes(data: bytes, *, label: str, month: date | None = None) -> ParseResult:
+def parse_listing_bytes(
+    data: bytes, *, label: str, month: date | None = None, encoding: str = "utf-8"
+) -> ParseResult:
     """Parse a listing's bytes by the rules in this module's docstring."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"--encoding {encoding!r} is not an encoding Python knows") from None
     result = ParseResult()
-    items = _split_items(_read_lines(data))
+    items = _split_items(_read_lines(data, encoding))
     if not items:
         result.problems.append(Problem(label, "no items found: the file holds no text"))
         return result
@@ -135,19 +149,25 @@ def _is_page_heading(item: _Item) -> bool:
     return 0 < len(text.split()) <= 8 and not text.endswith((".", "!", "?", ":", ";"))
 
 
-def _read_lines(data: bytes) -> list[tuple[int, str, str | None]]:
+def _read_lines(data: bytes, encoding: str = "utf-8") -> list[tuple[int, str, str | None]]:
     """(line number, text, what was wrong with its bytes or None) for every line."""
-    if data.startswith(b"\xef\xbb\xbf"):
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    if data.startswith(b"\xef\xbb\xbf") and utf8:
         data = data[3:]
+    if not utf8 and codecs.lookup(encoding).name.startswith("utf-16"):
+        # Line ends are found in the decoded text: UTF-16's bytes cannot be split on b"\n".
+        data = data.decode(encoding, "replace").encode("utf-8")
+        encoding = "utf-8"
     lines: list[tuple[int, str, str | None]] = []
     # Windows (CRLF) and old Mac (CR) line ends count as line ends too.
     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
-            lines.append((number, raw.decode("utf-8"), None))
+            lines.append((number, raw.decode(encoding), None))
         except UnicodeDecodeError as exc:
-            detail = f"byte 0x{raw[exc.start]:02X} at column {exc.start + 1}"
-            lines.append((number, raw.decode("utf-8", "replace"), detail))
+            name = "UTF-8" if utf8 else encoding
+            detail = f"{name} (byte 0x{raw[exc.start]:02X} at column {exc.start + 1})"
+            lines.append((number, raw.decode(encoding, "replace"), detail))
     return lines
 
 
@@ -281,8 +301,9 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
         result.problems.append(
             Problem(
                 f"{label}:{line}",
-                f"not valid UTF-8 ({detail}); the item starting at line {start} was not "
-                "imported. Save the file as UTF-8 and import it again.",
+                f"not valid {detail}; the item starting at "
+                f"line {start} was not imported. Save the file as UTF-8, or name its "
+                "encoding with --encoding, and import it again.",
                 line=line,
             )
         )
@@ -340,5 +361,7 @@ def _build(item: _Item, *, label: str, month: date | None, result: ParseResult) 
             link=link,
             link_text=call_to_action(caption) if caption else "",
             where=where,
+            dated_by_source=item.date is not None,
+            month_only=item.date is None or names_only_a_month(item.date_text),
         )
     )

@@ -20,7 +20,8 @@ pixels sets the width and height in the email. The body is rendered with the `ma
 and sanitised (`markup`).
 
 The source id is the file's path relative to the folder ("2019/june-report.md"),
-so renaming a file makes a new item.
+for messages; a re-import recognises an item by its ``url``, else by its month
+and title (rule in `identity`), so renaming or moving a file changes nothing.
 
 A file is outside text, and some shapes of text cost the Markdown and YAML
 parsers far more than their size: lists nested hundreds deep exhaust Python's
@@ -47,7 +48,7 @@ import markdown
 import yaml
 
 from newsletter.items.classify import normalise_kind
-from newsletter.items.dates import parse_item_date
+from newsletter.items.dates import names_only_a_month, parse_item_date
 from newsletter.items.detect import is_url
 from newsletter.items.markup import html_to_paragraphs, sanitise
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_language
@@ -253,6 +254,8 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
             language=language,
             tags=_tags(meta.get("tags"), lambda m: warn("tags", m)),
             where=where,
+            dated_by_source="date" in meta,
+            month_only="date" not in meta or names_only_a_month(meta["date"]),
         )
     )
 

@@ -64,6 +64,14 @@ class ParsedItem:
     image_height: int | None = None
     # Where the item is in its source, for messages.
     where: str = ""
+    # A feed entry's guid (RSS) or id (Atom): the strongest identity (items.identity).
+    guid: str = ""
+    # False when the date came from the importer's --date, not from the source: such
+    # an item is then recognised by its title in any month (items.identity).
+    dated_by_source: bool = True
+    # True when the source gives only a month ("June 2019"): editions then show the
+    # month, not an invented first day.
+    month_only: bool = False
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -75,6 +76,13 @@ class Campaign(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Why a campaign paused itself, or was missed; empty otherwise.
     status_note: Mapped[str] = mapped_column(Text, default="")
+    # The greeting above the intro: "" for the language's own ("Dear Ana,") unless the
+    # intro already greets; "none" for no greeting; else a line such as "Hi {name},".
+    greeting: Mapped[str] = mapped_column(String(200), default="")
+    # What was approved, frozen at approval (editions.freeze): subject, preheader, intro,
+    # greeting and each item's text and link. Sends and the archive read it; None for a
+    # draft. Editing items afterwards does not change it.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     lists: Mapped[list[MailingList]] = relationship(secondary=campaign_lists)
     segment: Mapped[Segment | None] = relationship()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.models.base import Base, utcnow
@@ -17,12 +17,15 @@ class Item(Base):
 
     __tablename__ = "items"
     __table_args__ = (
-        # Importing a source again finds its items by this pair and updates them.
-        UniqueConstraint("source", "source_id"),
+        # Where an item was last read from; a re-import finds its items by their
+        # identities (ItemIdentity), not by this.
+        Index("ix_items_source", "source"),
         Index("ix_items_date", "date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The source it was last read from and its place there ("2019-06/…", a feed entry's
+    # id, a file's relative path): for people, not for finding it again.
     source: Mapped[str] = mapped_column(String(1000))
     source_id: Mapped[str] = mapped_column(String(500))
     kind: Mapped[str] = mapped_column(String(20))
@@ -30,6 +33,9 @@ class Item(Base):
     kind_origin: Mapped[str] = mapped_column(String(20), default="source")
     title: Mapped[str] = mapped_column(String(500))
     date: Mapped[date]
+    # The source named only the month ("June 2019"): `date` is its first day, and
+    # editions show the month rather than an invented day.
+    date_is_month: Mapped[bool] = mapped_column(default=False)
     summary: Mapped[str] = mapped_column(Text, default="")
     # Sanitised HTML; body_text is the same content as plain text.
     body_html: Mapped[str] = mapped_column(Text, default="")
@@ -50,3 +56,18 @@ class Item(Base):
     edited_fields: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ItemIdentity(Base):
+    """One way a source names an item (rule in newsletter.items.identity).
+
+    An item has one or more: a tolerated edit of its title adds the new
+    wording, a merge moves the dropped item's identities to the kept one.
+    """
+
+    __tablename__ = "item_identities"
+    __table_args__ = (Index("ix_item_identities_item_id", "item_id"),)
+
+    # "guid:…", "link:…" or "title:YYYY-MM:…"; unique, so one spelling names one item.
+    identity: Mapped[str] = mapped_column(String(600), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))

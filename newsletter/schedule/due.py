@@ -24,6 +24,7 @@ from newsletter import lifecycle
 from newsletter.actors import SCHEDULE
 from newsletter.app import Newsletter
 from newsletter.dispatch import ledger
+from newsletter.dispatch.service import pause_unrendered, render_problem
 from newsletter.logs import log_event
 from newsletter.models import Campaign, utcnow
 from newsletter.schedule.times import format_local
@@ -91,6 +92,11 @@ def start_due_campaign(app: Newsletter, campaign_id: int, now: datetime | None =
     tz = app.config.schedule.timezone
 
     def start() -> int | None:
+        # An edition that does not render is paused with the reason, no ledger written.
+        problem = render_problem(app, campaign_id)
+        if problem is not None:
+            pause_unrendered(app, campaign_id, "fire", SCHEDULE, problem)
+            return None
         with app.session() as session:
             if not lifecycle.try_apply(session, campaign_id, "fire", SCHEDULE,
                                        started_at=now, note=""):  # fmt: skip
