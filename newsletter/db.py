@@ -21,7 +21,7 @@ from newsletter.errors import ConfigError, OperationFailed
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision. Checking it with one SELECT keeps Alembic (slow to
 # import) out of every command's start-up; tests/test_db.py checks it is still the head.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0006_languages"
 # Any 64-bit number; it keeps two processes from migrating one PostgreSQL at once.
 MIGRATION_LOCK_ID = 7_011_942_019
 

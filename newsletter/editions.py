@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from newsletter import locale
 from newsletter.app import Newsletter
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.models import (
@@ -35,18 +36,6 @@ from newsletter.models import (
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
-# Month names for subjects and headings, by language; others fall back to English.
-MONTH_NAMES: dict[str, tuple[str, ...]] = {
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"),
-    "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
-           "septiembre", "octubre", "noviembre", "diciembre"),
-    "ru": ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август",
-           "сентябрь", "октябрь", "ноябрь", "декабрь"),
-}  # fmt: skip
-
 
 def parse_month(value: str) -> tuple[int, int]:
     """'2019-06' → (2019, 6), or an InputError that shows the expected form."""
@@ -59,8 +48,7 @@ def parse_month(value: str) -> tuple[int, int]:
 def month_label(month: str, language: str = "en") -> str:
     """'2019-06' written out for people: 'June 2019'."""
     year, number = parse_month(month)
-    names = MONTH_NAMES.get(language, MONTH_NAMES["en"])
-    return f"{names[number - 1]} {year}"
+    return locale.month_label(year, number, language)
 
 
 def change_status(

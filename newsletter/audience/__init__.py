@@ -7,7 +7,8 @@ The front door for other stages:
 - `suppress(session, key, email, reason)` (also marks the subscriber bounced,
   complained, … ), `is_suppressed`, `suppression_hash`, `lift_suppression`;
 - `add_to_list`, `end_subscriptions`: one person's subscriptions, inside the
-  caller's transaction (what people do themselves on the web is in `signup`);
+  caller's transaction (what people do themselves on the web is in `joining`,
+  `leaving` and `preferences`);
 - whole admin operations, each its own transaction: `create_list`,
   `ensure_list`, `import_subscribers`, `export_subscribers`, `save_segment`,
   `export_person`, `erase_person`, …
@@ -20,6 +21,8 @@ from newsletter.audience.addresses import Address, InvalidAddress, normalise_add
 from newsletter.audience.consent import Consent
 from newsletter.audience.exports import export_subscribers
 from newsletter.audience.imports import IMPORT_MODES, ImportReport, import_subscribers
+from newsletter.audience.joining import confirm, subscribe
+from newsletter.audience.leaving import unsubscribe, unsubscribe_address
 from newsletter.audience.lists import (
     archive_list,
     create_list,
@@ -28,6 +31,7 @@ from newsletter.audience.lists import (
     list_lists,
     show_list,
 )
+from newsletter.audience.preferences import get_preferences, update_preferences
 from newsletter.audience.privacy import ErasureReport, erase_person, export_person, find_address
 from newsletter.audience.resolve import (
     audience_query,
@@ -36,13 +40,6 @@ from newsletter.audience.resolve import (
     segment_condition,
 )
 from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
-from newsletter.audience.signup import (
-    confirm,
-    get_preferences,
-    subscribe,
-    unsubscribe,
-    update_preferences,
-)
 from newsletter.audience.subscribers import (
     add_subscriber,
     add_to_list,
@@ -50,7 +47,6 @@ from newsletter.audience.subscribers import (
     remove_subscriber,
     search_subscribers,
     show_subscriber,
-    unsubscribe_address,
 )
 from newsletter.audience.suppression import (
     SUPPRESSION_REASONS,

@@ -20,6 +20,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
+from newsletter import notices
 from newsletter.app import Newsletter
 from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
@@ -186,22 +187,24 @@ def dry_run(app: Newsletter, campaign_id: int, *, sample_size: int = 5) -> DryRu
 
 
 def send_test(
-    app: Newsletter, campaign_id: int, address: str, *, transport: Transport | None = None
+    app: Newsletter,
+    campaign_id: int,
+    address: str,
+    *,
+    language: str | None = None,
+    transport: Transport | None = None,
 ) -> TestSend:
-    """One message of the campaign to `address`, in any status; nothing is written."""
-    from newsletter.message import Composer, Recipient
+    """One message of the campaign to `address`, in any status; nothing is written.
 
+    In `language` (default: the campaign's); the message is the "edition_test"
+    notice of newsletter.notices.
+    """
     try:
         address = validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InputError(f"--to {address!r} is not an email address: {exc}") from None
     name = _campaign_transport_name(app, campaign_id)
-    with app.session() as session:
-        language = session.get_one(Campaign, campaign_id).language
-    composer = Composer(app, campaign_id)
-    message = composer.compose(
-        Recipient(subscriber_id=None, email=address, name="", language=language)
-    )
+    message = notices.compose_test(app, campaign_id, address, language)
     opened = transport is None
     transport = transport or open_transport(app, name)
     try:

@@ -34,6 +34,7 @@ from newsletter.items.detect import source_key, source_type
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_language
 from newsletter.items.prose import shorten
 from newsletter.items.store import ImportReport, upsert
+from newsletter.items.translations import link_imported
 from newsletter.models.items import ITEM_KINDS, Item
 
 __all__ = [
@@ -125,6 +126,8 @@ def import_source(
         language=given_language or app.config.editions.default_language,
         problems=report.problems,
     )
+    # What each entry says of its language versions, in the order of `rows`.
+    declared = [{"translation_of": p.translation_of, "where": p.where} for p in parsed.items]
     # Two imports of the same source at once may both insert an item; the loser
     # of that race tries again and then finds the winner's rows to update.
     for attempt in (1, 2):
@@ -132,6 +135,15 @@ def import_source(
         try:
             with app.session() as session:
                 upsert(session, key, rows, report)
+                link_imported(
+                    session,
+                    key,
+                    report.item_ids,
+                    declared,
+                    app.config.editions.default_language,
+                    report.problems,
+                    by_link=kind_of_source == "feed",
+                )
             break
         except IntegrityError:
             if attempt == 2:
@@ -194,6 +206,7 @@ def _rows(
                 "link_text": shorten(parsed.link_text, _LINK_TEXT_MAX),
                 "language": parsed.language or language,
                 "tags": list(parsed.tags),
+                "translation_key": parsed.translation_key,
             }
         )
     return rows
@@ -244,7 +257,9 @@ def list_items(
 def items_for_month(session: Session, month: str) -> list[Item]:
     """The items of a `YYYY-MM` month that editions may use: not excluded, by date then id."""
     first, following = month_range(month)
-    return list(session.scalars(queries.listed_items(first=first, following=following)))
+    # Language versions are not items of their own: they stand in for their original.
+    query = queries.listed_items(first=first, following=following)
+    return list(session.scalars(query.where(Item.original_id.is_(None))))
 
 
 def _load(session: Session, item_id: int) -> Item:

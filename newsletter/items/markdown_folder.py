@@ -4,7 +4,11 @@ Files ending in ``.md`` or ``.markdown`` anywhere under the folder are read, in
 path order; hidden files and folders (a leading dot) are skipped. The front
 matter (YAML between ``---`` lines, or JSON) may give:
 
-  title, date, kind, url, summary, tags, language, link_text
+  title, date, kind, url, summary, tags, language, link_text,
+  translation_of, key
+
+(``translation_of`` names the file this one translates, ``key`` a name shared by
+the language versions of one piece: see newsletter.items.translations.)
 
 ``date`` is a YAML date, ``YYYY-MM-DD``, ``YYYY-MM`` or a listing's date-line
 spelling; without one the import's ``--date`` month is used, else the file is
@@ -37,7 +41,18 @@ from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_
 from newsletter.items.prose import derive_title, summarise
 from newsletter.models.items import ITEM_KINDS
 
-FRONT_MATTER_KEYS = ("title", "date", "kind", "url", "summary", "tags", "language", "link_text")
+FRONT_MATTER_KEYS = (
+    "title",
+    "date",
+    "kind",
+    "url",
+    "summary",
+    "tags",
+    "language",
+    "link_text",
+    "translation_of",
+    "key",
+)
 SUFFIXES = (".md", ".markdown")
 _HEADING = re.compile(r"^\s*#{1,2}\s+(?P<title>.+?)\s*#*\s*$")
 _LINK = re.compile(r"^(?:https?://\S+|mailto:\S+)$")
@@ -183,6 +198,8 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
             kind=kind,
             language=language,
             tags=_tags(meta.get("tags"), lambda m: warn("tags", m)),
+            translation_of=_text_value(meta, "translation_of", warn),
+            translation_key=_text_value(meta, "key", warn)[:200],
             where=where,
         )
     )

@@ -56,6 +56,10 @@ class ParsedItem:
     kind: str | None = None
     language: str | None = None
     tags: list[str] = field(default_factory=list)
+    # Language versions the source declares (newsletter.items.translations): another
+    # entry of the same source this one translates, or a key its versions share.
+    translation_of: str = ""
+    translation_key: str = ""
     # Where the item is in its source, for messages.
     where: str = ""
 

@@ -29,6 +29,7 @@ SOURCE_FIELDS = (
     "link_text",
     "language",
     "tags",
+    "translation_key",
 )
 
 

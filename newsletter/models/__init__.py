@@ -15,11 +15,13 @@ from newsletter.models.campaigns import (
     CAMPAIGN_STATUSES,
     Campaign,
     CampaignItem,
+    CampaignText,
     campaign_lists,
 )
 from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
 from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
+from newsletter.models.notices import NoticeSent
 from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
@@ -38,12 +40,14 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignItem",
+    "CampaignText",
     "Delivery",
     "Event",
     "FeedbackReceipt",
     "Item",
     "MailingList",
     "Meta",
+    "NoticeSent",
     "ScheduleRun",
     "Segment",
     "ServiceInstance",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.models.base import Base, utcnow
@@ -38,6 +38,15 @@ class Item(Base):
     # The call to action shown with the link ("Read the full report").
     link_text: Mapped[str] = mapped_column(String(500), default="")
     language: Mapped[str] = mapped_column(String(10), default="en")
+    # Set on a language version of another item (its original): the version is not an
+    # item of its own in an edition, it replaces the original for readers of its
+    # language. See newsletter.items.translations.
+    original_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+    # The key a source gives the versions of one piece (Markdown front matter `key`), so
+    # that a version imported later finds its original.
+    translation_key: Mapped[str] = mapped_column(String(200), default="")
     tags: Mapped[list[str]] = mapped_column(default=list)
     excluded: Mapped[bool] = mapped_column(default=False)
     # Fields changed by staff with `items edit`; a re-import leaves them alone.

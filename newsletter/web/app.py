@@ -29,6 +29,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
+from newsletter.locale import Translator, language_name, shipped_languages, translator
 from newsletter.web import (
     archive,
     confirm,
@@ -41,13 +42,7 @@ from newsletter.web import (
 )
 from newsletter.web.background import BackgroundTasks
 from newsletter.web.csrf import CsrfTokens
-from newsletter.web.i18n import (
-    Translator,
-    choose_language,
-    language_name,
-    shipped_languages,
-    translator,
-)
+from newsletter.web.i18n import choose_language
 from newsletter.web.ratelimit import TokenBucket
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ Two kinds of POST reach the same address:
 
 A GET never changes anything: link scanners open every link in a message.
 The token says who and which campaign; the person leaves that campaign's lists
-(newsletter.audience.signup.unsubscribe), which takes effect at once.
+(newsletter.audience.leaving.unsubscribe), which takes effect at once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from newsletter import links
-from newsletter.audience.signup import UnsubscribeOutcome, unsubscribe
+from newsletter.audience.leaving import UnsubscribeOutcome, unsubscribe
 from newsletter.models import Campaign, MailingList, Subscriber, Subscription, campaign_lists
 from newsletter.web.csrf import FIELD as CSRF_FIELD
 
