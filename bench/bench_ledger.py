@@ -95,7 +95,7 @@ def main() -> None:
               f"({app.engine.dialect.name})")  # fmt: skip
 
         started = time.perf_counter()
-        written = dispatch.start_campaign(app, campaign_id)
+        written = dispatch.start_campaign(app, campaign_id, actor="tester")
         seconds = time.perf_counter() - started
         print(f"ledger: {written:,} deliveries written in {seconds:.1f} s "
               f"({written / seconds:,.0f} rows/s; target < 60 s for 1,000,000)")  # fmt: skip

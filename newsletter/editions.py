@@ -1,9 +1,8 @@
 """Editions: monthly bulletins and announcements as campaigns, and their status.
 
 A campaign moves draft → approved → scheduled → sending → sent, and may be
-paused, cancelled or missed on the way. Every change of status is one
-conditional UPDATE (`change_status`), so that when two processes race for the
-same campaign exactly one of them wins.
+paused, cancelled or missed on the way; newsletter/lifecycle.py holds the table
+of those moves and makes each one, with its actor.
 
 A bulletin is built from the month's items (those not excluded), grouped by
 kind in the order of `editions.kind_order`; an announcement carries one item.
@@ -11,16 +10,15 @@ kind in the order of `editions.kind_order`; an announcement carries one item.
 
 from __future__ import annotations
 
-import getpass
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter import locale
+from newsletter import lifecycle, locale
 from newsletter.app import Newsletter
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.models import (
@@ -51,34 +49,6 @@ def month_label(month: str, language: str = "en") -> str:
     return locale.month_label(year, number, language)
 
 
-def change_status(
-    session: Session,
-    campaign_id: int,
-    allowed_from: Iterable[str],
-    to: str,
-    *,
-    note: str | None = None,
-    **fields: object,
-) -> bool:
-    """Move a campaign to `to` if and only if its status is one of `allowed_from`.
-
-    Returns whether this call made the change. Written as a single UPDATE … WHERE
-    status IN (…) rather than read-then-write: the database, not the caller,
-    decides who wins a race (two `serve` processes firing the same schedule).
-    Extra keyword arguments set other columns in the same statement.
-    """
-    values: dict[str, object] = {"status": to, "updated_at": utcnow(), **fields}
-    if note is not None:
-        values["status_note"] = note
-    result = session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status.in_(list(allowed_from)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
 # --- building editions -------------------------------------------------------
 
 
@@ -94,6 +64,7 @@ def new_bulletin(
     language: str | None = None,
     transport: str | None = None,
     recurrence_key: str | None = None,
+    actor: str,
 ) -> dict[str, Any]:
     """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign.
 
@@ -132,6 +103,7 @@ def new_bulletin(
         campaign.entries = [CampaignItem(item=item, position=i) for i, item in enumerate(items)]
         session.add(campaign)
         session.flush()
+        lifecycle.built(session, campaign.id, actor, f"bulletin for {month}")
         summary = campaign_summary(session, campaign)
     _check_renders(app, summary["id"])
     return summary
@@ -147,6 +119,7 @@ def new_announcement(
     intro: str = "",
     intro_file: str | Path | None = None,
     transport: str | None = None,
+    actor: str,
 ) -> dict[str, Any]:
     """Build a one-item announcement as a draft campaign."""
     if intro_file is not None:
@@ -170,6 +143,7 @@ def new_announcement(
         campaign.entries = [CampaignItem(item=item, position=0)]
         session.add(campaign)
         session.flush()
+        lifecycle.built(session, campaign.id, actor, f"announcement of item {item_id}")
         summary = campaign_summary(session, campaign)
     _check_renders(app, summary["id"])
     return summary
@@ -269,28 +243,12 @@ def _set_audience(
 # --- status ------------------------------------------------------------------
 
 
-def approve(app: Newsletter, campaign_id: int, *, by: str | None = None) -> dict[str, Any]:
+def approve(app: Newsletter, campaign_id: int, *, actor: str) -> dict[str, Any]:
     """draft → approved, recording who approved and when."""
-    by = by or _current_user()
     with app.session() as session:
-        campaign = _get(session, campaign_id)
-        if campaign.status == "approved":
-            raise InvalidState(f"campaign {campaign_id} is already approved")
-        if not change_status(
-            session, campaign_id, ["draft"], "approved", approved_by=by, approved_at=utcnow()
-        ):
-            raise InvalidState(
-                f"campaign {campaign_id} is {campaign.status}; only a draft can be approved"
-            )
-        session.refresh(campaign)
-        return campaign_summary(session, campaign)
-
-
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "unknown"
+        lifecycle.apply(session, campaign_id, "approve", actor,
+                        approved_by=actor, approved_at=utcnow())  # fmt: skip
+        return campaign_summary(session, _get(session, campaign_id))
 
 
 # --- reading -----------------------------------------------------------------

@@ -51,7 +51,7 @@ def campaign(app: Newsletter, campaign_id: int) -> Campaign:
 def test_send_delivers_everyone_once_and_marks_the_campaign_sent(app: Newsletter) -> None:
     cid = seed_campaign(app, 120)
     transport = memory(connections=4)
-    outcome = dispatch.send_campaign(app, cid, transport=transport, options=FAST)
+    outcome = dispatch.send_campaign(app, cid, transport=transport, options=FAST, actor="tester")
     assert outcome.reason == "finished"
     assert (outcome.written, outcome.sent, outcome.failed) == (120, 120, 0)
     assert transport.received() == {f"person{i}@example.org": 1 for i in range(120)}
@@ -73,9 +73,9 @@ def test_send_delivers_everyone_once_and_marks_the_campaign_sent(app: Newsletter
 
 def test_writing_the_ledger_twice_adds_nothing(app: Newsletter) -> None:
     cid = seed_campaign(app, 30)
-    assert dispatch.start_campaign(app, cid) == 30
+    assert dispatch.start_campaign(app, cid, actor="tester") == 30
     # Sending again (a restart) continues the campaign and writes nothing.
-    assert dispatch.start_campaign(app, cid) == 0
+    assert dispatch.start_campaign(app, cid, actor="tester") == 0
     with app.session() as session:
         assert ledger.write_ledger(session, session.get_one(Campaign, cid)) == 0
     assert counts(app, cid) == {"pending": 30}
@@ -84,13 +84,13 @@ def test_writing_the_ledger_twice_adds_nothing(app: Newsletter) -> None:
 def test_only_approved_or_scheduled_campaigns_can_be_sent(app: Newsletter) -> None:
     cid = seed_campaign(app, 3, status="draft")
     with pytest.raises(InvalidState, match=f"campaign {cid} is a draft; approve it first"):
-        dispatch.send_campaign(app, cid, transport=memory())
+        dispatch.send_campaign(app, cid, transport=memory(), actor="tester")
     assert counts(app, cid) == {}
     set_status(app, cid, "sent")
     with pytest.raises(InvalidState, match="already sent"):
-        dispatch.send_campaign(app, cid, transport=memory())
+        dispatch.send_campaign(app, cid, transport=memory(), actor="tester")
     with pytest.raises(NotFound, match="no campaign with id 999"):
-        dispatch.send_campaign(app, 999, transport=memory())
+        dispatch.send_campaign(app, 999, transport=memory(), actor="tester")
 
 
 def test_temporary_failures_are_retried_with_backoff_until_sent(app: Newsletter) -> None:
@@ -106,7 +106,7 @@ def test_temporary_failures_are_retried_with_backoff_until_sent(app: Newsletter)
     options = EngineOptions(batch_size=25, retry=RetryPolicy(0.6, 1.2, max_attempts=4))
     outcome = dispatch.send_campaign(
         app, cid, transport=transport, options=options, progress_every=0.05,
-        on_progress=lambda p: waits.append(p.waiting),
+        on_progress=lambda p: waits.append(p.waiting), actor="tester",
     )  # fmt: skip
     assert outcome.reason == "finished"
     assert transport.received() == {f"person{i}@example.org": 1 for i in range(40)}
@@ -133,7 +133,7 @@ def test_a_temporary_failure_that_goes_on_fails_after_max_attempts(app: Newslett
             return SendResult("retry", "450 4.2.1 Mailbox busy")
         return SendResult("sent", "250 ok")
 
-    outcome = dispatch.send_campaign(app, cid, transport=memory(script=stuck), options=FAST)
+    outcome = dispatch.send_campaign(app, cid, transport=memory(script=stuck), options=FAST, actor="tester")
     assert outcome.status == "sent"
     assert counts(app, cid) == {"sent": 4, "failed": 1}
     (row,) = dispatch.list_deliveries(app, cid, failed_only=True)
@@ -150,7 +150,7 @@ def test_a_hard_bounce_fails_that_recipient_and_suppresses_the_address(app: News
             return SendResult("failed", "550 5.1.1 User unknown", hard_bounce=True)
         return SendResult("sent", "250 ok")
 
-    dispatch.send_campaign(app, cid, transport=memory(script=one_gone), options=FAST)
+    dispatch.send_campaign(app, cid, transport=memory(script=one_gone), options=FAST, actor="tester")
     assert counts(app, cid) == {"sent": 9, "failed": 1}
     with app.session() as session:
         assert is_suppressed(session, app.suppression_key, "person4@example.org")
@@ -175,7 +175,7 @@ def test_throttling_slows_the_send_and_never_drops_anyone(app: Newsletter) -> No
 
     transport = memory(script=busy, connections=2)
     sender = CampaignSender(app, cid, transport, options=FAST)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     report = sender.run()
     assert report.reason == "finished"
     assert transport.received() == {f"person{i}@example.org": 1 for i in range(30)}
@@ -195,7 +195,7 @@ def test_a_dead_server_pauses_the_campaign_and_says_why(app: Newsletter) -> None
         pause_after_consecutive_failures=12,
         retry=RetryPolicy(initial_seconds=60, max_seconds=60, max_attempts=5),
     )
-    outcome = dispatch.send_campaign(app, cid, transport=down, options=options)
+    outcome = dispatch.send_campaign(app, cid, transport=down, options=options, actor="tester")
     assert outcome.reason == "failing"
     done = campaign(app, cid)
     assert done.status == "paused"
@@ -219,7 +219,7 @@ def test_one_recipient_whose_message_cannot_be_built_does_not_stop_the_campaign(
             return super().compose(recipient)
 
     cid = seed_campaign(app, 6)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     transport = memory()
     CampaignSender(app, cid, transport, options=FAST, composer_factory=Picky).run()
     assert counts(app, cid) == {"sent": 5, "failed": 1}
@@ -231,7 +231,7 @@ def _send_in_thread(app: Newsletter, cid: int, transport: MemoryTransport):
     result: dict = {}
 
     def run() -> None:
-        result["outcome"] = dispatch.send_campaign(app, cid, transport=transport, options=FAST)
+        result["outcome"] = dispatch.send_campaign(app, cid, transport=transport, options=FAST, actor="tester")
         result["ended"] = time.monotonic()
 
     thread = threading.Thread(target=run)
@@ -252,7 +252,7 @@ def test_pause_stops_within_two_seconds_and_resume_sends_the_rest_once(app: News
     thread, result = _send_in_thread(app, cid, transport)
     _wait_for(lambda: len(transport.sent) >= 40)
     paused_at = time.monotonic()
-    dispatch.pause_campaign(app, cid, by="tester")
+    dispatch.pause_campaign(app, cid, actor="tester")
     thread.join(10)
     assert result["ended"] - paused_at < 2.0
     assert result["outcome"].reason == "paused"
@@ -262,8 +262,8 @@ def test_pause_stops_within_two_seconds_and_resume_sends_the_rest_once(app: News
     assert campaign(app, cid).status_note.startswith("paused by tester")
     sent_before = len(transport.sent)
 
-    dispatch.resume_campaign(app, cid)
-    outcome = dispatch.send_campaign(app, cid, transport=transport, options=FAST)
+    dispatch.resume_campaign(app, cid, actor="tester")
+    outcome = dispatch.send_campaign(app, cid, transport=transport, options=FAST, actor="tester")
     assert outcome.reason == "finished"
     assert outcome.sent == 300 - sent_before
     assert transport.received() == {f"person{i}@example.org": 1 for i in range(300)}
@@ -276,7 +276,7 @@ def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     thread, result = _send_in_thread(app, cid, transport)
     _wait_for(lambda: len(transport.sent) >= 30)
     cancelled_at = time.monotonic()
-    dispatch.cancel_campaign(app, cid, by="tester")
+    dispatch.cancel_campaign(app, cid, actor="tester")
     thread.join(10)
     assert result["ended"] - cancelled_at < 2.0
     assert result["outcome"].reason == "cancelled"
@@ -284,19 +284,19 @@ def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     assert set(found) == {"sent", "cancelled"}
     assert found["sent"] == len(transport.sent)
     assert campaign(app, cid).status == "cancelled"
-    with pytest.raises(InvalidState, match="cancelled and cannot be sent"):
-        dispatch.send_campaign(app, cid, transport=transport)
+    with pytest.raises(InvalidState, match="is cancelled; only an approved or scheduled campaign can be sent"):
+        dispatch.send_campaign(app, cid, transport=transport, actor="tester")
 
 
 def test_pause_resume_cancel_refuse_the_wrong_status(app: Newsletter) -> None:
     cid = seed_campaign(app, 2)
     with pytest.raises(InvalidState, match="only a campaign that is sending can be paused"):
-        dispatch.pause_campaign(app, cid)
+        dispatch.pause_campaign(app, cid, actor="tester")
     with pytest.raises(InvalidState, match="only a paused campaign can be resumed"):
-        dispatch.resume_campaign(app, cid)
-    dispatch.cancel_campaign(app, cid)
+        dispatch.resume_campaign(app, cid, actor="tester")
+    dispatch.cancel_campaign(app, cid, actor="tester")
     with pytest.raises(InvalidState, match="is cancelled; only an approved"):
-        dispatch.cancel_campaign(app, cid)
+        dispatch.cancel_campaign(app, cid, actor="tester")
 
 
 def _claim_as(app: Newsletter, cid: int, worker_id: str, lease: timedelta, n: int) -> None:
@@ -307,21 +307,21 @@ def _claim_as(app: Newsletter, cid: int, worker_id: str, lease: timedelta, n: in
 
 def test_claims_of_a_dead_process_on_this_host_are_taken_over_at_once(app: Newsletter) -> None:
     cid = seed_campaign(app, 50)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     dead_worker = f"{host_name()}:{int(gone.stdout)}:deadbeef"
     # A lease an hour long: only the dead process, not the clock, can free these rows.
     _claim_as(app, cid, dead_worker, timedelta(hours=1), 30)
     transport = memory()
-    outcome = dispatch.send_campaign(app, cid, transport=transport, options=FAST)
+    outcome = dispatch.send_campaign(app, cid, transport=transport, options=FAST, actor="tester")
     assert outcome.reason == "finished"
     assert transport.received() == {f"person{i}@example.org": 1 for i in range(50)}
 
 
 def test_claims_of_another_host_wait_for_their_lease(app: Newsletter) -> None:
     cid = seed_campaign(app, 20)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     _claim_as(app, cid, "elsewhere:123:cafe", timedelta(hours=1), 5)
     transport = memory()
     report = CampaignSender(app, cid, transport, options=FAST, wait_for_retries=False).run()
@@ -341,7 +341,7 @@ def test_a_slow_send_keeps_its_claims_by_renewing_the_lease(app: Newsletter) -> 
     cid = seed_campaign(app, 12)
     options = EngineOptions(batch_size=12, lease_seconds=0.6, retry=FAST.retry)
     transport = memory(connections=1, delay=0.15)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     thread = threading.Thread(target=CampaignSender(app, cid, transport, options=options).run)
     thread.start()
     time.sleep(1.0)
@@ -357,7 +357,7 @@ def test_two_senders_share_a_campaign_and_never_send_one_delivery_twice(
     app: Newsletter,
 ) -> None:
     cid = seed_campaign(app, 400)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     transports = [memory(connections=2, delay=0.001), memory(connections=2, delay=0.001)]
     senders = [CampaignSender(app, cid, t, options=FAST) for t in transports]
     threads = [threading.Thread(target=s.run) for s in senders]
@@ -400,7 +400,7 @@ def test_unrecorded_messages_never_exceed_in_flight_per_connection(
 
     transport = memory(connections=3, script=watch)
     options = EngineOptions(batch_size=30, in_flight_per_connection=in_flight, retry=FAST.retry)
-    dispatch.send_campaign(app, cid, transport=transport, options=options)
+    dispatch.send_campaign(app, cid, transport=transport, options=options, actor="tester")
     assert transport.received() == {f"person{i}@example.org": 1 for i in range(150)}
     assert len(accepted) == 3
     assert worst["gap"] <= in_flight
@@ -436,7 +436,7 @@ def test_test_send_goes_to_one_address_in_any_status_and_writes_nothing(app: New
 
 def test_status_reports_counts_rate_and_eta(app: Newsletter) -> None:
     cid = seed_campaign(app, 20)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     with app.engine.begin() as conn:
         ids = [c.delivery_id for c in ledger.claim(conn, cid, new_worker_id(), 10, utcnow(),
                                                    utcnow() + timedelta(minutes=5))]  # fmt: skip
@@ -463,7 +463,7 @@ def test_status_reports_counts_rate_and_eta(app: Newsletter) -> None:
 def test_an_hourly_limit_counts_what_was_sent_before_a_restart(app: Newsletter) -> None:
     """A restarted sender does not start a fresh hour: the ledger says what went out."""
     cid = seed_campaign(app, 30)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     with app.engine.begin() as conn:
         claims = ledger.claim(conn, cid, "gone:1:x", 25, utcnow(), utcnow())
         conn.execute(

@@ -73,7 +73,7 @@ def test_451s_and_dropped_connections_end_with_everyone_delivered_exactly_once(
     )
     handler.drop_before_data = lambda number: number % 17 == 0
     cid = seed_campaign(app, 150)
-    outcome = dispatch.send_campaign(app, cid, transport=smtp(port), options=FAST_RETRY)
+    outcome = dispatch.send_campaign(app, cid, transport=smtp(port), options=FAST_RETRY, actor="tester")
     assert outcome.status == "sent"
     assert handler.received() == everyone(150)
     assert ledger_counts(app, cid) == {"sent": 150}
@@ -90,7 +90,7 @@ def test_a_550_fails_that_recipient_and_suppresses_it_and_the_rest_are_sent(
         else None
     )
     cid = seed_campaign(app, 20)
-    dispatch.send_campaign(app, cid, transport=smtp(port), options=FAST_RETRY)
+    dispatch.send_campaign(app, cid, transport=smtp(port), options=FAST_RETRY, actor="tester")
     expected = everyone(20)
     del expected["person5@example.org"]
     assert handler.received() == expected
@@ -114,7 +114,7 @@ def test_throttling_replies_are_honoured(app: Newsletter, sink: tuple[SMTPSink, 
 
     handler.rcpt_script = throttle_at_first
     cid = seed_campaign(app, 40)
-    dispatch.start_campaign(app, cid)
+    dispatch.start_campaign(app, cid, actor="tester")
     sender = dispatch.CampaignSender(app, cid, smtp(port), options=FAST_RETRY)
     report = sender.run()
     assert report.reason == "finished"
@@ -298,7 +298,7 @@ def test_pause_from_another_process_stops_the_send_and_resume_finishes_it(
         sending = start_cli(cli_env, tmp_path, "send", str(cid), **env)
         wait_until(lambda: sum(handler.received().values()) >= 20)
         # Paused from this process (a CLI would take longer to start than the send lasts).
-        dispatch.pause_campaign(cli_app, cid, by="another process")
+        dispatch.pause_campaign(cli_app, cid, actor="another process")
         paused_at = time.monotonic()
         out, err = sending.communicate(timeout=30)
         assert time.monotonic() - paused_at < 2.5

@@ -73,8 +73,8 @@ def october(app: Newsletter, tmp_path: Path) -> int:
     audience.create_list(app, "members", title="Members")
     audience.add_subscriber(app, "ann@example.org", "members", name="Ann", language="en")
     audience.add_subscriber(app, "olga@example.org", "members", name="Ольга", language="ru")
-    built = editions.new_bulletin(app, "2019-10", lists=["members"])
-    editions.approve(app, built["id"], by="test")
+    built = editions.new_bulletin(app, "2019-10", lists=["members"], actor="test")
+    editions.approve(app, built["id"], actor="test")
     return int(built["id"])
 
 
@@ -102,7 +102,7 @@ def test_a_version_is_not_an_item_of_its_own_in_the_edition(app: Newsletter, oct
 def test_each_reader_gets_their_own_language_throughout_and_nothing_mixes(
     app: Newsletter, october
 ) -> None:
-    outcome = dispatch.send_campaign(app, october)
+    outcome = dispatch.send_campaign(app, october, actor="test")
     assert outcome is not None
     messages = outbox(app)
     assert len(messages) == 2

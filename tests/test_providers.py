@@ -237,7 +237,7 @@ def test_sendgrid_sends_personalised_batches_through_a_500_and_429s(make_app, se
         3: (429, {"Retry-After": "1"}, {"errors": [{"message": "too many requests"}]}),
         4: (429, {}, {"errors": [{"message": "too many requests"}]}),
     }
-    outcome = send_campaign(app, campaign_id)
+    outcome = send_campaign(app, campaign_id, actor="tester")
     assert outcome.status == "sent", outcome
     assert_each_got_their_own(app, campaign_id, sendgrid, people(30))
     assert max(sendgrid.batch_sizes) <= 7
@@ -248,7 +248,7 @@ def test_sendgrid_fails_the_recipients_it_names_and_sends_the_others(make_app, s
     app = provider_app(make_app, f"sendgrid://SG.test-key@default?endpoint={sendgrid.url}")
     campaign_id = seed_campaign(app, 12)
     sendgrid.reject = {"person3@example.org", "person8@example.org"}
-    send_campaign(app, campaign_id)
+    send_campaign(app, campaign_id, actor="tester")
     ledger = deliveries(app, campaign_id)
     assert ledger["person3@example.org"].status == "failed"
     assert "valid address" in ledger["person3@example.org"].last_response
@@ -259,7 +259,7 @@ def test_sendgrid_fails_the_recipients_it_names_and_sends_the_others(make_app, s
 def test_a_401_pauses_the_campaign_and_resume_sends_everyone_once(make_app, sendgrid) -> None:
     app = provider_app(make_app, f"sendgrid://SG.wrong@default?endpoint={sendgrid.url}")
     campaign_id = seed_campaign(app, 10)
-    outcome = send_campaign(app, campaign_id)
+    outcome = send_campaign(app, campaign_id, actor="tester")
     assert outcome.status == "paused"
     assert outcome.reason == "failing"
     assert "sendgrid refused the request (401" in outcome.note
@@ -272,8 +272,8 @@ def test_a_401_pauses_the_campaign_and_resume_sends_everyone_once(make_app, send
         assert "401" in session.get_one(Campaign, campaign_id).status_note
 
     fixed = provider_app(make_app, f"sendgrid://SG.test-key@default?endpoint={sendgrid.url}")
-    resume_campaign(fixed, campaign_id)
-    assert send_campaign(fixed, campaign_id).status == "sent"
+    resume_campaign(fixed, campaign_id, actor="tester")
+    assert send_campaign(fixed, campaign_id, actor="tester").status == "sent"
     assert_each_got_their_own(fixed, campaign_id, sendgrid, people(10))
 
 
@@ -288,7 +288,7 @@ def test_mailgun_batches_with_recipient_variables_through_failures(make_app, mai
         1: (429, {"X-RateLimit-Reset": "0"}, {"message": "rate limited"}),
         3: (503, {}, {"message": "service unavailable"}),
     }
-    assert send_campaign(app, campaign_id).status == "sent"
+    assert send_campaign(app, campaign_id, actor="tester").status == "sent"
     assert_each_got_their_own(app, campaign_id, mailgun, people(25))
     assert max(mailgun.batch_sizes) <= 9
     requests_made = [r.path for r in mailgun.requests]
@@ -299,7 +299,7 @@ def test_mailgun_finds_the_one_recipient_a_batch_was_refused_for(make_app, mailg
     app = provider_app(make_app, f"mailgun://key-test@mg.example.org?endpoint={mailgun.url}")
     campaign_id = seed_campaign(app, 16)
     mailgun.reject = {"person5@example.org"}
-    send_campaign(app, campaign_id)
+    send_campaign(app, campaign_id, actor="tester")
     ledger = deliveries(app, campaign_id)
     assert ledger["person5@example.org"].status == "failed"
     others = [a for a in people(16) if a != "person5@example.org"]
@@ -314,7 +314,7 @@ def test_mailgun_refusing_every_request_alike_pauses_instead_of_failing_all(
     app = provider_app(make_app, f"mailgun://key-test@mg.example.org?endpoint={mailgun.url}")
     campaign_id = seed_campaign(app, 16)
     mailgun.reject = set(people(16))
-    outcome = send_campaign(app, campaign_id)
+    outcome = send_campaign(app, campaign_id, actor="tester")
     assert outcome.status == "paused"
     assert "not a valid address" in outcome.note
     assert not any(d.status == "failed" for d in deliveries(app, campaign_id).values())
@@ -350,7 +350,7 @@ def test_postmark_records_each_result_of_an_accepted_batch(make_app, postmark) -
     campaign_id = seed_campaign(app, 20)
     postmark.reject = {"person2@example.org", "person17@example.org"}
     postmark.script = {2: (500, {}, {"ErrorCode": 500, "Message": "Internal"})}
-    assert send_campaign(app, campaign_id).status == "sent"
+    assert send_campaign(app, campaign_id, actor="tester").status == "sent"
     ledger = deliveries(app, campaign_id)
     for address in postmark.reject:
         assert ledger[address].status == "failed"
@@ -388,7 +388,7 @@ def test_ses_sends_raw_signed_requests_and_fails_a_rejected_address(make_app, se
     campaign_id = seed_campaign(app, 8)
     ses.reject = {"person6@example.org"}
     ses.script = {3: (429, {"x-amzn-ErrorType": "TooManyRequestsException"}, {"message": "slow"})}
-    assert send_campaign(app, campaign_id).status == "sent"
+    assert send_campaign(app, campaign_id, actor="tester").status == "sent"
     ledger = deliveries(app, campaign_id)
     assert ledger["person6@example.org"].status == "failed"
     assert "MessageRejected" in ledger["person6@example.org"].last_response
@@ -401,7 +401,7 @@ def test_ses_with_a_wrong_secret_pauses_the_campaign(make_app, ses) -> None:
         make_app, f"ses://AKIDEXAMPLE@eu-west-1?endpoint={ses.url}", {"API_KEY": "wrong"}
     )
     campaign_id = seed_campaign(app, 4)
-    outcome = send_campaign(app, campaign_id)
+    outcome = send_campaign(app, campaign_id, actor="tester")
     assert outcome.status == "paused"
     assert "403" in outcome.note and "signature" in outcome.note.lower()
     assert ses.delivered == []
@@ -434,7 +434,7 @@ def test_the_engine_hands_batches_and_counts_a_refused_batch_as_one_failure(make
         pause_after_consecutive_failures=4,
         retry=RetryPolicy(initial_seconds=0.02, max_seconds=0.05, max_attempts=3),
     )
-    outcome = send_campaign(app, campaign_id, transport=transport, options=options)
+    outcome = send_campaign(app, campaign_id, transport=transport, options=options, actor="tester")
     # Three refused batches of twenty are three failures in a row, not sixty: no pause.
     assert outcome.status == "sent", outcome.note
     assert max(calls) == 20 and sum(calls) == 120

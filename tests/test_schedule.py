@@ -63,14 +63,14 @@ def runs(app: Newsletter) -> list[ScheduleRun]:
 def test_only_an_approved_campaign_can_be_scheduled_and_approval_is_recorded(app) -> None:
     add_items(app, "2019-06")
     add_members(app, 2)
-    draft = editions.new_bulletin(app, "2019-06", lists=["members"])["id"]
+    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester")["id"]
     now = datetime(2019, 6, 20, 12, tzinfo=UTC)
     with pytest.raises(
         InvalidState, match=f"is a draft; approve it first with `newsletter approve {draft}`"
     ):
-        schedule_campaign(app, draft, JULY_RUN, now=now)
-    editions.approve(app, draft, by="Ana")
-    record = schedule_campaign(app, draft, JULY_RUN, by="Ben", now=now)
+        schedule_campaign(app, draft, JULY_RUN, now=now, actor="tester")
+    editions.approve(app, draft, actor="Ana")
+    record = schedule_campaign(app, draft, JULY_RUN, actor="Ben", now=now)
     assert record["status"] == "scheduled"
     assert record["scheduled_at"] == JULY_RUN
     assert record["at"] == "2019-07-01 09:00 BST"
@@ -85,31 +85,31 @@ def test_scheduling_in_the_past_is_refused_and_says_how_to_send_now(app) -> None
     campaign_id = approved_bulletin(app)
     now = datetime(2019, 7, 2, tzinfo=UTC)
     with pytest.raises(InputError, match=f"is in the past .* `newsletter send {campaign_id}`"):
-        schedule_campaign(app, campaign_id, JULY_RUN, now=now)
+        schedule_campaign(app, campaign_id, JULY_RUN, now=now, actor="tester")
     assert campaign(app, campaign_id).status == "approved"
 
 
 def test_rescheduling_moves_and_unscheduling_leaves_it_approved(app) -> None:
     campaign_id = approved_bulletin(app)
     now = datetime(2019, 6, 20, tzinfo=UTC)
-    schedule_campaign(app, campaign_id, JULY_RUN, now=now)
+    schedule_campaign(app, campaign_id, JULY_RUN, now=now, actor="tester")
     later = JULY_RUN + timedelta(days=7)
-    assert schedule_campaign(app, campaign_id, later, now=now)["scheduled_at"] == later
-    record = unschedule_campaign(app, campaign_id, by="Ana", now=now)
+    assert schedule_campaign(app, campaign_id, later, now=now, actor="tester")["scheduled_at"] == later
+    record = unschedule_campaign(app, campaign_id, actor="Ana", now=now)
     assert record["status"] == "approved"
     assert record["scheduled_at"] is None
     with pytest.raises(InvalidState, match="only a scheduled campaign can be unscheduled"):
-        unschedule_campaign(app, campaign_id)
+        unschedule_campaign(app, campaign_id, actor="tester")
     with pytest.raises(NotFound, match="no campaign with id 999"):
-        schedule_campaign(app, 999, later, now=now)
+        schedule_campaign(app, 999, later, now=now, actor="tester")
 
 
 def test_a_sent_or_sending_campaign_cannot_be_scheduled(app) -> None:
     campaign_id = approved_bulletin(app)
-    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(hours=1))
+    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(hours=1), actor="tester")
     assert start_due_campaign(app, campaign_id, JULY_RUN) == "started"
     with pytest.raises(InvalidState, match="is already sending"):
-        schedule_campaign(app, campaign_id, JULY_RUN + timedelta(days=1), now=JULY_RUN)
+        schedule_campaign(app, campaign_id, JULY_RUN + timedelta(days=1), now=JULY_RUN, actor="tester")
 
 
 # --- the sweep ------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_a_sent_or_sending_campaign_cannot_be_scheduled(app) -> None:
 def test_sweep_starts_a_due_campaign_once_with_its_ledger(app, caplog) -> None:
     capture_events(caplog)
     campaign_id = approved_bulletin(app, members=4)
-    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1))
+    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester")
 
     assert sweep(app, JULY_RUN - timedelta(seconds=1)).started == []
     assert campaign(app, campaign_id).status == "scheduled"
@@ -140,7 +140,7 @@ def test_sweep_starts_a_due_campaign_once_with_its_ledger(app, caplog) -> None:
 def test_a_send_due_during_downtime_goes_out_within_the_grace_period(make_app) -> None:
     app = make_app({"schedule": {"misfire_grace_minutes": 30}})
     campaign_id = approved_bulletin(app)
-    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1))
+    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester")
     # The service comes back 29 minutes late: still in time.
     assert sweep(app, JULY_RUN + timedelta(minutes=29)).started == [campaign_id]
 
@@ -149,7 +149,7 @@ def test_a_send_due_longer_ago_than_the_grace_is_marked_missed_never_sent(make_a
     capture_events(caplog)
     app = make_app({"schedule": {"misfire_grace_minutes": 30}})
     campaign_id = approved_bulletin(app)
-    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1))
+    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester")
 
     report = sweep(app, JULY_RUN + timedelta(minutes=31))
     assert report.started == []
@@ -165,14 +165,14 @@ def test_a_send_due_longer_ago_than_the_grace_is_marked_missed_never_sent(make_a
     assert line["late_minutes"] == 31
     # Staff put it back on the clock; it then goes out at its new time.
     new_time = JULY_RUN + timedelta(hours=2)
-    schedule_campaign(app, campaign_id, new_time, now=JULY_RUN + timedelta(hours=1))
+    schedule_campaign(app, campaign_id, new_time, now=JULY_RUN + timedelta(hours=1), actor="tester")
     assert sweep(app, new_time).started == [campaign_id]
 
 
 def test_unscheduled_just_before_the_sweep_means_not_sent(app) -> None:
     campaign_id = approved_bulletin(app)
-    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1))
-    unschedule_campaign(app, campaign_id, now=JULY_RUN - timedelta(seconds=1))
+    schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester")
+    unschedule_campaign(app, campaign_id, now=JULY_RUN - timedelta(seconds=1), actor="tester")
     assert start_due_campaign(app, campaign_id, JULY_RUN) == "taken"
     assert campaign(app, campaign_id).status == "approved"
 
@@ -181,7 +181,7 @@ def test_two_processes_sweeping_at_once_start_the_campaign_once(make_app, caplog
     capture_events(caplog)
     first, second = make_app(), make_app()  # two engines: two processes, as far as the DB knows
     campaign_id = approved_bulletin(first, members=5)
-    schedule_campaign(first, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1))
+    schedule_campaign(first, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester")
     barrier = threading.Barrier(2)
     reports = []
 
@@ -275,7 +275,7 @@ def test_a_rule_missed_beyond_grace_builds_the_edition_as_missed(make_app, caplo
     assert events(caplog, "schedule.missed")[0]["rule"] == "monthly-bulletin"
     # It was approved by the rule, so staff can put it back on the clock.
     later = JULY_RUN + timedelta(hours=4)
-    schedule_campaign(app, missed.id, later, now=JULY_RUN + timedelta(hours=3, minutes=1))
+    schedule_campaign(app, missed.id, later, now=JULY_RUN + timedelta(hours=3, minutes=1), actor="tester")
     assert sweep(app, later).started == [missed.id]
 
 
@@ -320,8 +320,8 @@ def test_a_held_edition_stays_a_draft_and_staff_get_a_preview(
     assert maildir_count(tmp_path / "outbox") == 2  # the previews, to staff only
     assert events(caplog, "schedule.held")[0]["previews"] == 2
     # Staff approve and schedule it as any other campaign.
-    editions.approve(app, held.id, by="Editor")
-    schedule_campaign(app, held.id, JULY_RUN + timedelta(hours=1), now=JULY_RUN)
+    editions.approve(app, held.id, actor="Editor")
+    schedule_campaign(app, held.id, JULY_RUN + timedelta(hours=1), now=JULY_RUN, actor="tester")
     assert campaign(app, held.id).status == "scheduled"
 
 
@@ -376,7 +376,7 @@ def test_a_builder_that_died_half_way_is_finished_by_the_next_sweep(make_app) ->
     sweep(app, datetime(2019, 6, 20, tzinfo=UTC))
     # A service built the edition, then died before approving it and recording the run.
     editions.new_bulletin(
-        app, "2019-06", lists=["members"], recurrence_key="monthly-bulletin/2019-06"
+        app, "2019-06", lists=["members"], recurrence_key="monthly-bulletin/2019-06", actor="tester"
     )
     (run,) = sweep(app, JULY_RUN + timedelta(seconds=30)).rules
     assert run.outcome == "sending"
@@ -389,7 +389,7 @@ def test_overview_lists_upcoming_sends_and_rules_with_next_runs(make_app) -> Non
     app = monthly_app(make_app)
     campaign_id = approved_bulletin(app)
     now = datetime(2019, 6, 20, tzinfo=UTC)
-    schedule_campaign(app, campaign_id, JULY_RUN + timedelta(hours=1), now=now)
+    schedule_campaign(app, campaign_id, JULY_RUN + timedelta(hours=1), now=now, actor="tester")
     overview = schedule_overview(app, now)
     assert overview["timezone"] == "Europe/London"
     (send,) = overview["sends"]

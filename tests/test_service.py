@@ -85,7 +85,7 @@ def test_timers_live_in_the_database_and_a_date_timer_starts_the_campaign(make_a
     )
     campaign_id = approved_bulletin(app)
     due = utcnow() + timedelta(seconds=1.5)
-    schedule_campaign(app, campaign_id, due)
+    schedule_campaign(app, campaign_id, due, actor="tester")
     driver = ScheduleDriver(app)
     driver.start()
     try:
@@ -110,14 +110,14 @@ def test_timers_live_in_the_database_and_a_date_timer_starts_the_campaign(make_a
 def test_unscheduling_removes_the_timer_at_the_next_sync(make_app) -> None:
     app = make_app({"schedule": {"sync_seconds": 1}})
     campaign_id = approved_bulletin(app)
-    schedule_campaign(app, campaign_id, utcnow() + timedelta(hours=1))
+    schedule_campaign(app, campaign_id, utcnow() + timedelta(hours=1), actor="tester")
     driver = ScheduleDriver(app)
     driver.start()
     try:
         wait_for(lambda: job_ids(app) == {f"campaign:{campaign_id}"}, 10, "the timer")
         from newsletter.schedule import unschedule_campaign
 
-        unschedule_campaign(app, campaign_id)
+        unschedule_campaign(app, campaign_id, actor="tester")
         wait_for(lambda: job_ids(app) == set(), 10, "the timer to go")
     finally:
         driver.stop()
@@ -136,7 +136,7 @@ def test_a_service_in_process_sends_reports_health_and_stops_cleanly(make_app, t
         # The subscriber pages are served beside it.
         with urllib.request.urlopen(f"http://{service.address}/healthz", timeout=10) as page:
             assert page.status == 200
-        start_campaign(app, campaign_id)
+        start_campaign(app, campaign_id, actor="tester")
         wait_for(lambda: status_of(app, campaign_id) == "sent", 20, "the send")
     finally:
         service.stop()
@@ -154,11 +154,11 @@ def test_the_service_logs_a_pause_and_the_finish_with_counts(make_app, tmp_path,
     service = Service(app, host="127.0.0.1", port=0, workers=1)
     service.start()
     try:
-        start_campaign(app, campaign_id)
+        start_campaign(app, campaign_id, actor="tester")
         wait_for(lambda: ledger_counts(app, campaign_id).get("sent", 0) >= 2, 20, "a few sends")
-        pause_campaign(app, campaign_id, by="Ana")
+        pause_campaign(app, campaign_id, actor="Ana")
         wait_for(lambda: events(caplog, "campaign.paused"), 10, "the pause to be logged")
-        resume_campaign(app, campaign_id)
+        resume_campaign(app, campaign_id, actor="tester")
         wait_for(lambda: events(caplog, "campaign.finished"), 20, "the finish to be logged")
     finally:
         service.stop()
@@ -243,7 +243,7 @@ def test_a_service_restarted_across_the_due_time_sends_once(make_app, serve, tmp
     first = serve("first")
     first.wait_started()
     due = utcnow() + timedelta(seconds=3)
-    schedule_campaign(app, campaign_id, due)
+    schedule_campaign(app, campaign_id, due, actor="tester")
     # The running service picks the new schedule up and sets its timer in the database.
     wait_for(lambda: f"campaign:{campaign_id}" in job_ids(app), 10, "the timer")
     assert first.stop() == 0
@@ -281,7 +281,7 @@ def test_two_services_on_one_database_send_each_delivery_once(make_app, serve, t
     assert "instances" not in health  # no host names over HTTP
     wait_for(lambda: get_json(addresses[1], "/health")[1]["services"] == 2, 15, "two heartbeats")
 
-    schedule_campaign(app, campaign_id, utcnow() + timedelta(seconds=2))
+    schedule_campaign(app, campaign_id, utcnow() + timedelta(seconds=2), actor="tester")
     wait_for(lambda: status_of(app, campaign_id) == "sent", 30, "the send")
     for service in services:
         assert service.stop() == 0
@@ -304,7 +304,7 @@ def test_status_without_an_id_reports_the_running_service(make_app, serve, run_c
 
     service = serve("one", "--workers", "1")
     address = service.wait_started()
-    schedule_campaign(app, campaign_id, utcnow() + timedelta(hours=1))
+    schedule_campaign(app, campaign_id, utcnow() + timedelta(hours=1), actor="tester")
     result = run_cli("status", "--json")
     assert result.returncode == 0, result.stderr
     health = json.loads(result.stdout)
@@ -328,7 +328,7 @@ def test_sigterm_during_a_send_exits_cleanly_and_a_restart_finishes_it(
     app = make_app()
     members = 20
     campaign_id = approved_bulletin(app, members=members)
-    start_campaign(app, campaign_id)
+    start_campaign(app, campaign_id, actor="tester")
     outbox = tmp_path / "outbox"
     # Ten messages a second: the send takes two seconds, long enough to interrupt.
     slow = {"NEWSLETTER_TRANSPORT": f"maildir:{outbox}?rate=10"}

@@ -42,7 +42,7 @@ def campaign_to(app: Newsletter, *list_names: str) -> int:
         session.add(item)
         session.flush()
         item_id = item.id
-    return editions.new_announcement(app, item_id, lists=list(list_names))["id"]
+    return editions.new_announcement(app, item_id, lists=list(list_names), actor="tester")["id"]
 
 
 def test_form_checks_name_the_field_at_fault(lists: Newsletter) -> None:

@@ -130,7 +130,7 @@ def client(hooks) -> Iterator[Client]:
 def sent(app: Newsletter, count: int = 3) -> dict[str, int]:
     """A campaign sent to the outbox; {address: delivery id}."""
     campaign_id = seed_campaign(app, count)
-    send_campaign(app, campaign_id)
+    send_campaign(app, campaign_id, actor="tester")
     with app.session() as session:
         rows = session.execute(
             select(Subscriber.email, Delivery.id).join(

@@ -48,6 +48,7 @@ COMMANDS = {
     "serve": "schedule:serve",
     "web": "web:web_command",
     "bounces": "feedback:bounces_group",
+    "audit": "audit:audit_command",
 }
 
 

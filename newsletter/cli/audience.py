@@ -20,10 +20,9 @@ from newsletter.audience.files import private_output
 from newsletter.audience.imports import default_reject_path
 from newsletter.audience.suppression import lift_address, suppress_address
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
 from newsletter.errors import InputError, UserError
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 LIST_COLUMNS = ["name", "title", "optin", "visibility", "confirmed", "unconfirmed", "unsubscribed"]
 SUBSCRIBER_COLUMNS = ["email", "name", "language", "status"]
 SEGMENT_COLUMNS = ["name", "rules", "description"]

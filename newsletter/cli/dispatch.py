@@ -17,11 +17,10 @@ import click
 
 from newsletter import dispatch
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
 from newsletter.dispatch import Progress, RunReport, SendOutcome
 from newsletter.errors import OperationFailed
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 detach_option = click.option(
     "--detach",
     is_flag=True,
@@ -134,6 +133,7 @@ def _run_send(ctx: AppContext, campaign_id: int, *, detach: bool, as_json: bool)
                 on_progress=display,
                 progress_every=every,
                 stop=stop,
+                actor=ctx.actor,
             )
         finally:
             if display is not None:
@@ -382,7 +382,7 @@ def pause(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
 
     Example: newsletter pause 3 && newsletter resume 3
     """
-    progress = dispatch.pause_campaign(ctx.app, campaign_id)
+    progress = dispatch.pause_campaign(ctx.app, campaign_id, actor=ctx.actor)
     _changed(ctx, progress, "paused", as_json)
     if not as_json:
         click.echo(f"Continue with: newsletter resume {campaign_id}")
@@ -400,7 +400,7 @@ def resume(ctx: AppContext, campaign_id: int, detach: bool, as_json: bool) -> No
 
     Example: newsletter resume 3 --detach
     """
-    dispatch.resume_campaign(ctx.app, campaign_id)
+    dispatch.resume_campaign(ctx.app, campaign_id, actor=ctx.actor)
     _run_send(ctx, campaign_id, detach=detach, as_json=as_json)
 
 
@@ -413,7 +413,7 @@ def cancel(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
 
     Example: newsletter cancel 3
     """
-    progress = dispatch.cancel_campaign(ctx.app, campaign_id)
+    progress = dispatch.cancel_campaign(ctx.app, campaign_id, actor=ctx.actor)
     _changed(ctx, progress, "cancelled", as_json)
 
 

@@ -6,7 +6,7 @@ import click
 
 from newsletter import editions
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
 from newsletter.models import CAMPAIGN_STATUSES
 
 CAMPAIGN_COLUMNS = ["id", "kind", "status", "month", "subject", "lists", "segment", "items"]
@@ -30,7 +30,6 @@ intro_option = click.option(
 transport_option = click.option(
     "--transport", metavar="NAME", help="A named transport from the config (default: its default)."
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def _print_created(result: dict, as_json: bool) -> None:
@@ -85,6 +84,7 @@ def edition_new(
         intro_file=intro_file,
         language=language,
         transport=transport,
+        actor=ctx.actor,
     )
     _print_created(result, as_json)
 
@@ -120,6 +120,7 @@ def announce(
         subject=subject,
         intro_file=intro_file,
         transport=transport,
+        actor=ctx.actor,
     )
     _print_created(result, as_json)
 
@@ -171,7 +172,11 @@ def campaigns_show(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
 
 @click.command("approve")
 @click.argument("campaign_id", type=int)
-@click.option("--by", metavar="NAME", help="Who approves (default: the login name).")
+@click.option(
+    "--by",
+    metavar="NAME",
+    help="Who approves, as the audit trail records it (cli:NAME; default: cli:<login name>).",
+)
 @json_option
 @pass_context
 def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) -> None:
@@ -179,7 +184,7 @@ def approve(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) ->
 
     Example: newsletter approve 1 --by "Comms team"
     """
-    result = editions.approve(ctx.app, campaign_id, by=by)
+    result = editions.approve(ctx.app, campaign_id, actor=ctx.actor_named(by))
     if as_json:
         echo_json(result)
     else:

@@ -8,13 +8,12 @@ import click
 
 from newsletter import items
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
 from newsletter.models.items import ITEM_KINDS
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-\d{2})?$")
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 kind_choice = click.Choice(ITEM_KINDS, case_sensitive=False)
 
 

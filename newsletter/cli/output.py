@@ -10,6 +10,9 @@ from typing import Any
 
 import click
 
+# Every list, show and create command takes --json.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
 
 def as_record(value: Any) -> Mapping[str, Any]:
     """A service function's typed result (a dataclass) or a mapping, as a mapping of fields.

@@ -7,9 +7,8 @@ from typing import Any
 import click
 
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table
+from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 SEND_COLUMNS = ["id", "status", "at", "subject", "lists", "rule"]
 RULE_COLUMNS = ["name", "cron", "timezone", "action", "lists", "next", "last"]
 
@@ -53,7 +52,9 @@ def schedule_group() -> None:
     metavar="ZONE",
     help="The time zone of --at, e.g. Europe/London (default: schedule.timezone).",
 )
-@click.option("--by", metavar="NAME", help="Who schedules it (default: the login name).")
+@click.option(
+    "--by", metavar="NAME", help="Who schedules it, for the audit trail (default: the login name)."
+)
 @json_option
 @pass_context
 def schedule_campaign_command(
@@ -73,7 +74,7 @@ def schedule_campaign_command(
     app = ctx.app
     zone = tz or app.config.schedule.timezone
     when = parse_local_time(at, zone)
-    record = schedule_campaign(app, campaign_id, when, by=by)
+    record = schedule_campaign(app, campaign_id, when, actor=ctx.actor_named(by))
     if as_json:
         echo_json(record)
         return
@@ -122,7 +123,11 @@ def schedule_list(ctx: AppContext, as_json: bool) -> None:
 
 @click.command("unschedule")
 @click.argument("campaign_id", type=int)
-@click.option("--by", metavar="NAME", help="Who unschedules it (default: the login name).")
+@click.option(
+    "--by",
+    metavar="NAME",
+    help="Who unschedules it, for the audit trail (default: the login name).",
+)
 @json_option
 @pass_context
 def unschedule(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool) -> None:
@@ -132,7 +137,7 @@ def unschedule(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool)
     """
     from newsletter.schedule import unschedule_campaign
 
-    record = unschedule_campaign(ctx.app, campaign_id, by=by)
+    record = unschedule_campaign(ctx.app, campaign_id, actor=ctx.actor_named(by))
     if as_json:
         echo_json(record)
         return

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter import audience, dispatch, editions, items
+from newsletter.actors import DEMO
 from newsletter.app import Newsletter, bundled_path
 
 CONTENT = Path(__file__).resolve().parent
@@ -56,11 +57,15 @@ def run_demo(app: Newsletter) -> DemoReport:
     for month in MONTHS:
         campaign_id = editions.find_bulletin(app, month)
         if campaign_id is None:
-            campaign_id = editions.new_bulletin(app, month, lists=list(LISTS))["id"]
+            campaign_id = editions.new_bulletin(app, month, lists=list(LISTS), actor=DEMO)["id"]
         summary = editions.show_campaign(app, campaign_id)
         if summary["status"] == "draft":
-            editions.approve(app, campaign_id, by="demo")
-        outcome = dispatch.send_campaign(app, campaign_id) if summary["status"] != "sent" else None
+            editions.approve(app, campaign_id, actor=DEMO)
+        outcome = (
+            dispatch.send_campaign(app, campaign_id, actor=DEMO)
+            if summary["status"] != "sent"
+            else None
+        )
         summary = editions.show_campaign(app, campaign_id)
         report.campaigns.append(
             {

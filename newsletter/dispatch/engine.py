@@ -66,11 +66,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from newsletter import lifecycle
+from newsletter.actors import WORKER
 from newsletter.app import Newsletter
 from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.dispatch.retry import RetryPolicy
-from newsletter.editions import change_status
 from newsletter.errors import OperationFailed, UserError
 from newsletter.models import utcnow
 from newsletter.transports.base import SendResult, Transport
@@ -439,7 +440,7 @@ class CampaignSender:
     def _pause_for_failures(self) -> None:
         note = self._failing_note
         with self.app.session() as session:
-            paused = change_status(session, self.campaign_id, ["sending"], "paused", note=note)
+            paused = lifecycle.try_apply(session, self.campaign_id, "halt", WORKER, note=note)
         self.report.reason = "failing" if paused else self.report.reason
         self.report.note = note
         log.warning("campaign %s: %s", self.campaign_id, note)

@@ -38,7 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from newsletter.editions import change_status
+from newsletter import lifecycle
+from newsletter.actors import WORKER
 from newsletter.models import Campaign, Delivery, Event, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
@@ -456,7 +457,9 @@ def finish(session: Session, campaign_id: int) -> bool:
     one, which fails at once when another process wrote meanwhile. A row never
     leaves a final state, so once none is open none will be.
     """
-    if not change_status(session, campaign_id, ["sending"], "sent", finished_at=utcnow(), note=""):
+    if not lifecycle.try_apply(
+        session, campaign_id, "finish", WORKER, finished_at=utcnow(), note=""
+    ):
         return False
     if open_count(session.connection(), campaign_id):
         raise StillOpen(campaign_id)

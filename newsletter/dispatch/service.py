@@ -1,14 +1,13 @@
 """The dispatcher's front door: send, test-send, watch, pause, resume, cancel, work.
 
 The CLI, the scheduler and the web app call these and nothing deeper. Each
-status change goes through `editions.change_status`, one conditional UPDATE,
-so that two processes racing (two `send` commands, a `pause` during a send)
-cannot both win.
+status change goes through newsletter/lifecycle.py, one conditional UPDATE with
+its actor, so that two processes racing (two `send` commands, a `pause` during
+a send) cannot both win.
 """
 
 from __future__ import annotations
 
-import getpass
 import logging
 import threading
 import time
@@ -20,21 +19,18 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
-from newsletter import notices
+from newsletter import lifecycle, notices
+from newsletter.actors import WORKER
 from newsletter.app import Newsletter
 from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
-from newsletter.editions import change_status
-from newsletter.errors import InputError, InvalidState, NotFound, OperationFailed, UserError
+from newsletter.errors import InputError, NotFound, OperationFailed, UserError
 from newsletter.models import Campaign, utcnow
 from newsletter.transports import SendResult, Transport, open_transport
 
 log = logging.getLogger(__name__)
 
-# Campaign statuses from which `send` starts a campaign.
-STARTABLE = ("approved", "scheduled")
-CANCELLABLE = ("approved", "scheduled", "sending", "paused")
 # The longest a worker leaves a campaign alone that had nothing to send.
 WORKER_RECHECK_SECONDS = 30.0
 
@@ -91,6 +87,7 @@ def send_campaign(
     progress_every: float = 1.0,
     stop: threading.Event | None = None,
     options: EngineOptions | None = None,
+    actor: str,
 ) -> SendOutcome:
     """Start (or continue) sending a campaign, and send until every delivery is final.
 
@@ -104,7 +101,7 @@ def send_campaign(
         # Opened first: a transport that cannot work must stop us before the status changes.
         transport = open_transport(app, _campaign_transport_name(app, campaign_id))
     try:
-        written = start_campaign(app, campaign_id)
+        written = start_campaign(app, campaign_id, actor=actor)
         outcome = SendOutcome(
             campaign_id=campaign_id,
             status="sending",
@@ -138,33 +135,22 @@ def send_campaign(
     return outcome
 
 
-def start_campaign(app: Newsletter, campaign_id: int) -> int:
+def start_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> int:
     """approved|scheduled → sending with its ledger written; returns the rows written.
 
     The status change comes first so that, of two processes starting the same
     campaign, only the winner writes the ledger, and both happen in one
-    transaction: a campaign is never `sending` without its ledger.
+    transaction: a campaign is never `sending` without its ledger. A campaign
+    already sending (a restart after a crash, a second worker) is left as it is.
     """
     with app.session() as session:
-        if change_status(session, campaign_id, STARTABLE, "sending", started_at=utcnow(), note=""):
+        if lifecycle.try_apply(session, campaign_id, "start", actor, started_at=utcnow(), note=""):
             campaign = session.get_one(Campaign, campaign_id)
             return ledger.write_ledger(session, campaign)
-    status = _status(app, campaign_id)
-    if status == "sending":
-        return 0
-    raise InvalidState(_cannot_send(campaign_id, status))
-
-
-def _cannot_send(campaign_id: int, status: str) -> str:
-    reasons = {
-        "draft": f"is a draft; approve it first with `newsletter approve {campaign_id}`",
-        "paused": f"is paused; continue it with `newsletter resume {campaign_id}`",
-        "sent": "was already sent; nothing to do",
-        "cancelled": "was cancelled and cannot be sent",
-        "missed": "missed its scheduled time; schedule or approve it again",
-    }
-    why = reasons.get(status, f"is {status}")
-    return f"campaign {campaign_id} {why} (only approved or scheduled campaigns can be sent)"
+        status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        if status == lifecycle.SENDING:
+            return 0
+        lifecycle.refuse(session, campaign_id, "start")
 
 
 def dry_run(app: Newsletter, campaign_id: int, *, sample_size: int = 5) -> DryRun:
@@ -271,48 +257,31 @@ def describe_transport(app: Newsletter, name: str | None = None) -> str:
 # --- pause, resume, cancel -----------------------------------------------------
 
 
-def pause_campaign(app: Newsletter, campaign_id: int, *, by: str | None = None) -> Progress:
+def pause_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> Progress:
     """sending → paused; every worker stops within a second or two and keeps its place."""
-    note = f"paused by {by or _user()} at {_clock()}"
     with app.session() as session:
-        if change_status(session, campaign_id, ["sending"], "paused", note=note):
-            return campaign_status(app, campaign_id)
-    status = _status(app, campaign_id)
-    raise InvalidState(
-        f"campaign {campaign_id} is {status}; only a campaign that is sending can be paused"
-    )
+        lifecycle.apply(session, campaign_id, "pause", actor,
+                        note=f"paused by {actor} at {_clock()}")  # fmt: skip
+    return campaign_status(app, campaign_id)
 
 
-def resume_campaign(app: Newsletter, campaign_id: int) -> Progress:
+def resume_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> Progress:
     """paused → sending; sending goes on from where it stopped (nobody gets it twice)."""
     with app.session() as session:
-        if change_status(session, campaign_id, ["paused"], "sending", note=""):
-            return campaign_status(app, campaign_id)
-    status = _status(app, campaign_id)
-    raise InvalidState(f"campaign {campaign_id} is {status}; only a paused campaign can be resumed")
+        lifecycle.apply(session, campaign_id, "resume", actor, note="")
+    return campaign_status(app, campaign_id)
 
 
-def cancel_campaign(app: Newsletter, campaign_id: int, *, by: str | None = None) -> Progress:
+def cancel_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> Progress:
     """Stop a campaign for good: whoever has not got it yet will not."""
-    note = f"cancelled by {by or _user()} at {_clock()}"
     with app.session() as session:
-        if change_status(
-            session, campaign_id, CANCELLABLE, "cancelled", note=note, finished_at=utcnow()
-        ):
-            conn = session.connection()
-            holders = ledger.claim_holders(conn, campaign_id)
-            dead = [h for h in holders if h and workers.is_dead(h)]
-            ledger.cancel_open(conn, campaign_id, utcnow(), dead)
-            cancelled = True
-        else:
-            cancelled = False
-    if cancelled:
-        return campaign_status(app, campaign_id)
-    status = _status(app, campaign_id)
-    raise InvalidState(
-        f"campaign {campaign_id} is {status}; only an approved, scheduled, sending or "
-        "paused campaign can be cancelled"
-    )
+        note = f"cancelled by {actor} at {_clock()}"
+        lifecycle.apply(session, campaign_id, "cancel", actor, note=note, finished_at=utcnow())
+        conn = session.connection()
+        holders = ledger.claim_holders(conn, campaign_id)
+        dead = [h for h in holders if h and workers.is_dead(h)]
+        ledger.cancel_open(conn, campaign_id, utcnow(), dead)
+    return campaign_status(app, campaign_id)
 
 
 # --- the worker ----------------------------------------------------------------
@@ -424,7 +393,7 @@ def _work_on(
         # pause the campaign and say why, rather than trying again every few seconds.
         note = f"paused by a worker: {exc}"
         with app.session() as session:
-            change_status(session, campaign_id, ["sending"], "paused", note=note)
+            lifecycle.try_apply(session, campaign_id, "halt", WORKER, note=note)
         log.error("campaign %s: %s", campaign_id, note)
         return RunReport(campaign_id=campaign_id, worker_id="", reason="failing", note=note)
     except OperationFailed as exc:
@@ -458,13 +427,6 @@ def _campaign_transport_name(app: Newsletter, campaign_id: int) -> str | None:
         if name is None and ledger.campaign_state(conn, campaign_id) is None:
             raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
     return name or None
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _clock() -> str:

@@ -9,6 +9,7 @@ from newsletter.models.audience import (
     Subscription,
     Suppression,
 )
+from newsletter.models.audit import AuditEvent
 from newsletter.models.base import Base, utcnow
 from newsletter.models.campaigns import (
     CAMPAIGN_KINDS,
@@ -37,6 +38,7 @@ __all__ = [
     "SCHEDULE_OUTCOMES",
     "SUBSCRIBER_STATUSES",
     "SUBSCRIPTION_STATUSES",
+    "AuditEvent",
     "Base",
     "Campaign",
     "CampaignItem",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.models.audience import MailingList, Segment
@@ -12,16 +12,18 @@ from newsletter.models.base import Base, utcnow
 from newsletter.models.items import Item
 
 CAMPAIGN_KINDS = ("bulletin", "announcement")
-CAMPAIGN_STATUSES = (
-    "draft",
-    "approved",
-    "scheduled",
-    "sending",
-    "paused",
-    "sent",
-    "cancelled",
-    "missed",
-)
+
+# A campaign's statuses. Which action moves a campaign from one to another, and who
+# may take it, is newsletter/lifecycle.py's table; the database refuses any other value.
+DRAFT = "draft"
+APPROVED = "approved"
+SCHEDULED = "scheduled"
+SENDING = "sending"
+PAUSED = "paused"
+SENT = "sent"
+CANCELLED = "cancelled"
+MISSED = "missed"
+CAMPAIGN_STATUSES = (DRAFT, APPROVED, SCHEDULED, SENDING, PAUSED, SENT, CANCELLED, MISSED)
 
 campaign_lists = Table(
     "campaign_lists",
@@ -33,7 +35,13 @@ campaign_lists = Table(
 
 class Campaign(Base):
     __tablename__ = "campaigns"
-    __table_args__ = (Index("ix_campaigns_status_scheduled", "status", "scheduled_at"),)
+    __table_args__ = (
+        Index("ix_campaigns_status_scheduled", "status", "scheduled_at"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{status}'" for status in CAMPAIGN_STATUSES) + ")",
+            name="status",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))

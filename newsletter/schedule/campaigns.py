@@ -7,22 +7,18 @@ within `schedule.sync_seconds` and sends it at that time (see `sweep`).
 
 from __future__ import annotations
 
-import getpass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from newsletter import lifecycle
 from newsletter.app import Newsletter
-from newsletter.editions import change_status
-from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.errors import InputError, NotFound
 from newsletter.models import Campaign, utcnow
 from newsletter.schedule.times import format_local
 
-# A missed campaign was approved before it missed its time: it may be put back on the
-# clock. Rescheduling a scheduled campaign moves it.
-SCHEDULABLE = ("approved", "scheduled", "missed")
 # The statuses `schedule list` shows: what will go out, and what did not.
 LISTED = ("scheduled", "missed")
 
@@ -32,7 +28,7 @@ def schedule_campaign(
     campaign_id: int,
     at: datetime,
     *,
-    by: str | None = None,
+    actor: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """approved (or missed, or scheduled) → scheduled to go out at `at` (an aware time)."""
@@ -45,42 +41,24 @@ def schedule_campaign(
             f"{format_local(at, tz)} is in the past (it is now {format_local(now, tz)}): "
             f"give a later time, or send it now with `newsletter send {campaign_id}`"
         )
-    note = f"scheduled by {by or _user()} at {format_local(now, tz)}"
+    # A missed campaign was approved before it missed its time: it may be put back on
+    # the clock (the lifecycle's `schedule` allows it). Rescheduling a scheduled one moves it.
+    note = f"scheduled by {actor} at {format_local(now, tz)}"
     with app.session() as session:
-        if change_status(
-            session, campaign_id, SCHEDULABLE, "scheduled", note=note, scheduled_at=at
-        ):
-            return scheduled_record(app, _load(session, campaign_id))
-    status = _status(app, campaign_id)
-    raise InvalidState(_cannot_schedule(campaign_id, status))
-
-
-def _cannot_schedule(campaign_id: int, status: str) -> str:
-    reasons = {
-        "draft": f"is a draft; approve it first with `newsletter approve {campaign_id}`",
-        "sending": "is already sending",
-        "paused": f"is paused while sending; continue it with `newsletter resume {campaign_id}`",
-        "sent": "was already sent",
-        "cancelled": "was cancelled",
-    }
-    why = reasons.get(status, f"is {status}")
-    return f"campaign {campaign_id} {why} (only an approved campaign can be scheduled)"
+        lifecycle.apply(session, campaign_id, "schedule", actor, note=note, scheduled_at=at,
+                        detail=f"for {at.isoformat()}")  # fmt: skip
+        return scheduled_record(app, _load(session, campaign_id))
 
 
 def unschedule_campaign(
-    app: Newsletter, campaign_id: int, *, by: str | None = None, now: datetime | None = None
+    app: Newsletter, campaign_id: int, *, actor: str, now: datetime | None = None
 ) -> dict[str, Any]:
     """scheduled → approved: it stays approved and goes out only when sent or scheduled again."""
     now = now or utcnow()
-    note = f"unscheduled by {by or _user()} at {format_local(now, app.config.schedule.timezone)}"
+    note = f"unscheduled by {actor} at {format_local(now, app.config.schedule.timezone)}"
     with app.session() as session:
-        if change_status(session, campaign_id, ["scheduled"], "approved", note=note,
-                         scheduled_at=None):  # fmt: skip
-            return scheduled_record(app, _load(session, campaign_id))
-    status = _status(app, campaign_id)
-    raise InvalidState(
-        f"campaign {campaign_id} is {status}; only a scheduled campaign can be unscheduled"
-    )
+        lifecycle.apply(session, campaign_id, "unschedule", actor, note=note, scheduled_at=None)
+        return scheduled_record(app, _load(session, campaign_id))
 
 
 def list_scheduled(app: Newsletter) -> list[dict[str, Any]]:
@@ -124,18 +102,3 @@ def _load(session: Any, campaign_id: int) -> Campaign:
     if campaign is None:
         raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
     return campaign
-
-
-def _status(app: Newsletter, campaign_id: int) -> str:
-    with app.session() as session:
-        status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
-    if status is None:
-        raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
-    return status
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "unknown"

@@ -38,9 +38,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from newsletter import lifecycle
+from newsletter.actors import SCHEDULE
 from newsletter.app import Newsletter
 from newsletter.config import ScheduleRule
-from newsletter.editions import change_status, new_bulletin
+from newsletter.editions import new_bulletin
 from newsletter.errors import OperationFailed, UserError
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Meta, ScheduleRun, utcnow
@@ -204,6 +206,7 @@ def run_rule(
                 lists=rule.lists,
                 segment=rule.segment or None,
                 recurrence_key=key,
+                actor=SCHEDULE,
             )
         except IntegrityError:
             # Another service built it between our look and our insert.
@@ -236,7 +239,7 @@ def run_rule(
     approval = {"approved_by": f"rule {rule.name}", "approved_at": now, "scheduled_at": due_at}
     if in_time:
         note = f"built and approved by the schedule rule {rule.name!r} of the config"
-        changed = retrying(lambda: _change(app, campaign_id, "scheduled", note, approval))
+        changed = retrying(lambda: _change(app, campaign_id, "rule_schedule", note, approval))
         run = _record(app, rule, period, due_at, "sending", campaign_id, note, log=changed)
         start_due_campaign(app, campaign_id, now)
         return run
@@ -247,7 +250,7 @@ def run_rule(
         f"({int(late.total_seconds() // 60)} min late). Put it back on the clock with "
         f"`newsletter schedule {campaign_id} --at TIME`."
     )
-    changed = retrying(lambda: _change(app, campaign_id, "missed", note, approval))
+    changed = retrying(lambda: _change(app, campaign_id, "rule_miss", note, approval))
     return _record(app, rule, period, due_at, "missed", campaign_id, note, log=changed,
                    level=logging.WARNING)  # fmt: skip
 
@@ -259,10 +262,13 @@ def _held_note(campaign_id: int) -> str:
     )
 
 
-def _change(app: Newsletter, campaign_id: int, to: str, note: str, columns: dict[str, Any]) -> bool:
-    """draft → `to` for an edition a rule built; False when someone else moved it first."""
+def _change(
+    app: Newsletter, campaign_id: int, action: str, note: str, columns: dict[str, Any]
+) -> bool:
+    """A lifecycle action from draft on an edition a rule built; False when someone else moved
+    it first."""
     with app.session() as session:
-        return change_status(session, campaign_id, ["draft"], to, note=note, **columns)
+        return lifecycle.try_apply(session, campaign_id, action, SCHEDULE, note=note, **columns)
 
 
 EVENTS = {

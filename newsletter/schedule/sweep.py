@@ -15,9 +15,10 @@ does what calling it once does:
   was, and a `schedule.missed` log line. It is never sent late by surprise:
   `newsletter schedule ID --at …` puts it back on the clock.
 
-Both are `editions.change_status` from `scheduled` only, one conditional
-UPDATE: of two processes (or a sweep and a staff member's `unschedule`) one
-wins, and only the winner writes the ledger and logs.
+Both are lifecycle actions from `scheduled` only (`fire` and `miss` in
+newsletter/lifecycle.py), one conditional UPDATE: of two processes (or a
+sweep and a staff member's `unschedule`) one wins, and only the winner writes
+the ledger and logs.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from newsletter import lifecycle
+from newsletter.actors import SCHEDULE
 from newsletter.app import Newsletter
 from newsletter.config import ScheduleRule
-from newsletter.editions import change_status
 from newsletter.logs import log_event
 from newsletter.models import Campaign, utcnow
 from newsletter.schedule.times import format_local
@@ -114,8 +116,8 @@ def start_due_campaign(app: Newsletter, campaign_id: int, now: datetime | None =
 
     def start() -> int | None:
         with app.session() as session:
-            if not change_status(session, campaign_id, ["scheduled"], "sending",
-                                 started_at=now, note=""):  # fmt: skip
+            if not lifecycle.try_apply(session, campaign_id, "fire", SCHEDULE,
+                                       started_at=now, note=""):  # fmt: skip
                 return None
             campaign = session.get_one(Campaign, campaign_id, populate_existing=True)
             # Read after our UPDATE, under its lock: the time we judged is still the time.
@@ -132,7 +134,7 @@ def start_due_campaign(app: Newsletter, campaign_id: int, now: datetime | None =
             f"`newsletter schedule {campaign_id} --at TIME`."
         )
         with app.session() as session:
-            if not change_status(session, campaign_id, ["scheduled"], "missed", note=note):
+            if not lifecycle.try_apply(session, campaign_id, "miss", SCHEDULE, note=note):
                 return False
             campaign = session.get_one(Campaign, campaign_id, populate_existing=True)
             if campaign.scheduled_at != due_at:
