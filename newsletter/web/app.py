@@ -29,6 +29,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
+from newsletter.audience.joining import NAME_MAX
 from newsletter.locale import Translator, language_name, shipped_languages, translator
 from newsletter.web import (
     archive,
@@ -108,6 +109,8 @@ class WebApp:
         env.globals["org"] = self.config.org
         # The footer says what is not collected only while the config keeps it so.
         env.globals["privacy"] = self.config.privacy
+        # The forms' maxlength for a name: the length the service keeps.
+        env.globals["name_max"] = NAME_MAX
         return env
 
     @cached_property
