@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from newsletter.models import (
     CAMPAIGN_STATUSES,
     Campaign,
     CampaignItem,
+    CampaignText,
     Delivery,
     Item,
     MailingList,
@@ -341,3 +343,62 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
             ],
         )
         return summary
+
+
+# --- texts in more languages ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EditionText:
+    """A campaign's subject, intro and preheader in one language (empty: the default's)."""
+
+    id: int
+    language: str
+    subject: str
+    intro: str
+    preheader: str
+
+
+def set_text(
+    app: Newsletter,
+    campaign_id: int,
+    language: str,
+    *,
+    actor: str,
+    subject: str | None = None,
+    intro: str | None = None,
+    intro_file: str | Path | None = None,
+    preheader: str | None = None,
+) -> EditionText:
+    """Give a campaign its subject, intro or preheader in another language.
+
+    Readers of `language` see these instead of the default language's
+    (newsletter.render); a field left empty falls back to it. Changing the
+    texts of an approved campaign is an edit: it goes back to draft, to be
+    approved again.
+    """
+    code = locale.base_language(language)
+    if not code or not locale.is_known_language(code):
+        raise InputError(f"language {language!r} is not a language code such as 'ru'")
+    if intro_file is not None:
+        intro = _read_intro(intro_file)
+    with app.session() as session:
+        campaign = _get(session, campaign_id)
+        if code == campaign.language:
+            raise InputError(
+                f"campaign {campaign_id} is in {code!r} already; its own subject and intro are "
+                "its default language's"
+            )
+        lifecycle.apply(session, campaign_id, "edit", actor, detail=f"texts in {code}")
+        text = session.get(CampaignText, (campaign_id, code))
+        if text is None:
+            text = CampaignText(campaign_id=campaign_id, language=code)
+            session.add(text)
+        if subject is not None:
+            text.subject = " ".join(subject.split())[:500]
+        if intro is not None:
+            text.intro = intro
+        if preheader is not None:
+            text.preheader = " ".join(preheader.split())[:500]
+        session.flush()
+        return EditionText(campaign_id, code, text.subject, text.intro, text.preheader)

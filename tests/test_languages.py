@@ -7,6 +7,7 @@ into the maildir outbox; the tests read the messages as they went out.
 
 from __future__ import annotations
 
+import json
 import re
 from email.message import EmailMessage
 from pathlib import Path
@@ -195,7 +196,9 @@ def test_a_version_added_after_the_edition_was_built_is_used(
     items.import_source(app, str(later))
     with app.session() as session:
         ids = {i.title: i.id for i in session.query(Item)}
-    link_items(app, ids["Harm reduction saves lives"], [ids["La réduction des risques sauve"]])
+    link_items(
+        app, ids["Harm reduction saves lives"], [ids["La réduction des risques sauve"]], actor="t"
+    )
     _html, text = Composer(app, october, "fr").edition.personalise(_values())
     assert "La réduction des risques sauve" in text
 
@@ -204,9 +207,11 @@ def test_linking_refuses_two_versions_in_one_language(app: Newsletter, october) 
     with app.session() as session:
         ids = {i.title: i.id for i in session.query(Item)}
     with pytest.raises(InputError, match="both in 'ru'"):
-        link_items(app, ids["Harm reduction saves lives"], [ids["Заявление сети к КНД"]])
+        link_items(app, ids["Harm reduction saves lives"], [ids["Заявление сети к КНД"]], actor="t")
     with pytest.raises(InputError, match="is a version of item"):
-        link_items(app, ids["Снижение вреда спасает жизни"], [ids["Заявление сети к КНД"]])
+        link_items(
+            app, ids["Снижение вреда спасает жизни"], [ids["Заявление сети к КНД"]], actor="t"
+        )
 
 
 def test_feed_entries_with_one_link_in_two_languages_are_versions(
@@ -241,3 +246,45 @@ def _values() -> dict[str, str]:
         "preferences_url": "https://x/p",
         "view_online_url": "https://x/v",
     }
+
+
+def test_items_link_command_links_and_refuses_with_one_line(
+    app: Newsletter, october, run_cli
+) -> None:
+    with app.session() as session:
+        ids = {i.title: i.id for i in session.query(Item)}
+    original, statement = ids["Harm reduction saves lives"], ids["Заявление сети к КНД"]
+    refused = run_cli("items", "link", str(original), str(statement))
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "both in 'ru'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    missing = run_cli("items", "link", str(original), "9999")
+    assert missing.returncode != 0 and "no item with id 9999" in missing.stderr
+    shown = run_cli(
+        "items", "link", str(original), str(ids["Снижение вреда спасает жизни"]), "--json"
+    )
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert body["id"] == original
+    assert [v["language"] for v in body["versions"]] == ["ru"]
+
+
+def test_edition_text_command_sets_a_language_and_an_approved_edition_goes_back_to_draft(
+    app: Newsletter, october, run_cli, tmp_path: Path
+) -> None:
+    intro = tmp_path / "intro.ru.txt"
+    intro.write_text("Дорогие друзья, вот октябрьский выпуск.", encoding="utf-8")
+    result = run_cli(
+        "edition", "text", str(october), "--language", "ru", "--subject", "Октябрь в сети",
+        "--intro-file", str(intro), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["language"] == "ru"
+    with app.session() as session:
+        assert session.get_one(Campaign, october).status == "draft"
+    edition = Composer(app, october, "ru").edition
+    _html, text = edition.personalise(_values())
+    assert edition.subject == "Октябрь в сети"
+    assert "Дорогие друзья, вот октябрьский выпуск." in text
+    bad = run_cli("edition", "text", str(october), "--language", "12", "--subject", "x")
+    assert bad.returncode == 2 and "not a language code" in bad.stderr

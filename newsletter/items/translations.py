@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.errors import InputError, NotFound
 from newsletter.items.parsed import Problem
@@ -83,7 +84,9 @@ def version_for(original: Item, versions: Iterable[Item], language: str) -> Item
     return original
 
 
-def link_items(app: Newsletter, original_id: int, version_ids: Sequence[int]) -> LinkReport:
+def link_items(
+    app: Newsletter, original_id: int, version_ids: Sequence[int], *, actor: str
+) -> LinkReport:
     """Make items language versions of `original_id` (staff's `newsletter items link`).
 
     Refused, with nothing changed, when an id is unknown, the original is itself
@@ -120,6 +123,8 @@ def link_items(app: Newsletter, original_id: int, version_ids: Sequence[int]) ->
         for item in group.values():
             item.original_id = original.id
         session.flush()
+        linked = ", ".join(str(item.id) for item in versions)
+        audit.record(session, actor, "link", "item", original.id, f"versions {linked}")
         return _report(session, original)
 
 
