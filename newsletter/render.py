@@ -210,6 +210,9 @@ def render_campaign(
     intro_paragraphs = paragraphs(intro)
     preheader = preheader.strip() or _default_preheader(intro_paragraphs, items)
     view_url = links.view_online_url(config, links.view_online_token(app.signing_key, campaign_id))
+    if lang != default:
+        # The web copy of the email opens in the language the email was in.
+        view_url += f"?lang={lang}"
     context: dict[str, Any] = {
         **_common_context(config, lang),
         "campaign": view,

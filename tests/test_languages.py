@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 from webkit import outbox
+from werkzeug.test import Client
 
 from newsletter import audience, dispatch, editions, items
 from newsletter.app import Newsletter
@@ -22,6 +23,7 @@ from newsletter.errors import InputError
 from newsletter.items.translations import link_items
 from newsletter.message import Composer, Recipient
 from newsletter.models import Campaign, CampaignText, Item
+from newsletter.web import make_wsgi_app
 
 REPORT_EN = """---
 title: Harm reduction saves lives
@@ -288,3 +290,24 @@ def test_edition_text_command_sets_a_language_and_an_approved_edition_goes_back_
     assert "Дорогие друзья, вот октябрьский выпуск." in text
     bad = run_cli("edition", "text", str(october), "--language", "12", "--subject", "x")
     assert bad.returncode == 2 and "not a language code" in bad.stderr
+
+
+def test_the_web_copy_follows_the_readers_language(app: Newsletter, october) -> None:
+    dispatch.send_campaign(app, october, actor="test")
+    russian = message_to(outbox(app), "olga@example.org")
+    text, _html = bodies(russian)
+    link = re.search(r"http://localhost:8080(/v/\S+)", text)
+    assert link is not None and link.group(1).endswith("?lang=ru")
+    pages = make_wsgi_app(app)
+    try:
+        client = Client(pages)
+        page = client.get(link.group(1)).get_data(as_text=True)
+        assert '<html lang="ru"' in page and "Снижение вреда спасает жизни" in page
+        path = link.group(1).split("?")[0]
+        spanish = client.get(path, headers={"Accept-Language": "es-ES,es;q=0.9"})
+        assert '<html lang="es"' in spanish.get_data(as_text=True)
+        # A language the editions are not rendered in: the edition's own.
+        german = client.get(path, headers={"Accept-Language": "de"}).get_data(as_text=True)
+        assert '<html lang="en"' in german and "Harm reduction saves lives" in german
+    finally:
+        pages.close()

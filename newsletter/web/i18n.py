@@ -23,8 +23,9 @@ def choose_language(
     stored: str | None = None,
     accept: LanguageAccept | None = None,
     available: Iterable[str] | None = None,
+    default: str = FALLBACK,
 ) -> str:
-    """The language of one page: explicit choice, stored language, browser, English."""
+    """The language of one page: explicit choice, stored language, browser, else `default`."""
     languages = tuple(available) if available is not None else shipped_languages()
     for candidate in (explicit, stored):
         code = base_language(candidate)
@@ -37,4 +38,4 @@ def choose_language(
             code = base_language(value)
             if quality > 0 and code in languages:
                 return code
-    return FALLBACK
+    return default
