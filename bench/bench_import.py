@@ -102,11 +102,11 @@ def run(url: str, folder: Path, rows: int) -> None:
     print(f"generated {rows:,} rows ({size_mb:.0f} MB) in {generated:.1f} s")
     print(f"peak RSS before importing: {peak_rss_mb():.0f} MB")
 
-    audience.ensure_list(app, "bench")
+    audience.ensure_list(app, "bench", actor="tester")
     for label in ("first import", "same file again"):
         started = time.perf_counter()
         report = audience.import_subscribers(
-            app, csv_path, list_name="bench", reject_path=folder / "rejected.csv"
+            app, csv_path, list_name="bench", reject_path=folder / "rejected.csv", actor="tester"
         )
         took = time.perf_counter() - started
         print(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import ConfigError
+from newsletter.schedule.cron import CronError, parse_cron
 
 ENV_CONFIG = "NEWSLETTER_CONFIG"
 ENV_DATABASE_URL = "NEWSLETTER_DATABASE_URL"
@@ -524,7 +525,6 @@ def _build_section(cls: type, value: Any, source: str, dotted: str) -> Any:
 
 def _build_schedules(raw: Any, source: str, timezone: str) -> tuple[ScheduleRule, ...]:
     """The [[schedules]] entries, each checked; messages name the entry by its name."""
-    from newsletter.schedule.cron import CronError, parse_cron
 
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: schedules must be an array of tables, [[schedules]]")

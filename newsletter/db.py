@@ -9,9 +9,9 @@ production and for several workers on several hosts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -128,3 +128,12 @@ def is_postgresql(engine: Engine) -> bool:
 def lock_for_migration(connection: Any) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT changed.
+
+    `Session.execute` is typed as returning a plain `Result`; for those statements it is
+    a `CursorResult`, which has the count.
+    """
+    return cast(CursorResult[Any], result).rowcount

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from newsletter import lifecycle, locale
 from newsletter.app import Newsletter
+from newsletter.audience.resolve import recipients_query
 from newsletter.errors import InputError, InvalidState, NotFound
+from newsletter.items import items_for_month
 from newsletter.models import (
     CAMPAIGN_STATUSES,
     Campaign,
@@ -33,6 +36,7 @@ from newsletter.models import (
     Segment,
     utcnow,
 )
+from newsletter.render import render_campaign
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -67,13 +71,12 @@ def new_bulletin(
     transport: str | None = None,
     recurrence_key: str | None = None,
     actor: str,
-) -> dict[str, Any]:
+) -> CampaignSummary:
     """Build the monthly bulletin for `month` ('YYYY-MM') as a draft campaign.
 
     A recurring rule passes its `recurrence_key` (rule and period): the key is
     unique, so a second build of the same period fails with an IntegrityError.
     """
-    from newsletter.items import items_for_month
 
     parse_month(month)
     if intro_file is not None:
@@ -107,7 +110,7 @@ def new_bulletin(
         session.flush()
         lifecycle.built(session, campaign.id, actor, f"bulletin for {month}")
         summary = campaign_summary(session, campaign)
-    _check_renders(app, summary["id"])
+    _check_renders(app, summary.id)
     return summary
 
 
@@ -122,7 +125,7 @@ def new_announcement(
     intro_file: str | Path | None = None,
     transport: str | None = None,
     actor: str,
-) -> dict[str, Any]:
+) -> CampaignSummary:
     """Build a one-item announcement as a draft campaign."""
     if intro_file is not None:
         intro = _read_intro(intro_file)
@@ -147,7 +150,7 @@ def new_announcement(
         session.flush()
         lifecycle.built(session, campaign.id, actor, f"announcement of item {item_id}")
         summary = campaign_summary(session, campaign)
-    _check_renders(app, summary["id"])
+    _check_renders(app, summary.id)
     return summary
 
 
@@ -157,8 +160,6 @@ def _check_renders(app: Newsletter, campaign_id: int) -> None:
     The campaign must be committed for the renderer to read it; if its templates
     fail, it is deleted again, so a failed build leaves nothing behind.
     """
-    from newsletter.render import render_campaign
-
     try:
         render_campaign(app, campaign_id)
     except InputError:
@@ -245,7 +246,7 @@ def _set_audience(
 # --- status ------------------------------------------------------------------
 
 
-def approve(app: Newsletter, campaign_id: int, *, actor: str) -> dict[str, Any]:
+def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary:
     """draft → approved, recording who approved and when."""
     with app.session() as session:
         lifecycle.apply(session, campaign_id, "approve", actor,
@@ -279,7 +280,50 @@ def find_bulletin(app: Newsletter, month: str) -> int | None:
         )
 
 
-def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CampaignSummary:
+    """A campaign as `campaigns list` and the console's lists show it."""
+
+    id: int
+    kind: str
+    status: str
+    month: str | None
+    subject: str
+    language: str
+    lists: list[str]
+    segment: str | None
+    items: int
+    scheduled_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CampaignItemLine:
+    id: int
+    kind: str
+    date: date
+    title: str
+
+
+@dataclass(frozen=True)
+class CampaignDetail(CampaignSummary):
+    """Everything `campaigns show` prints about one campaign."""
+
+    intro: str
+    preheader: str
+    transport: str
+    approved_by: str | None
+    approved_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    note: str | None
+    # How many the audience query finds now, and the ledger's rows by delivery status.
+    recipients: int
+    deliveries: dict[str, int]
+    item_list: list[CampaignItemLine]
+
+
+def _summary_fields(campaign: Campaign) -> dict[str, Any]:
     return {
         "id": campaign.id,
         "kind": campaign.kind,
@@ -295,7 +339,11 @@ def campaign_summary(session: Session, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[str, Any]]:
+def campaign_summary(session: Session, campaign: Campaign) -> CampaignSummary:
+    return CampaignSummary(**_summary_fields(campaign))
+
+
+def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[CampaignSummary]:
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise InputError(f"unknown status {status!r} (one of: {', '.join(CAMPAIGN_STATUSES)})")
     with app.session() as session:
@@ -309,14 +357,12 @@ def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[dict[s
         return [campaign_summary(session, c) for c in session.scalars(query)]
 
 
-def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
+def show_campaign(app: Newsletter, campaign_id: int) -> CampaignDetail:
     """Everything about one campaign, with its items and delivery counts."""
-    from newsletter.audience import recipients_query
 
     with app.session() as session:
         campaign = _get(session, campaign_id)
-        summary = campaign_summary(session, campaign)
-        deliveries = dict(
+        deliveries: dict[str, int] = dict(
             session.execute(
                 select(Delivery.status, func.count())
                 .where(Delivery.campaign_id == campaign_id)
@@ -326,7 +372,8 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
         audience = session.scalar(
             select(func.count()).select_from(recipients_query(session, campaign).subquery())
         )
-        summary.update(
+        return CampaignDetail(
+            **_summary_fields(campaign),
             intro=campaign.intro,
             preheader=campaign.preheader,
             transport=campaign.transport or app.config.default_transport,
@@ -335,14 +382,13 @@ def show_campaign(app: Newsletter, campaign_id: int) -> dict[str, Any]:
             started_at=campaign.started_at,
             finished_at=campaign.finished_at,
             note=campaign.status_note or None,
-            recipients=audience,
+            recipients=audience or 0,
             deliveries=deliveries,
             item_list=[
-                {"id": item.id, "kind": item.kind, "date": item.date, "title": item.title}
+                CampaignItemLine(id=item.id, kind=item.kind, date=item.date, title=item.title)
                 for item in campaign.items
             ],
         )
-        return summary
 
 
 # --- texts in more languages ---------------------------------------------------

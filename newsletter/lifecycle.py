@@ -24,7 +24,7 @@ from typing import NoReturn
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from newsletter import audit
+from newsletter import audit, db
 from newsletter.errors import InvalidState, NotFound
 from newsletter.models import Campaign, utcnow
 from newsletter.models.campaigns import (
@@ -132,7 +132,7 @@ def _why(campaign_id: int, status: str, action: str) -> str:
         return f"is a draft; approve it first with `newsletter approve {campaign_id}`"
     if status == PAUSED and starting:
         return f"is paused; continue it with `newsletter resume {campaign_id}`"
-    if status == ACTIONS[action].to and status != CANCELLED:
+    if status == SENDING or (status == ACTIONS[action].to and status != CANCELLED):
         return f"is already {status}"
     if status == SENT:
         return "was already sent"
@@ -184,7 +184,7 @@ def try_apply(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if db.rows_changed(result) != 1:
         return False
     audit.record(session, actor, action, "campaign", campaign_id, detail or (note or ""))
     return True

@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from newsletter import db
 from newsletter.app import Newsletter
-from newsletter.dispatch.service import log_run_report, run_event_name
+from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
+from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
 
@@ -74,7 +76,6 @@ class Service:
         workers: int | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        from newsletter.dispatch.workers import host_name, new_worker_id
 
         self.app = app
         self.host = app.config.web.host if host is None else host
@@ -119,6 +120,8 @@ class Service:
         self.stop_requested.set()
 
     def start(self) -> None:
+        # The scheduler and the web server are imported when the service starts: other
+        # commands that read the service's health do not need them (start-up time).
         from newsletter.schedule.driver import ScheduleDriver
         from newsletter.web import make_wsgi_app
         from newsletter.web.server import make_web_server
@@ -128,7 +131,7 @@ class Service:
         self.web = make_wsgi_app(self.app)
         # A port in use: werkzeug says so on stderr and exits with status 1.
         self.server = make_web_server(HealthRoute(self.web, self), self.host, self.port)
-        self.address = f"{self.server.server_address[0]}:{self.server.server_port}"
+        self.address = f"{self.server.server_address[0]!s}:{self.server.server_port}"
         self._web_thread = threading.Thread(
             target=self.server.serve_forever, name="web", daemon=True
         )
@@ -181,7 +184,6 @@ class Service:
     # -- the workers -------------------------------------------------------------------------
 
     def _work(self) -> None:
-        from newsletter.dispatch import run_worker
 
         while not self._stop_workers.is_set():
             try:
@@ -243,7 +245,7 @@ class Service:
                     .where(ServiceInstance.id == self.instance_id)
                     .values(**values)
                 )
-                if result.rowcount == 0:
+                if db.rows_changed(result) == 0:
                     session.add(
                         ServiceInstance(
                             id=self.instance_id,
@@ -305,7 +307,6 @@ def _json_default(value: Any) -> Any:
 
 
 def _alive(row: ServiceInstance, now: datetime) -> bool:
-    from newsletter.dispatch.workers import host_name, process_alive
 
     if row.last_seen < now - STALE_AFTER:
         return False

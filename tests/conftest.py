@@ -11,9 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -190,3 +192,18 @@ def make_campaign():
             return campaign.id
 
     return factory
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 20.0, what: str = "", *, every: float = 0.01
+) -> Any:
+    """Poll `check` until it returns something true, and return that; fail after `timeout`
+    seconds, saying what was awaited. The one polling helper of the suite."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(every)

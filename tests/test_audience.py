@@ -25,19 +25,23 @@ from newsletter.models import (
 
 def add(app, email: str, *lists: str, language: str = "en", confirmed: bool = True) -> None:
     for list_name in lists:
-        audience.add_subscriber(app, email, list_name, language=language, confirmed=confirmed)
+        audience.add_subscriber(
+            app, email, list_name, language=language, confirmed=confirmed, actor="tester"
+        )
 
 
 @pytest.fixture
 def crowd(app) -> None:
     """A bit of everything that may or may not receive a campaign."""
     for name in ("members", "partners", "old"):
-        audience.create_list(app, name)
+        audience.create_list(app, name, actor="tester")
     add(app, "m1@example.org", "members")
     add(app, "m2@example.org", "members", "partners", language="ru")  # on two lists: once
     add(app, "m3@example.org", "members", confirmed=False)  # not confirmed
     add(app, "m4@example.org", "members")
-    audience.unsubscribe_address(app, "m4@example.org", list_name="members")  # left the list
+    audience.unsubscribe_address(
+        app, "m4@example.org", list_name="members", actor="tester"
+    )  # left the list
     add(app, "m5@example.org", "members")
     with app.session() as session:  # a hard bounce, as the dispatcher reports it
         audience.suppress(session, app.suppression_key, "m5@example.org", "hard_bounce")
@@ -51,7 +55,7 @@ def crowd(app) -> None:
     add(app, "r1@example.org", "members", language="ru")
     add(app, "p1@example.org", "partners", language="ru")
     add(app, "o1@example.org", "old", language="ru")
-    audience.archive_list(app, "old")
+    audience.archive_list(app, "old", actor="tester")
 
 
 def campaign(app, lists: list[str], segment_rules: dict | None = None) -> int:
@@ -124,7 +128,7 @@ def test_the_query_feeds_insert_select_and_agrees_with_the_count(app, crowd) -> 
 
 
 def test_unsubscribing_from_everything_suppresses(app, crowd) -> None:
-    audience.unsubscribe_address(app, "m2@example.org")
+    audience.unsubscribe_address(app, "m2@example.org", actor="tester")
     assert "m2@example.org" not in recipients(app, campaign(app, ["members", "partners"]))
     with app.session() as session:
         assert audience.suppression_reason(session, app.suppression_key, "M2@example.org") == (
@@ -153,7 +157,7 @@ def test_unsubscribing_from_everything_suppresses(app, crowd) -> None:
     ],
 )
 def test_suppress_marks_the_subscriber(app, reason, status) -> None:
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="tester")
     add(app, "who@example.org", "members")
     with app.session() as session:
         assert audience.suppress(session, app.suppression_key, "WHO@example.org", reason) is True
@@ -180,7 +184,7 @@ def test_unknown_reason_is_refused(app) -> None:
 
 def test_suppress_fills_in_a_missing_hash(app) -> None:
     # A subscriber created without the audience functions has no hash yet.
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="tester")
     with app.session() as session:
         person = Subscriber(email="raw@example.org", email_key="raw@example.org")
         session.add(person)
@@ -194,11 +198,11 @@ def test_suppress_fills_in_a_missing_hash(app) -> None:
 
 
 def test_a_suppressed_address_is_not_added_unless_forced(app) -> None:
-    audience.create_list(app, "members")
-    audience.suppression.suppress_address(app, "gone@example.org", "complaint")
+    audience.create_list(app, "members", actor="tester")
+    audience.suppression.suppress_address(app, "gone@example.org", "complaint", actor="tester")
     with pytest.raises(InvalidState, match=r"suppressed \(complaint\).*--force-resubscribe"):
         add(app, "gone@example.org", "members")
-    result = audience.add_subscriber(app, "gone@example.org", "members", force=True)
+    result = audience.add_subscriber(app, "gone@example.org", "members", force=True, actor="tester")
     assert result["forced"] == "the address is suppressed (complaint)"
     with app.session() as session:
         assert not audience.is_suppressed(session, app.suppression_key, "gone@example.org")
@@ -206,10 +210,13 @@ def test_a_suppressed_address_is_not_added_unless_forced(app) -> None:
 
 
 def test_lift_restores_the_status_the_suppression_gave(app) -> None:
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="tester")
     add(app, "oops@example.org", "members")
-    audience.suppression.suppress_address(app, "oops@example.org", "manual")
-    assert audience.suppression.lift_address(app, "oops@example.org")["lifted"] == "manual"
+    audience.suppression.suppress_address(app, "oops@example.org", "manual", actor="tester")
+    assert (
+        audience.suppression.lift_address(app, "oops@example.org", actor="tester")["lifted"]
+        == "manual"
+    )
     with app.session() as session:
         assert session.scalar(select(Subscriber.status)) == "active"
 
@@ -219,21 +226,21 @@ def test_lift_restores_the_status_the_suppression_gave(app) -> None:
 
 def test_list_names_are_slugs_with_a_suggestion(app) -> None:
     with pytest.raises(InputError, match="for example 'regional-networks'"):
-        audience.create_list(app, "Regional Networks")
+        audience.create_list(app, "Regional Networks", actor="tester")
 
 
 def test_lists_create_twice_and_ensure(app) -> None:
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="tester")
     with pytest.raises(InvalidState, match="already exists"):
-        audience.create_list(app, "members")
-    again = audience.ensure_list(app, "members", title="Changed")
+        audience.create_list(app, "members", actor="tester")
+    again = audience.ensure_list(app, "members", title="Changed", actor="tester")
     assert again["created"] is False and again["title"] == "Members"
 
 
 def test_archived_list_takes_no_members_and_is_hidden(app) -> None:
-    audience.create_list(app, "old")
+    audience.create_list(app, "old", actor="tester")
     add(app, "a@example.org", "old")
-    audience.archive_list(app, "old")
+    audience.archive_list(app, "old", actor="tester")
     assert audience.list_lists(app) == []
     assert [row["name"] for row in audience.list_lists(app, include_archived=True)] == ["old"]
     assert audience.show_list(app, "old")["reachable"] == 0
@@ -242,11 +249,11 @@ def test_archived_list_takes_no_members_and_is_hidden(app) -> None:
 
 
 def test_show_list_counts_by_status(app) -> None:
-    audience.create_list(app, "members")
+    audience.create_list(app, "members", actor="tester")
     add(app, "a@example.org", "members")
     add(app, "b@example.org", "members", confirmed=False)
     add(app, "c@example.org", "members")
-    audience.unsubscribe_address(app, "c@example.org", list_name="members")
+    audience.unsubscribe_address(app, "c@example.org", list_name="members", actor="tester")
     shown = audience.show_list(app, "members")
     assert (shown["confirmed"], shown["unconfirmed"], shown["unsubscribed"]) == (1, 1, 1)
     assert shown["reachable"] == 1
@@ -255,12 +262,12 @@ def test_show_list_counts_by_status(app) -> None:
 
 
 def test_addresses_are_unique_regardless_of_case(app) -> None:
-    audience.create_list(app, "members")
-    first = audience.add_subscriber(app, "Ana@Example.ORG", "members", name="Ana")
-    second = audience.add_subscriber(app, "ana@example.org", "members")
+    audience.create_list(app, "members", actor="tester")
+    first = audience.add_subscriber(app, "Ana@Example.ORG", "members", name="Ana", actor="tester")
+    second = audience.add_subscriber(app, "ana@example.org", "members", actor="tester")
     assert first["id"] == second["id"] and first["email"] == "Ana@example.org"
     with pytest.raises(InputError, match="not a valid email address"):
-        audience.add_subscriber(app, "ana@", "members")
+        audience.add_subscriber(app, "ana@", "members", actor="tester")
 
 
 # --- the commands --------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from conftest import wait_for
 from sqlalchemy import func, select, update
 from test_dispatch_support import seed_campaign, set_status
 
@@ -133,7 +134,9 @@ def test_a_temporary_failure_that_goes_on_fails_after_max_attempts(app: Newslett
             return SendResult("retry", "450 4.2.1 Mailbox busy")
         return SendResult("sent", "250 ok")
 
-    outcome = dispatch.send_campaign(app, cid, transport=memory(script=stuck), options=FAST, actor="tester")
+    outcome = dispatch.send_campaign(
+        app, cid, transport=memory(script=stuck), options=FAST, actor="tester"
+    )
     assert outcome.status == "sent"
     assert counts(app, cid) == {"sent": 4, "failed": 1}
     (row,) = dispatch.list_deliveries(app, cid, failed_only=True)
@@ -150,7 +153,9 @@ def test_a_hard_bounce_fails_that_recipient_and_suppresses_the_address(app: News
             return SendResult("failed", "550 5.1.1 User unknown", hard_bounce=True)
         return SendResult("sent", "250 ok")
 
-    dispatch.send_campaign(app, cid, transport=memory(script=one_gone), options=FAST, actor="tester")
+    dispatch.send_campaign(
+        app, cid, transport=memory(script=one_gone), options=FAST, actor="tester"
+    )
     assert counts(app, cid) == {"sent": 9, "failed": 1}
     with app.session() as session:
         assert is_suppressed(session, app.suppression_key, "person4@example.org")
@@ -231,7 +236,9 @@ def _send_in_thread(app: Newsletter, cid: int, transport: MemoryTransport):
     result: dict = {}
 
     def run() -> None:
-        result["outcome"] = dispatch.send_campaign(app, cid, transport=transport, options=FAST, actor="tester")
+        result["outcome"] = dispatch.send_campaign(
+            app, cid, transport=transport, options=FAST, actor="tester"
+        )
         result["ended"] = time.monotonic()
 
     thread = threading.Thread(target=run)
@@ -239,18 +246,11 @@ def _send_in_thread(app: Newsletter, cid: int, transport: MemoryTransport):
     return thread, result
 
 
-def _wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_pause_stops_within_two_seconds_and_resume_sends_the_rest_once(app: Newsletter) -> None:
     cid = seed_campaign(app, 300)
     transport = memory(connections=2, delay=0.01)
     thread, result = _send_in_thread(app, cid, transport)
-    _wait_for(lambda: len(transport.sent) >= 40)
+    wait_for(lambda: len(transport.sent) >= 40, 10)
     paused_at = time.monotonic()
     dispatch.pause_campaign(app, cid, actor="tester")
     thread.join(10)
@@ -274,7 +274,7 @@ def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     cid = seed_campaign(app, 300)
     transport = memory(connections=2, delay=0.01)
     thread, result = _send_in_thread(app, cid, transport)
-    _wait_for(lambda: len(transport.sent) >= 30)
+    wait_for(lambda: len(transport.sent) >= 30, 10)
     cancelled_at = time.monotonic()
     dispatch.cancel_campaign(app, cid, actor="tester")
     thread.join(10)
@@ -284,7 +284,9 @@ def test_cancel_stops_the_send_and_cancels_the_rest(app: Newsletter) -> None:
     assert set(found) == {"sent", "cancelled"}
     assert found["sent"] == len(transport.sent)
     assert campaign(app, cid).status == "cancelled"
-    with pytest.raises(InvalidState, match="is cancelled; only an approved or scheduled campaign can be sent"):
+    with pytest.raises(
+        InvalidState, match="is cancelled; only an approved or scheduled campaign can be sent"
+    ):
         dispatch.send_campaign(app, cid, transport=transport, actor="tester")
 
 
@@ -478,7 +480,7 @@ def test_an_hourly_limit_counts_what_was_sent_before_a_restart(app: Newsletter) 
     sender = CampaignSender(app, cid, transport, options=FAST, stop=stop)
     thread = threading.Thread(target=sender.run)
     thread.start()
-    _wait_for(lambda: len(transport.sent) >= 3)
+    wait_for(lambda: len(transport.sent) >= 3, 10)
     time.sleep(0.5)
     stop.set()
     thread.join(10)

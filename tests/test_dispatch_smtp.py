@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import newsletter_command
+from conftest import newsletter_command, wait_for
 from sqlalchemy import select
 from test_dispatch_support import SMTPSink, seed_campaign, start_sink
 
@@ -73,7 +73,9 @@ def test_451s_and_dropped_connections_end_with_everyone_delivered_exactly_once(
     )
     handler.drop_before_data = lambda number: number % 17 == 0
     cid = seed_campaign(app, 150)
-    outcome = dispatch.send_campaign(app, cid, transport=smtp(port), options=FAST_RETRY, actor="tester")
+    outcome = dispatch.send_campaign(
+        app, cid, transport=smtp(port), options=FAST_RETRY, actor="tester"
+    )
     assert outcome.status == "sent"
     assert handler.received() == everyone(150)
     assert ledger_counts(app, cid) == {"sent": 150}
@@ -213,13 +215,6 @@ def start_cli(cli_env: dict[str, str], tmp_path: Path, *args: str, **env: str):
     )
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def test_kill_9_halfway_then_restart_nobody_lost_duplicates_within_the_bound(
     run_cli, cli_env: dict[str, str], cli_app: Newsletter, tmp_path: Path
 ) -> None:
@@ -231,7 +226,7 @@ def test_kill_9_halfway_then_restart_nobody_lost_duplicates_within_the_bound(
     try:
         cid = seed_campaign(cli_app, total)
         sending = start_cli(cli_env, tmp_path, "send", str(cid), **env)
-        wait_until(lambda: sum(handler.received().values()) >= total // 3)
+        wait_for(lambda: sum(handler.received().values()) >= total // 3, 60)
         os.kill(sending.pid, signal.SIGKILL)
         sending.wait()
         at_kill = sum(handler.received().values())
@@ -296,7 +291,7 @@ def test_pause_from_another_process_stops_the_send_and_resume_finishes_it(
     try:
         cid = seed_campaign(cli_app, total)
         sending = start_cli(cli_env, tmp_path, "send", str(cid), **env)
-        wait_until(lambda: sum(handler.received().values()) >= 20)
+        wait_for(lambda: sum(handler.received().values()) >= 20, 60)
         # Paused from this process (a CLI would take longer to start than the send lasts).
         dispatch.pause_campaign(cli_app, cid, actor="another process")
         paused_at = time.monotonic()
@@ -327,7 +322,7 @@ def test_a_worker_stops_cleanly_on_sigterm_and_gives_its_claims_back(
         cid = seed_campaign(cli_app, total)
         assert run_cli("send", str(cid), "--detach").returncode == 0
         worker = start_cli(cli_env, tmp_path, "worker", **env)
-        wait_until(lambda: sum(handler.received().values()) >= 20)
+        wait_for(lambda: sum(handler.received().values()) >= 20, 60)
         worker.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
         out, err = worker.communicate(timeout=30)

@@ -51,11 +51,11 @@ def june(app):
 
 def test_bulletin_groups_the_months_items_by_kind_in_configured_order(app, june) -> None:
     result = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester")
-    assert result["status"] == "draft"
-    assert result["subject"] == "Example Network bulletin — June 2019"
-    assert result["lists"] == ["members"]
-    shown = editions.show_campaign(app, result["id"])
-    titles = [row["title"] for row in shown["item_list"]]
+    assert result.status == "draft"
+    assert result.subject == "Example Network bulletin — June 2019"
+    assert result.lists == ["members"]
+    shown = editions.show_campaign(app, result.id)
+    titles = [row.title for row in shown.item_list]
     # statement, report, news, tribute; newest first within a kind; excluded and May left out.
     assert titles == [
         "Later statement",
@@ -81,20 +81,20 @@ def test_bulletin_kind_order_and_subject_come_from_config(make_app) -> None:
     add_item(app, "A tribute", "tribute", date(2019, 3, 5))
     add_item(app, "A news item", "news", date(2019, 3, 9))
     result = editions.new_bulletin(app, "2019-03", actor="tester")
-    shown = editions.show_campaign(app, result["id"])
-    assert [row["kind"] for row in shown["item_list"]] == ["tribute", "news", "report"]
-    assert result["subject"] == "March 2019: news from Our Network"
+    shown = editions.show_campaign(app, result.id)
+    assert [row.kind for row in shown.item_list] == ["tribute", "news", "report"]
+    assert result.subject == "March 2019: news from Our Network"
 
 
 def test_bulletin_without_lists_goes_to_every_list_not_archived(app, june) -> None:
     add_list(app, "old", archived=True)
     result = editions.new_bulletin(app, "2019-06", actor="tester")
-    assert sorted(result["lists"]) == ["members", "partners"]
+    assert sorted(result.lists) == ["members", "partners"]
 
 
 def test_month_is_written_out_in_the_editions_language(app, june) -> None:
     result = editions.new_bulletin(app, "2019-06", language="fr", actor="tester")
-    assert result["subject"] == "Example Network bulletin — juin 2019"
+    assert result.subject == "Example Network bulletin — juin 2019"
 
 
 def test_empty_month_is_refused_and_writes_nothing(app, june) -> None:
@@ -122,29 +122,29 @@ def test_intro_file_is_read_and_a_missing_one_is_named(app, june, tmp_path) -> N
     intro = tmp_path / "intro.txt"
     intro.write_text("Dear friends,\n\nThis month we…\n", encoding="utf-8")
     result = editions.new_bulletin(app, "2019-06", intro_file=intro, actor="tester")
-    shown = editions.show_campaign(app, result["id"])
-    assert shown["intro"].startswith("Dear friends,")
-    assert shown["preheader"].startswith("Dear friends,")
+    shown = editions.show_campaign(app, result.id)
+    assert shown.intro.startswith("Dear friends,")
+    assert shown.preheader.startswith("Dear friends,")
     with pytest.raises(InputError, match=r"nope\.txt: intro file not found"):
         editions.new_bulletin(app, "2019-06", intro_file=tmp_path / "nope.txt", actor="tester")
 
 
 def test_announcement_carries_one_item_with_its_title_as_subject(app, june) -> None:
     result = editions.new_announcement(app, june["report"], lists=["partners"], actor="tester")
-    assert result["kind"] == "announcement"
-    assert result["subject"] == "Community report"
-    assert result["items"] == 1
+    assert result.kind == "announcement"
+    assert result.subject == "Community report"
+    assert result.items == 1
     with pytest.raises(NotFound, match="no item with id 999"):
         editions.new_announcement(app, 999, actor="tester")
 
 
 def test_approve_records_who_and_when_and_only_once(app, june) -> None:
-    campaign_id = editions.new_bulletin(app, "2019-06", actor="tester")["id"]
+    campaign_id = editions.new_bulletin(app, "2019-06", actor="tester").id
     editions.approve(app, campaign_id, actor="Comms")
     shown = editions.show_campaign(app, campaign_id)
-    assert shown["status"] == "approved"
-    assert shown["approved_by"] == "Comms"
-    assert shown["approved_at"] is not None
+    assert shown.status == "approved"
+    assert shown.approved_by == "Comms"
+    assert shown.approved_at is not None
     with pytest.raises(InvalidState, match="already approved"):
         editions.approve(app, campaign_id, actor="tester")
 

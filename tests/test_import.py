@@ -18,7 +18,7 @@ from newsletter.models import Base, MailingList, Subscriber, Subscription, Suppr
 
 @pytest.fixture
 def members(app) -> str:
-    audience.create_list(app, "members", title="Members")
+    audience.create_list(app, "members", title="Members", actor="tester")
     return "members"
 
 
@@ -64,7 +64,7 @@ def reject_rows(path: str | Path) -> list[list[str]]:
 
 def test_utf8_with_byte_order_mark(app, members, tmp_path) -> None:
     path = write(tmp_path, "email,name\nana@example.org,Ana Pérez\n", encoding="utf-8-sig")
-    report = audience.import_subscribers(app, path, list_name=members)
+    report = audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert report.added == 1 and report.rejected == 0
     # The BOM did not end up in the first header ("\ufeffemail" would not be found).
     assert people(app) == {
@@ -83,7 +83,7 @@ def test_utf16_with_byte_order_mark_tab_separated_as_excel_writes_it(app, member
     )
     path = write(tmp_path, text, encoding="utf-16")  # Python writes the BOM
     assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
-    report = audience.import_subscribers(app, path, list_name=members)
+    report = audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert (report.added, report.rejected) == (2, 0)
     assert report.format == "UTF-16, tab-separated"
     found = people(app)
@@ -93,7 +93,9 @@ def test_utf16_with_byte_order_mark_tab_separated_as_excel_writes_it(app, member
 
 def test_windows_1252_when_declared(app, members, tmp_path) -> None:
     path = write(tmp_path, "email;name\nzoe@example.org;Zoë Müller–Smith\n", encoding="cp1252")
-    report = audience.import_subscribers(app, path, list_name=members, encoding="cp1252")
+    report = audience.import_subscribers(
+        app, path, list_name=members, encoding="cp1252", actor="tester"
+    )
     assert report.added == 1
     assert people(app)["zoe@example.org"]["name"] == "Zoë Müller–Smith"
 
@@ -107,7 +109,7 @@ def test_undeclared_windows_1252_is_refused_naming_the_line_and_suggesting_encod
         encoding="cp1252",
     )
     with pytest.raises(InputError) as caught:
-        audience.import_subscribers(app, path, list_name=members)
+        audience.import_subscribers(app, path, list_name=members, actor="tester")
     message = str(caught.value)
     assert "line 3 is not UTF-8" in message
     assert "--encoding cp1252" in message
@@ -122,7 +124,7 @@ def test_bad_bytes_after_many_batches_leave_nothing_written(
     path = tmp_path / "late.csv"
     path.write_bytes(b"email,name\n" + rows.encode() + b"late@example.org,Jos\xe9\n")
     with pytest.raises(InputError, match="line 22 is not UTF-8"):
-        audience.import_subscribers(app, path, list_name=members)
+        audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert people(app) == {}
     assert not (tmp_path / "late-rejected.csv").exists()
 
@@ -130,13 +132,15 @@ def test_bad_bytes_after_many_batches_leave_nothing_written(
 def test_utf16_without_byte_order_mark_is_refused_with_a_hint(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\na@example.org\n", encoding="utf-16-le")
     with pytest.raises(InputError, match="--encoding utf-16-le"):
-        audience.import_subscribers(app, path, list_name=members)
+        audience.import_subscribers(app, path, list_name=members, actor="tester")
 
 
 def test_unknown_encoding_is_named(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\na@example.org\n")
     with pytest.raises(InputError, match="unknown encoding 'klingon'"):
-        audience.import_subscribers(app, path, list_name=members, encoding="klingon")
+        audience.import_subscribers(
+            app, path, list_name=members, encoding="klingon", actor="tester"
+        )
 
 
 # --- delimiters and quoting --------------------------------------------------------------
@@ -153,7 +157,9 @@ def test_unknown_encoding_is_named(app, members, tmp_path) -> None:
     ids=["semicolon", "tab", "comma", "excel-sep-line"],
 )
 def test_delimiters_are_sniffed(app, members, tmp_path, text, described) -> None:
-    report = audience.import_subscribers(app, write(tmp_path, text), list_name=members)
+    report = audience.import_subscribers(
+        app, write(tmp_path, text), list_name=members, actor="tester"
+    )
     assert report.added == 1 and report.format.endswith(f"{described}-separated")
     assert people(app)["a@example.org"]["attributes"] == {"region": "Europe"}
 
@@ -170,7 +176,9 @@ def test_quoted_fields_with_embedded_newlines_keep_line_numbers_right(
         ",,\n"  # line 9: an empty spreadsheet row
         "also bad,Dee,Org\n"  # line 10
     )
-    report = audience.import_subscribers(app, write(tmp_path, text), list_name=members)
+    report = audience.import_subscribers(
+        app, write(tmp_path, text), list_name=members, actor="tester"
+    )
     assert (report.added, report.rejected) == (2, 2)
     assert [r["line"] for r in report.rejects] == [6, 10]
     found = people(app)
@@ -191,7 +199,7 @@ def test_quoted_fields_with_embedded_newlines_keep_line_numbers_right(
 )  # fmt: skip
 def test_email_header_aliases(app, members, tmp_path, header) -> None:
     path = write(tmp_path, f'"{header}",Name\nx@example.org,X\n')
-    assert audience.import_subscribers(app, path, list_name=members).added == 1
+    assert audience.import_subscribers(app, path, list_name=members, actor="tester").added == 1
 
 
 def test_first_and_last_name_columns_are_joined_and_aliases_map_fields(
@@ -202,7 +210,9 @@ def test_first_and_last_name_columns_are_joined_and_aliases_map_fields(
         "Claire;Martin;claire@example.org;Français;ARDR;France;coordinator;"
         '"harm reduction; drug policy | harm reduction";2015\n'
     )
-    report = audience.import_subscribers(app, write(tmp_path, text), list_name=members)
+    report = audience.import_subscribers(
+        app, write(tmp_path, text), list_name=members, actor="tester"
+    )
     assert report.added == 1
     assert people(app)["claire@example.org"] == {
         "name": "Claire Martin",
@@ -222,20 +232,20 @@ def test_display_name_in_the_address_cell_is_used_when_there_is_no_name(
     app, members, tmp_path
 ) -> None:
     path = write(tmp_path, 'email\n"Jane Doe <Jane@EXAMPLE.org>"\n')
-    audience.import_subscribers(app, path, list_name=members)
+    audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert people(app)["Jane@example.org"]["name"] == "Jane Doe"
 
 
 def test_a_name_with_a_line_break_is_made_one_line(app, members, tmp_path) -> None:
     path = write(tmp_path, 'email,name\na@example.org,"Evil\r\nBcc: x@example.net"\n')
-    audience.import_subscribers(app, path, list_name=members)
+    audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert people(app)["a@example.org"]["name"] == "Evil Bcc: x@example.net"
 
 
 def test_no_email_column_is_an_error_naming_the_header(app, members, tmp_path) -> None:
     path = write(tmp_path, "name,phone\nAnn,123\n")
     with pytest.raises(InputError) as caught:
-        audience.import_subscribers(app, path, list_name=members)
+        audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert "line 1: no email column" in str(caught.value)
     assert "'name', 'phone'" in str(caught.value)
 
@@ -243,12 +253,12 @@ def test_no_email_column_is_an_error_naming_the_header(app, members, tmp_path) -
 def test_two_address_columns_are_an_error(app, members, tmp_path) -> None:
     path = write(tmp_path, "email,E-mail\na@example.org,b@example.org\n")
     with pytest.raises(InputError, match="both give the email"):
-        audience.import_subscribers(app, path, list_name=members)
+        audience.import_subscribers(app, path, list_name=members, actor="tester")
 
 
 def test_empty_file_is_an_error(app, members, tmp_path) -> None:
     with pytest.raises(InputError, match="empty"):
-        audience.import_subscribers(app, write(tmp_path, ""), list_name=members)
+        audience.import_subscribers(app, write(tmp_path, ""), list_name=members, actor="tester")
 
 
 # --- rejects ---------------------------------------------------------------------------
@@ -272,7 +282,9 @@ def test_bad_rows_go_to_the_reject_file_with_line_and_reason(
     )
     rejects = tmp_path / "people-rejected.csv"
     path = write(tmp_path, text)
-    report = audience.import_subscribers(app, path, list_name=members, reject_path=rejects)
+    report = audience.import_subscribers(
+        app, path, list_name=members, reject_path=rejects, actor="tester"
+    )
     assert (report.added, report.rejected) == (2, 6)
     assert report.reject_file == str(rejects)
     rows = reject_rows(report.reject_file)
@@ -293,13 +305,15 @@ def test_bad_rows_go_to_the_reject_file_with_line_and_reason(
 def test_a_fixed_reject_file_imports_as_it_is(app, members, tmp_path) -> None:
     path = write(tmp_path, "email,name\nann@example,Ann\nbob@example.org,Bob\n")
     report = audience.import_subscribers(
-        app, path, list_name=members, reject_path=tmp_path / "rejected.csv"
+        app, path, list_name=members, reject_path=tmp_path / "rejected.csv", actor="tester"
     )
     fixed = reject_rows(report.reject_file)
     fixed[1][2] = "ann@example.org"
     with open(tmp_path / "fixed.csv", "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows(fixed)
-    again = audience.import_subscribers(app, tmp_path / "fixed.csv", list_name=members)
+    again = audience.import_subscribers(
+        app, tmp_path / "fixed.csv", list_name=members, actor="tester"
+    )
     assert (again.added, again.rejected) == (1, 0)
     assert people(app)["ann@example.org"]["attributes"] == {}  # the extra columns ignored
 
@@ -307,7 +321,9 @@ def test_a_fixed_reject_file_imports_as_it_is(app, members, tmp_path) -> None:
 def test_no_reject_file_when_nothing_is_rejected(app, members, tmp_path) -> None:
     rejects = tmp_path / "people-rejected.csv"
     path = write(tmp_path, "email\na@example.org\n")
-    report = audience.import_subscribers(app, path, list_name=members, reject_path=rejects)
+    report = audience.import_subscribers(
+        app, path, list_name=members, reject_path=rejects, actor="tester"
+    )
     assert report.reject_file is None
     assert not rejects.exists()
 
@@ -315,7 +331,7 @@ def test_no_reject_file_when_nothing_is_rejected(app, members, tmp_path) -> None
 def test_without_a_reject_path_the_service_writes_no_file(app, members, tmp_path) -> None:
     # Only the command picks a default place; a program calling the service decides.
     path = write(tmp_path, "email\nbroken\n")
-    report = audience.import_subscribers(app, path, list_name=members)
+    report = audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert report.rejected == 1 and report.reject_file is None
     assert report.rejects == [{"line": 2, "reason": report.rejects[0]["reason"]}]
     assert not list(tmp_path.glob("*rejected*"))
@@ -326,13 +342,15 @@ def test_without_a_reject_path_the_service_writes_no_file(app, members, tmp_path
 
 def test_never_resubscribes_someone_who_left_the_list(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\nleft@example.org\nstays@example.org\n")
-    audience.import_subscribers(app, path, list_name=members)
+    audience.import_subscribers(app, path, list_name=members, actor="tester")
     # On a second list too, so that leaving members is leaving one list, not everything.
-    audience.create_list(app, "partners")
-    audience.add_subscriber(app, "left@example.org", "partners")
-    audience.unsubscribe_address(app, "left@example.org", list_name=members)
+    audience.create_list(app, "partners", actor="tester")
+    audience.add_subscriber(app, "left@example.org", "partners", actor="tester")
+    audience.unsubscribe_address(app, "left@example.org", list_name=members, actor="tester")
 
-    report = audience.import_subscribers(app, path, list_name=members, mode="update")
+    report = audience.import_subscribers(
+        app, path, list_name=members, mode="update", actor="tester"
+    )
     assert (report.added, report.unchanged, report.skipped) == (0, 1, 1)
     assert "unsubscribed from list 'members'" in report.rejects[0]["reason"]
     assert people(app)["left@example.org"]["status"] == "unsubscribed"
@@ -340,10 +358,12 @@ def test_never_resubscribes_someone_who_left_the_list(app, members, tmp_path) ->
 
 def test_never_resubscribes_someone_who_left_everything(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\nleft@example.org\n")
-    audience.import_subscribers(app, path, list_name=members)
-    audience.unsubscribe_address(app, "left@example.org", list_name=members)  # the only list
-    audience.create_list(app, "partners")
-    report = audience.import_subscribers(app, path, list_name="partners")
+    audience.import_subscribers(app, path, list_name=members, actor="tester")
+    audience.unsubscribe_address(
+        app, "left@example.org", list_name=members, actor="tester"
+    )  # the only list
+    audience.create_list(app, "partners", actor="tester")
+    report = audience.import_subscribers(app, path, list_name="partners", actor="tester")
     assert (report.added, report.skipped) == (0, 1)
     assert "suppressed (unsubscribed)" in report.rejects[0]["reason"]
 
@@ -351,9 +371,9 @@ def test_never_resubscribes_someone_who_left_everything(app, members, tmp_path) 
 def test_never_resubscribes_a_suppressed_address_even_one_never_seen(
     app, members, tmp_path
 ) -> None:
-    audience.suppression.suppress_address(app, "Bounced@Example.org", "hard_bounce")
+    audience.suppression.suppress_address(app, "Bounced@Example.org", "hard_bounce", actor="tester")
     path = write(tmp_path, "email\nbounced@example.org\n")
-    report = audience.import_subscribers(app, path, list_name=members)
+    report = audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert (report.added, report.skipped) == (0, 1)
     assert "suppressed (hard_bounce)" in report.rejects[0]["reason"]
     with app.session() as session:
@@ -362,14 +382,19 @@ def test_never_resubscribes_a_suppressed_address_even_one_never_seen(
 
 def test_force_resubscribe_lifts_the_obstacle_and_records_it(app, members, tmp_path) -> None:
     path = write(tmp_path, "email\nleft@example.org\nblocked@example.org\n")
-    audience.import_subscribers(app, path, list_name=members)
-    audience.create_list(app, "partners")
-    audience.add_subscriber(app, "left@example.org", "partners")
-    audience.unsubscribe_address(app, "left@example.org", list_name=members)
-    audience.suppression.suppress_address(app, "blocked@example.org", "manual")
+    audience.import_subscribers(app, path, list_name=members, actor="tester")
+    audience.create_list(app, "partners", actor="tester")
+    audience.add_subscriber(app, "left@example.org", "partners", actor="tester")
+    audience.unsubscribe_address(app, "left@example.org", list_name=members, actor="tester")
+    audience.suppression.suppress_address(app, "blocked@example.org", "manual", actor="tester")
 
     report = audience.import_subscribers(
-        app, path, list_name=members, force_resubscribe=True, consent_text="Signed form, 2024"
+        app,
+        path,
+        list_name=members,
+        force_resubscribe=True,
+        consent_text="Signed form, 2024",
+        actor="tester",
     )
     assert (report.added, report.forced, report.skipped) == (2, 2, 0)
     found = people(app)
@@ -392,11 +417,15 @@ def test_force_resubscribe_lifts_the_obstacle_and_records_it(app, members, tmp_p
 
 
 def test_dry_run_writes_nothing(app, members, tmp_path) -> None:
-    audience.import_subscribers(app, write(tmp_path, "email\nold@example.org\n"), list_name=members)
+    audience.import_subscribers(
+        app, write(tmp_path, "email\nold@example.org\n"), list_name=members, actor="tester"
+    )
     before = table_counts(app)
     text = "email,region\nnew@example.org,Asia\nold@example.org,Asia\nbad\n"
     path = write(tmp_path, text, name="next.csv")
-    report = audience.import_subscribers(app, path, list_name=members, mode="sync", dry_run=True)
+    report = audience.import_subscribers(
+        app, path, list_name=members, mode="sync", dry_run=True, actor="tester"
+    )
     assert (report.added, report.updated, report.rejected) == (1, 1, 1)
     assert table_counts(app) == before
     assert not (tmp_path / "next-rejected.csv").exists()
@@ -413,15 +442,17 @@ def table_counts(app) -> dict[str, int]:
 
 def test_add_leaves_existing_people_alone_and_update_changes_them(app, members, tmp_path):
     first = "email,name,language,region,topics\nann@example.org,Ann,en,Asia,HIV\n"
-    audience.import_subscribers(app, write(tmp_path, first), list_name=members)
+    audience.import_subscribers(app, write(tmp_path, first), list_name=members, actor="tester")
     second = "email,name,language,region,country\nann@example.org,Ann Lee,fr,Europe,France\n"
     path = write(tmp_path, second, name="second.csv")
 
-    added = audience.import_subscribers(app, path, list_name=members)
+    added = audience.import_subscribers(app, path, list_name=members, actor="tester")
     assert (added.added, added.updated, added.unchanged) == (0, 0, 1)
     assert people(app)["ann@example.org"]["name"] == "Ann"
 
-    updated = audience.import_subscribers(app, path, list_name=members, mode="update")
+    updated = audience.import_subscribers(
+        app, path, list_name=members, mode="update", actor="tester"
+    )
     assert (updated.added, updated.updated, updated.unchanged) == (0, 1, 0)
     assert people(app)["ann@example.org"] == {
         "name": "Ann Lee",
@@ -429,17 +460,19 @@ def test_add_leaves_existing_people_alone_and_update_changes_them(app, members, 
         "attributes": {"region": "Europe", "topics": ["HIV"], "country": "France"},
         "status": "confirmed",
     }
-    again = audience.import_subscribers(app, path, list_name=members, mode="update")
+    again = audience.import_subscribers(app, path, list_name=members, mode="update", actor="tester")
     assert (again.updated, again.unchanged) == (0, 1)
 
 
 def test_sync_unsubscribes_members_missing_from_the_file(app, members, tmp_path) -> None:
-    audience.create_list(app, "partners")
+    audience.create_list(app, "partners", actor="tester")
     everyone = "email\na@example.org\nb@example.org\nc@example.org\n"
-    audience.import_subscribers(app, write(tmp_path, everyone), list_name=members)
-    audience.import_subscribers(app, write(tmp_path, everyone), list_name="partners")
+    audience.import_subscribers(app, write(tmp_path, everyone), list_name=members, actor="tester")
+    audience.import_subscribers(
+        app, write(tmp_path, everyone), list_name="partners", actor="tester"
+    )
     path = write(tmp_path, "email\na@example.org\nd@example.org\n", name="now.csv")
-    report = audience.import_subscribers(app, path, list_name=members, mode="sync")
+    report = audience.import_subscribers(app, path, list_name=members, mode="sync", actor="tester")
     assert (report.added, report.unchanged, report.removed) == (1, 1, 2)
     statuses = {email: p["status"] for email, p in people(app).items()}
     assert statuses == {
@@ -453,10 +486,12 @@ def test_sync_unsubscribes_members_missing_from_the_file(app, members, tmp_path)
 
 
 def test_sync_with_no_valid_row_refuses_to_empty_the_list(app, members, tmp_path) -> None:
-    audience.import_subscribers(app, write(tmp_path, "email\na@example.org\n"), list_name=members)
+    audience.import_subscribers(
+        app, write(tmp_path, "email\na@example.org\n"), list_name=members, actor="tester"
+    )
     path = write(tmp_path, "email\nnot an address\n", name="broken.csv")
     with pytest.raises(InputError, match="refusing to sync"):
-        audience.import_subscribers(app, path, list_name=members, mode="sync")
+        audience.import_subscribers(app, path, list_name=members, mode="sync", actor="tester")
     assert people(app)["a@example.org"]["status"] == "confirmed"
 
 
@@ -464,11 +499,11 @@ def test_import_confirms_on_a_double_opt_in_list_unless_told_otherwise(
     app, members, tmp_path
 ) -> None:
     path = write(tmp_path, "email\na@example.org\n")
-    audience.create_list(app, "waiting", optin="double")
-    audience.import_subscribers(app, path, list_name="waiting", unconfirmed=True)
+    audience.create_list(app, "waiting", optin="double", actor="tester")
+    audience.import_subscribers(app, path, list_name="waiting", unconfirmed=True, actor="tester")
     assert people(app, "waiting")["a@example.org"]["status"] == "unconfirmed"
     # The admin now vouches for the consent: the waiting subscription is confirmed.
-    report = audience.import_subscribers(app, path, list_name="waiting")
+    report = audience.import_subscribers(app, path, list_name="waiting", actor="tester")
     assert report.updated == 1
     assert people(app, "waiting")["a@example.org"]["status"] == "confirmed"
 
@@ -476,7 +511,7 @@ def test_import_confirms_on_a_double_opt_in_list_unless_told_otherwise(
 def test_consent_record_names_the_method_file_time_and_wording(app, members, tmp_path):
     path = write(tmp_path, "email\na@example.org\n", name="conference.csv")
     audience.import_subscribers(
-        app, path, list_name=members, consent_text="Ticked 'send me the bulletin'"
+        app, path, list_name=members, consent_text="Ticked 'send me the bulletin'", actor="tester"
     )
     with app.session() as session:
         sub = session.scalar(select(Subscription))
@@ -488,7 +523,7 @@ def test_consent_record_names_the_method_file_time_and_wording(app, members, tmp
 def test_the_list_must_exist(app, tmp_path) -> None:
     path = write(tmp_path, "email\na@example.org\n")
     with pytest.raises(NotFound, match="lists create members"):
-        audience.import_subscribers(app, path, list_name="members")
+        audience.import_subscribers(app, path, list_name="members", actor="tester")
 
 
 def test_export_then_import_round_trips(app, members, tmp_path) -> None:
@@ -496,12 +531,12 @@ def test_export_then_import_round_trips(app, members, tmp_path) -> None:
         "email,name,language,region,topics\n"
         'a@example.org,Ann,ru,Eurasia,"HIV; drug policy"\nb@example.org,Bob,en,,\n'
     )
-    audience.import_subscribers(app, write(tmp_path, text), list_name=members)
+    audience.import_subscribers(app, write(tmp_path, text), list_name=members, actor="tester")
     out = tmp_path / "export.csv"
     with open(out, "w", encoding="utf-8", newline="") as handle:
         assert audience.export_subscribers(app, handle, list_name=members) == 2
-    audience.create_list(app, "copy")
-    report = audience.import_subscribers(app, out, list_name="copy")
+    audience.create_list(app, "copy", actor="tester")
+    report = audience.import_subscribers(app, out, list_name="copy", actor="tester")
     assert (report.unchanged, report.added, report.rejected) == (0, 2, 0)
     assert people(app, "copy") == people(app, "members")
 
@@ -509,8 +544,10 @@ def test_export_then_import_round_trips(app, members, tmp_path) -> None:
 def test_sample_lists_import_cleanly(app) -> None:
     samples = bundled_path("subscribers")
     for name, expected in (("members", 24), ("partners", 16)):
-        audience.ensure_list(app, name)
-        report = audience.import_subscribers(app, samples / f"{name}.csv", list_name=name)
+        audience.ensure_list(app, name, actor="tester")
+        report = audience.import_subscribers(
+            app, samples / f"{name}.csv", list_name=name, actor="tester"
+        )
         assert (report.added, report.rejected, report.skipped) == (expected, 0, 0)
         assert {p["language"] for p in people(app, name).values()} == {"en", "ru", "fr", "es"}
 
@@ -563,6 +600,6 @@ def test_an_address_added_meanwhile_by_another_process_fails_the_import_cleanly(
 
     monkeypatch.setattr(imports, "suppressed_among", and_meanwhile)
     with pytest.raises(OperationFailed, match="run the import again"):
-        audience.import_subscribers(app, path, list_name=members)
+        audience.import_subscribers(app, path, list_name=members, actor="tester")
     with app.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 0

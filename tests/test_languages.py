@@ -73,12 +73,16 @@ def october(app: Newsletter, tmp_path: Path) -> int:
     )
     report = items.import_source(app, str(folder))
     assert not [p for p in report.problems if p.severity == "error"]
-    audience.create_list(app, "members", title="Members")
-    audience.add_subscriber(app, "ann@example.org", "members", name="Ann", language="en")
-    audience.add_subscriber(app, "olga@example.org", "members", name="Ольга", language="ru")
+    audience.create_list(app, "members", title="Members", actor="test")
+    audience.add_subscriber(
+        app, "ann@example.org", "members", name="Ann", language="en", actor="test"
+    )
+    audience.add_subscriber(
+        app, "olga@example.org", "members", name="Ольга", language="ru", actor="test"
+    )
     built = editions.new_bulletin(app, "2019-10", lists=["members"], actor="test")
-    editions.approve(app, built["id"], actor="test")
-    return int(built["id"])
+    editions.approve(app, built.id, actor="test")
+    return built.id
 
 
 def message_to(messages: list[EmailMessage], address: str) -> EmailMessage:

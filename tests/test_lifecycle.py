@@ -97,10 +97,13 @@ def test_no_module_but_the_lifecycle_writes_a_campaigns_status() -> None:
                 if "Campaign" in source and any(k.arg == "status" for k in node.keywords):
                     offenders.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Attribute) and target.attr == "status":
-                        if "campaign" in ast.unparse(target.value).lower():
-                            offenders.append(f"{path.name}:{node.lineno}")
+                offenders.extend(
+                    f"{path.name}:{node.lineno}"
+                    for target in node.targets
+                    if isinstance(target, ast.Attribute)
+                    and target.attr == "status"
+                    and "campaign" in ast.unparse(target.value).lower()
+                )
     assert offenders == []
 
 
@@ -146,3 +149,21 @@ def test_a_wrong_status_action_exits_2_with_one_line(run_cli, app, draft) -> Non
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert f"campaign {draft}" in lines[0] and "draft" in lines[0]
     assert "unschedule" in lines[0]
+
+
+def test_admin_actions_are_audited_and_an_erasure_keeps_no_address(app) -> None:
+    from newsletter import audience
+
+    audience.create_list(app, "members", actor="cli:ana")
+    audience.add_subscriber(app, "Maria.Lopez@example.org", "members", actor="cli:ana")
+    audience.erase_person(app, "maria.lopez@example.org", actor="cli:ben")
+    trail = audit.list_events(app)
+    assert [(e.actor, e.action, e.object_type) for e in trail] == [
+        ("cli:ben", "erase", "person"),
+        ("cli:ana", "add", "subscriber"),
+        ("cli:ana", "create", "list"),
+    ]
+    erased = trail[0]
+    text = json.dumps([e.__dict__ for e in trail], default=str).lower()
+    assert "maria" not in text and "lopez" not in text
+    assert erased.object_id and erased.object_id != "maria.lopez@example.org"

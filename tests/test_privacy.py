@@ -21,18 +21,20 @@ TRACES = ("erase.me@example.org", "zebulon", "quixote")
 @pytest.fixture
 def held(app, tmp_path) -> dict[str, int]:
     """A person with a bit of everything: two lists, deliveries, bounces, an old name."""
-    audience.create_list(app, "members")
-    audience.create_list(app, "partners")
+    audience.create_list(app, "members", actor="tester")
+    audience.create_list(app, "partners", actor="tester")
     csv_file = tmp_path / "people.csv"
     csv_file.write_text(
         f"email,name,region,topics\n{ADDRESS},Zeb Q,Eurasia,HIV\nkeep@example.org,Kim,Asia,\n",
         encoding="utf-8",
     )
-    audience.import_subscribers(app, csv_file, list_name="members", reject_path=tmp_path / "r.csv")
+    audience.import_subscribers(
+        app, csv_file, list_name="members", reject_path=tmp_path / "r.csv", actor="tester"
+    )
     # A changed name leaves the old row's bytes behind in SQLite's free space.
     csv_file.write_text(f"email,name\n{ADDRESS},{NAME}\n", encoding="utf-8")
-    audience.import_subscribers(app, csv_file, list_name="members", mode="update")
-    audience.add_subscriber(app, ADDRESS, "partners")
+    audience.import_subscribers(app, csv_file, list_name="members", mode="update", actor="tester")
+    audience.add_subscriber(app, ADDRESS, "partners", actor="tester")
     with app.session() as session:
         ids = dict(session.execute(select(Subscriber.email_key, Subscriber.id)).all())
         person, other = ids["erase.me@example.org"], ids["keep@example.org"]
@@ -90,7 +92,7 @@ def all_rows_text(app) -> str:
 
 
 def test_erase_leaves_nothing_but_the_suppression_entry(app, held) -> None:
-    report = audience.erase_person(app, ADDRESS)
+    report = audience.erase_person(app, ADDRESS, actor="tester")
     assert report.found
     assert report.removed == {"events": 3, "deliveries": 1, "subscriptions": 2, "subscribers": 1}
     assert report.remaining == []
@@ -121,14 +123,18 @@ def test_erase_leaves_nothing_but_the_suppression_entry(app, held) -> None:
     again = app.config.base_dir / "again.csv"
     again.write_text(f"email\n{ADDRESS}\n", encoding="utf-8")
     result = audience.import_subscribers(
-        app, again, list_name="members", reject_path=app.config.base_dir / "again-rejected.csv"
+        app,
+        again,
+        list_name="members",
+        reject_path=app.config.base_dir / "again-rejected.csv",
+        actor="tester",
     )
     assert (result.added, result.skipped) == (0, 1)
     assert "suppressed (erased)" in result.rejects[0]["reason"]
 
 
 def test_erasing_an_unknown_address_still_suppresses_it(app) -> None:
-    report = audience.erase_person(app, "never@example.org")
+    report = audience.erase_person(app, "never@example.org", actor="tester")
     assert not report.found and report.removed == {"events": 0}
     with app.session() as session:
         assert audience.suppression_reason(session, app.suppression_key, "never@example.org") == (
@@ -137,8 +143,10 @@ def test_erasing_an_unknown_address_still_suppresses_it(app) -> None:
 
 
 def test_erase_replaces_an_earlier_suppression_and_its_note(app) -> None:
-    audience.suppression.suppress_address(app, "noted@example.org", "manual", "asked by Jo Bloggs")
-    audience.erase_person(app, "noted@example.org")
+    audience.suppression.suppress_address(
+        app, "noted@example.org", "manual", "asked by Jo Bloggs", actor="tester"
+    )
+    audience.erase_person(app, "noted@example.org", actor="tester")
     with app.session() as session:
         (entry,) = session.scalars(select(Suppression)).all()
         assert (entry.reason, entry.note) == ("erased", "")
@@ -172,7 +180,7 @@ def test_erase_reports_copies_left_in_a_maildir_outbox(app, tmp_path) -> None:
     (outbox / "new").mkdir(parents=True)
     (outbox / "new" / "1.eml").write_bytes(f"To: {ADDRESS}\n\nHello\n".encode())
     (outbox / "new" / "2.eml").write_bytes(b"To: someone.else@example.org\n\nHello\n")
-    report = audience.erase_person(app, ADDRESS.lower())
+    report = audience.erase_person(app, ADDRESS.lower(), actor="tester")
     assert report.outbox_copies == [f"{outbox} (1 message(s))"]
     # Sent mail is reported, not deleted: the folder may belong to another program.
     assert (outbox / "new" / "1.eml").exists()

@@ -63,7 +63,7 @@ def runs(app: Newsletter) -> list[ScheduleRun]:
 def test_only_an_approved_campaign_can_be_scheduled_and_approval_is_recorded(app) -> None:
     add_items(app, "2019-06")
     add_members(app, 2)
-    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester")["id"]
+    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester").id
     now = datetime(2019, 6, 20, 12, tzinfo=UTC)
     with pytest.raises(
         InvalidState, match=f"is a draft; approve it first with `newsletter approve {draft}`"
@@ -94,7 +94,9 @@ def test_rescheduling_moves_and_unscheduling_leaves_it_approved(app) -> None:
     now = datetime(2019, 6, 20, tzinfo=UTC)
     schedule_campaign(app, campaign_id, JULY_RUN, now=now, actor="tester")
     later = JULY_RUN + timedelta(days=7)
-    assert schedule_campaign(app, campaign_id, later, now=now, actor="tester")["scheduled_at"] == later
+    assert (
+        schedule_campaign(app, campaign_id, later, now=now, actor="tester")["scheduled_at"] == later
+    )
     record = unschedule_campaign(app, campaign_id, actor="Ana", now=now)
     assert record["status"] == "approved"
     assert record["scheduled_at"] is None
@@ -109,7 +111,9 @@ def test_a_sent_or_sending_campaign_cannot_be_scheduled(app) -> None:
     schedule_campaign(app, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(hours=1), actor="tester")
     assert start_due_campaign(app, campaign_id, JULY_RUN) == "started"
     with pytest.raises(InvalidState, match="is already sending"):
-        schedule_campaign(app, campaign_id, JULY_RUN + timedelta(days=1), now=JULY_RUN, actor="tester")
+        schedule_campaign(
+            app, campaign_id, JULY_RUN + timedelta(days=1), now=JULY_RUN, actor="tester"
+        )
 
 
 # --- the sweep ------------------------------------------------------------------------------
@@ -181,7 +185,9 @@ def test_two_processes_sweeping_at_once_start_the_campaign_once(make_app, caplog
     capture_events(caplog)
     first, second = make_app(), make_app()  # two engines: two processes, as far as the DB knows
     campaign_id = approved_bulletin(first, members=5)
-    schedule_campaign(first, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester")
+    schedule_campaign(
+        first, campaign_id, JULY_RUN, now=JULY_RUN - timedelta(days=1), actor="tester"
+    )
     barrier = threading.Barrier(2)
     reports = []
 
@@ -224,7 +230,7 @@ def test_first_monday_rule_builds_last_months_bulletin_and_sends_it_once(make_ap
     assert built.recurrence_key == "monthly-bulletin/2019-06"
     assert built.approved_by == "rule monthly-bulletin"
     assert built.scheduled_at == JULY_RUN
-    assert editions.show_campaign(app, built.id)["items"] == 3
+    assert editions.show_campaign(app, built.id).items == 3
     assert ledger_counts(app, built.id) == {"pending": 3}
     # Later sweeps that month find the period done.
     assert sweep(app, JULY_RUN + timedelta(minutes=1)).rules == []
@@ -275,7 +281,9 @@ def test_a_rule_missed_beyond_grace_builds_the_edition_as_missed(make_app, caplo
     assert events(caplog, "schedule.missed")[0]["rule"] == "monthly-bulletin"
     # It was approved by the rule, so staff can put it back on the clock.
     later = JULY_RUN + timedelta(hours=4)
-    schedule_campaign(app, missed.id, later, now=JULY_RUN + timedelta(hours=3, minutes=1), actor="tester")
+    schedule_campaign(
+        app, missed.id, later, now=JULY_RUN + timedelta(hours=3, minutes=1), actor="tester"
+    )
     assert sweep(app, later).started == [missed.id]
 
 

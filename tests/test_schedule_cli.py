@@ -42,7 +42,7 @@ def test_schedule_list_and_unschedule_from_the_command_line(
     assert record["id"] == campaign_id
     assert record["scheduled_at"] == "2030-12-02T09:00:00+00:00"  # GMT in December
     assert record["at"] == "2030-12-02 09:00 GMT"
-    assert record["note"].startswith("scheduled by Ana at ")
+    assert record["note"].startswith("scheduled by cli:Ana at ")
 
     listed = run_cli("schedule", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -71,7 +71,7 @@ def test_schedule_list_and_unschedule_from_the_command_line(
 def test_bad_times_and_drafts_are_refused_with_exit_2(make_app, run_cli) -> None:
     app = make_app()
     campaign_id = approved_bulletin(app)
-    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester")["id"]
+    draft = editions.new_bulletin(app, "2019-06", lists=["members"], actor="tester").id
 
     skipped = run_cli(
         "schedule", str(campaign_id), "--at", "2030-03-31 01:30", "--tz", "Europe/London"

@@ -42,10 +42,10 @@ def add_items(app: Newsletter, month: str, count: int = 2) -> None:
 
 def add_members(app: Newsletter, count: int, list_name: str = "members") -> list[str]:
     """A list and `count` confirmed subscribers on it; returns their addresses."""
-    ensure_list(app, list_name)
+    ensure_list(app, list_name, actor="tester")
     addresses = [f"member{i}@example.org" for i in range(count)]
     for i, address in enumerate(addresses):
-        add_subscriber(app, address, list_name, name=f"Member {i}")
+        add_subscriber(app, address, list_name, name=f"Member {i}", actor="tester")
     return addresses
 
 
@@ -56,8 +56,8 @@ def approved_bulletin(
     add_items(app, month)
     add_members(app, members, list_name)
     campaign = editions.new_bulletin(app, month, lists=[list_name], actor="tester")
-    editions.approve(app, campaign["id"], actor="Comms team")
-    return int(campaign["id"])
+    editions.approve(app, campaign.id, actor="Comms team")
+    return int(campaign.id)
 
 
 def ledger_counts(app: Newsletter, campaign_id: int) -> dict[str, int]:

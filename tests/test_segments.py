@@ -33,8 +33,8 @@ POPULATION = [
 
 @pytest.fixture
 def population(app) -> None:
-    audience.create_list(app, "members")
-    audience.create_list(app, "partners")
+    audience.create_list(app, "members", actor="tester")
+    audience.create_list(app, "partners", actor="tester")
     for email, name, language, attributes, lists in POPULATION:
         for entry in lists:
             list_name, _, state = entry.partition(":")
@@ -46,9 +46,10 @@ def population(app) -> None:
                 language=language,
                 attributes=attributes,
                 confirmed=state != "unconfirmed",
+                actor="tester",
             )
     # f's address bounced: still matched by rules, never reachable.
-    audience.suppression.suppress_address(app, "f@example.org", "hard_bounce")
+    audience.suppression.suppress_address(app, "f@example.org", "hard_bounce", actor="tester")
 
 
 def matching(app, rules: dict) -> set[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import newsletter_command
+from conftest import newsletter_command, wait_for
 from sqlalchemy import select
 from test_schedule_support import (
     approved_bulletin,
@@ -48,18 +48,6 @@ misfire_grace_minutes = 5
 [service]
 workers = 2
 """
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    """Poll `check` until it returns something true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(0.1)
 
 
 def status_of(app: Newsletter, campaign_id: int) -> str:

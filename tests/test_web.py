@@ -74,7 +74,7 @@ def sent_campaign(app: Newsletter, *lists: str, status: str = "sent", title: str
         session.add(item)
         session.flush()
         item_id = item.id
-    campaign_id = editions.new_announcement(app, item_id, lists=list(lists), actor="tester")["id"]
+    campaign_id = editions.new_announcement(app, item_id, lists=list(lists), actor="tester").id
     if status != "draft":
         # Put the campaign straight into the status under test: the pages read it, and how
         # it got there (tests/test_lifecycle.py) is not what these tests are about.

@@ -42,7 +42,7 @@ def campaign_to(app: Newsletter, *list_names: str) -> int:
         session.add(item)
         session.flush()
         item_id = item.id
-    return editions.new_announcement(app, item_id, lists=list(list_names), actor="tester")["id"]
+    return editions.new_announcement(app, item_id, lists=list(list_names), actor="tester").id
 
 
 def test_form_checks_name_the_field_at_fault(lists: Newsletter) -> None:
@@ -143,7 +143,7 @@ def test_preferences_show_public_lists_and_the_persons_own_private_ones(
 ) -> None:
     from newsletter.audience import add_subscriber
 
-    add_subscriber(lists, "pia@example.org", "partners")
+    add_subscriber(lists, "pia@example.org", "partners", actor="tester")
     with lists.session() as session:
         sid = session.scalars(select(Subscriber.id)).one()
     prefs = get_preferences(lists, sid)
@@ -177,7 +177,7 @@ def test_a_strangers_request_leaves_the_record_of_leaving_for_imports(
     assert subscription_statuses(lists, "left@example.org")["members"] == "unsubscribed"
     csv = tmp_path / "members.csv"
     csv.write_text("email\nleft@example.org\n", encoding="utf-8")
-    import_subscribers(lists, csv, list_name="members")
+    import_subscribers(lists, csv, list_name="members", actor="tester")
     assert subscription_statuses(lists, "left@example.org")["members"] == "unsubscribed"
     # The owner's confirmation does bring them back.
     token = links.confirm_token(lists.signing_key, sid, list(outcome.list_ids))

@@ -22,9 +22,11 @@ LINK_RE = re.compile(r"https?://[^\s\"<>]+/([cupv])/([A-Za-z0-9._=-]+)")
 def make_lists(app: Newsletter) -> None:
     """The lists every page test starts with: two public ones (double and single opt-in),
     one private one."""
-    create_list(app, "members", title="Members", description="For members.", public=True)
-    create_list(app, "news", title="News", optin="single", public=True)
-    create_list(app, "partners", title="Partners", public=False)
+    create_list(
+        app, "members", title="Members", description="For members.", public=True, actor="tester"
+    )
+    create_list(app, "news", title="News", optin="single", public=True, actor="tester")
+    create_list(app, "partners", title="Partners", public=False, actor="tester")
 
 
 def csrf_of(response: TestResponse) -> str:

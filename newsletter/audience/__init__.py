@@ -17,44 +17,100 @@ Functions that other stages compose take a `Session`; whole operations take the
 `Newsletter` app.
 """
 
-from newsletter.audience.addresses import Address, InvalidAddress, normalise_address
-from newsletter.audience.consent import Consent
-from newsletter.audience.exports import export_subscribers
-from newsletter.audience.imports import IMPORT_MODES, ImportReport, import_subscribers
-from newsletter.audience.joining import confirm, subscribe
-from newsletter.audience.leaving import unsubscribe, unsubscribe_address
-from newsletter.audience.lists import (
-    archive_list,
-    create_list,
-    ensure_list,
-    get_list,
-    list_lists,
-    show_list,
-)
-from newsletter.audience.preferences import get_preferences, update_preferences
-from newsletter.audience.privacy import ErasureReport, erase_person, export_person, find_address
-from newsletter.audience.resolve import (
-    audience_query,
-    count_recipients,
-    recipients_query,
-    segment_condition,
-)
-from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
-from newsletter.audience.subscribers import (
-    add_subscriber,
-    add_to_list,
-    end_subscriptions,
-    remove_subscriber,
-    search_subscribers,
-    show_subscriber,
-)
-from newsletter.audience.suppression import (
-    SUPPRESSION_REASONS,
-    is_suppressed,
-    lift_suppression,
-    suppress,
-    suppression_hash,
-    suppression_reason,
+from typing import TYPE_CHECKING
+
+from newsletter.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from newsletter.audience.addresses import Address, InvalidAddress, normalise_address
+    from newsletter.audience.consent import Consent
+    from newsletter.audience.exports import export_subscribers
+    from newsletter.audience.imports import IMPORT_MODES, ImportReport, import_subscribers
+    from newsletter.audience.joining import confirm, subscribe
+    from newsletter.audience.leaving import unsubscribe, unsubscribe_address
+    from newsletter.audience.lists import (
+        archive_list,
+        create_list,
+        ensure_list,
+        get_list,
+        list_lists,
+        show_list,
+    )
+    from newsletter.audience.preferences import get_preferences, update_preferences
+    from newsletter.audience.privacy import ErasureReport, erase_person, export_person, find_address
+    from newsletter.audience.resolve import (
+        audience_query,
+        count_recipients,
+        recipients_query,
+        segment_condition,
+    )
+    from newsletter.audience.segments import get_segment, list_segments, save_segment, show_segment
+    from newsletter.audience.subscribers import (
+        add_subscriber,
+        add_to_list,
+        end_subscriptions,
+        remove_subscriber,
+        search_subscribers,
+        show_subscriber,
+    )
+    from newsletter.audience.suppression import (
+        SUPPRESSION_REASONS,
+        is_suppressed,
+        lift_suppression,
+        suppress,
+        suppression_hash,
+        suppression_reason,
+    )
+
+# Each name is loaded from its submodule on first use (see newsletter/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Address": "addresses",
+        "InvalidAddress": "addresses",
+        "normalise_address": "addresses",
+        "Consent": "consent",
+        "export_subscribers": "exports",
+        "IMPORT_MODES": "imports",
+        "ImportReport": "imports",
+        "import_subscribers": "imports",
+        "archive_list": "lists",
+        "create_list": "lists",
+        "ensure_list": "lists",
+        "get_list": "lists",
+        "list_lists": "lists",
+        "show_list": "lists",
+        "ErasureReport": "privacy",
+        "erase_person": "privacy",
+        "export_person": "privacy",
+        "find_address": "privacy",
+        "audience_query": "resolve",
+        "count_recipients": "resolve",
+        "recipients_query": "resolve",
+        "segment_condition": "resolve",
+        "get_segment": "segments",
+        "list_segments": "segments",
+        "save_segment": "segments",
+        "show_segment": "segments",
+        "confirm": "joining",
+        "subscribe": "joining",
+        "unsubscribe": "leaving",
+        "unsubscribe_address": "leaving",
+        "get_preferences": "preferences",
+        "update_preferences": "preferences",
+        "add_subscriber": "subscribers",
+        "add_to_list": "subscribers",
+        "end_subscriptions": "subscribers",
+        "remove_subscriber": "subscribers",
+        "search_subscribers": "subscribers",
+        "show_subscriber": "subscribers",
+        "SUPPRESSION_REASONS": "suppression",
+        "is_suppressed": "suppression",
+        "lift_suppression": "suppression",
+        "suppress": "suppression",
+        "suppression_hash": "suppression",
+        "suppression_reason": "suppression",
+    },
 )
 
 __all__ = [

@@ -12,7 +12,7 @@ import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session
@@ -100,10 +100,10 @@ def export_subscribers(
         query = query.order_by(Subscriber.id)
         keys = attribute_keys(session, query.with_only_columns(Subscriber.id).order_by(None))
         rows = session.execute(query.execution_options(yield_per=FETCH_BATCH))
-        records = (
+        records: Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = (
             (
                 {"email": row[1], "name": row[2], "language": row[3]},
-                row[4] or {},
+                cast(dict[str, Any], row[4] or {}),
                 dict(zip(status_columns, row[5:], strict=True)),
             )
             for row in rows

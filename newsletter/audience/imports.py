@@ -34,7 +34,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from sqlalchemy import (
     Column,
@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.columns import (
@@ -75,8 +76,8 @@ BATCH_SIZE = 2000
 # How many rejected rows a report keeps to show on screen; the file has them all.
 PREVIEW_REJECTS = 10
 
-SUBSCRIBERS = Subscriber.__table__
-SUBSCRIPTIONS = Subscription.__table__
+SUBSCRIBERS = cast(Table, Subscriber.__table__)
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 
 
 def _seen_table() -> Table:
@@ -228,6 +229,7 @@ def import_subscribers(
     force_resubscribe: bool = False,
     unconfirmed: bool = False,
     progress: Callable[[int], None] | None = None,
+    actor: str,
 ) -> ImportReport:
     """Import a CSV file into a list; see the module's docstring for what each mode does.
 
@@ -282,6 +284,10 @@ def import_subscribers(
             if dry_run:
                 session.rollback()
             else:
+                audit.record(session, actor, "import", "list", list_name,
+                             f"{source.name}, {mode}: " + ", ".join(
+                                 f"{n} {what}" for what, n in report.counts().items() if n
+                             ))  # fmt: skip
                 session.commit()
         except IntegrityError:
             session.rollback()
@@ -670,4 +676,4 @@ class _ImportRun:
                 consent_note=f"unsubscribed by a sync import of {file_name}: not in the file",
             )
         )
-        self.report.removed = result.rowcount
+        self.report.removed = db.rows_changed(result)

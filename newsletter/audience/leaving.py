@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.lists import get_list
 from newsletter.audience.resolve import recipients_query
@@ -174,12 +174,11 @@ def cancel_waiting_deliveries(session: Session, subscriber_id: int, *, everythin
         .where(Delivery.id.in_(stop), Delivery.status.in_(WAITING_DELIVERIES))
         .values(status="cancelled", last_response="unsubscribed before it was sent")
     )
-    # An UPDATE gives a CursorResult, whose rowcount the generic Result type does not show.
-    return cast(CursorResult[Any], result).rowcount or 0
+    return db.rows_changed(result) or 0
 
 
 def unsubscribe_address(
-    app: Newsletter, email: str, *, list_name: str | None = None
+    app: Newsletter, email: str, *, list_name: str | None = None, actor: str
 ) -> dict[str, Any]:
     """An admin records that a person left one list, or everything.
 
@@ -192,6 +191,8 @@ def unsubscribe_address(
         if list_name is not None:
             get_list(session, list_name)
         subscriber_id, shown = subscriber.id, subscriber.email
+        audit.record(session, actor, "unsubscribe", "subscriber", subscriber_id,
+                     f"from {list_name!r}" if list_name else "from every list")  # fmt: skip
     outcome = unsubscribe(
         app,
         subscriber_id,

@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
+from newsletter.audience.resolve import audience_query, count_query
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.models import SUBSCRIPTION_STATUSES, MailingList, Subscription
 
@@ -93,6 +95,7 @@ def create_list(
     description: str = "",
     optin: str = "double",
     public: bool = False,
+    actor: str,
 ) -> dict[str, Any]:
     """Create a list; an InvalidState when one of that name exists."""
     check_list_name(name)
@@ -110,6 +113,8 @@ def create_list(
             )
             session.add(mailing_list)
             session.flush()
+            audit.record(session, actor, "create", "list", name,
+                         f"{optin} opt-in, {mailing_list.visibility}")  # fmt: skip
             return list_summary(mailing_list, None)
     except IntegrityError:
         # Another process created it between our look and our insert.
@@ -124,6 +129,7 @@ def ensure_list(
     description: str = "",
     optin: str = "double",
     public: bool = False,
+    actor: str,
 ) -> dict[str, Any]:
     """The list of this name, created when missing (the demo runs twice); never changed."""
     with app.session() as session:
@@ -133,10 +139,16 @@ def ensure_list(
             return {**list_summary(existing, counts), "created": False}
     try:
         created = create_list(
-            app, name, title=title, description=description, optin=optin, public=public
+            app,
+            name,
+            title=title,
+            description=description,
+            optin=optin,
+            public=public,
+            actor=actor,
         )
     except InvalidState:
-        return ensure_list(app, name)
+        return ensure_list(app, name, actor=actor)
     return {**created, "created": True}
 
 
@@ -152,7 +164,6 @@ def list_lists(app: Newsletter, *, include_archived: bool = False) -> list[dict[
 
 def show_list(app: Newsletter, name: str) -> dict[str, Any]:
     """A list with its members counted by status, and how many a campaign would reach."""
-    from newsletter.audience.resolve import audience_query, count_query
 
     with app.session() as session:
         mailing_list = get_list(session, name)
@@ -165,12 +176,13 @@ def show_list(app: Newsletter, name: str) -> dict[str, Any]:
         return summary
 
 
-def archive_list(app: Newsletter, name: str) -> dict[str, Any]:
+def archive_list(app: Newsletter, name: str, *, actor: str) -> dict[str, Any]:
     with app.session() as session:
         mailing_list = get_list(session, name)
         if mailing_list.archived:
             raise InvalidState(f"list {name!r} is already archived")
         mailing_list.archived = True
         session.flush()
+        audit.record(session, actor, "archive", "list", name)
         counts = status_counts(session, [mailing_list.id]).get(mailing_list.id)
         return list_summary(mailing_list, counts)

@@ -23,10 +23,12 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import JSON, Engine, String, Text, cast, delete, func, literal, or_, select
+from sqlalchemy import JSON, Engine, String, Table, Text, cast, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.subscribers import subscriber_profile, subscription_record
@@ -43,6 +45,8 @@ from newsletter.models import (
     Suppression,
     utcnow,
 )
+from newsletter.transports.dsn import parse_dsn
+from newsletter.transports.maildir import maildir_folder
 
 
 def _like_pattern(text: str) -> str:
@@ -170,7 +174,7 @@ class ErasureReport:
         }
 
 
-def erase_person(app: Newsletter, email: str) -> ErasureReport:
+def erase_person(app: Newsletter, email: str, *, actor: str) -> ErasureReport:
     """Delete a person's data everywhere, keep only their suppression entry; say what went."""
     key = address_key(email)
     report = ErasureReport(address=email.strip())
@@ -193,8 +197,13 @@ def erase_person(app: Newsletter, email: str) -> ErasureReport:
             removed["subscribers"] = session.execute(
                 delete(Subscriber).where(Subscriber.id == subscriber_id)
             )
-        report.removed = {table: result.rowcount for table, result in removed.items()}
-        _keep_suppression(session, hash_key(app.suppression_key, key))
+        report.removed = {table: db.rows_changed(result) for table, result in removed.items()}
+        keyed = hash_key(app.suppression_key, key)
+        _keep_suppression(session, keyed)
+        # The trail names the person by the keyed hash the suppression list keeps: it says an
+        # erasure happened without keeping the address it erased.
+        counts = ", ".join(f"{n} {table}" for table, n in report.removed.items() if n)
+        audit.record(session, actor, "erase", "person", keyed[:64], counts or "nothing held")
     report.storage = scrub_storage(app.engine)
     with app.session() as session:
         report.remaining = [
@@ -212,7 +221,6 @@ def outbox_copies(app: Newsletter, email: str) -> list[str]:
     folder another program collects from), so erasure reports them rather
     than deleting files it does not own.
     """
-    from newsletter.transports.dsn import parse_dsn
 
     needle = address_key(email).encode()
     found = []
@@ -220,8 +228,7 @@ def outbox_copies(app: Newsletter, email: str) -> list[str]:
         dsn = parse_dsn(table.dsn, f"transports.{name}.dsn")
         if dsn.scheme != "maildir":
             continue
-        # As the maildir transport reads its DSN: maildir:PATH or maildir://PATH.
-        folder = app.config.resolve_path(dsn.host + dsn.path if dsn.host else dsn.path)
+        folder = maildir_folder(app.config, dsn)
         count = sum(
             1
             for sub in ("new", "cur", "tmp")
@@ -269,7 +276,7 @@ def scrub_storage(engine: Engine) -> str:
         return "SQLite file rebuilt (VACUUM) and its log truncated"
     if engine.dialect.name == "postgresql":
         touched = (Event, Delivery, Subscription, Subscriber)
-        tables = ", ".join(model.__table__.name for model in touched)
+        tables = ", ".join(typed(Table, model.__table__).name for model in touched)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(f"VACUUM {tables}")
         return "PostgreSQL tables vacuumed (old bytes may remain in WAL archives and backups)"

@@ -37,7 +37,7 @@ def audience_query(
     *,
     list_ids: Sequence[int] | Select[Any] | None,
     rules: dict[str, Any] | None = None,
-) -> Select[tuple[int]]:
+) -> Select[Any]:
     """SELECT subscriber_id of the reachable members of some lists, narrowed by segment rules.
 
     `list_ids` None means every list that is not archived (a segment-only audience).
@@ -70,7 +70,7 @@ def segment_condition(session: Session, rules: dict[str, Any]) -> ColumnElement[
     return compile_rules(rules, session.get_bind().dialect.name)
 
 
-def recipients_query(session: Session, campaign: Campaign) -> Select[tuple[int]]:
+def recipients_query(session: Session, campaign: Campaign) -> Select[Any]:
     """SELECT of the distinct subscriber ids a campaign goes to (one column: subscriber_id).
 
     The same query gives the count shown before sending and feeds the

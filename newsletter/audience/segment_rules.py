@@ -287,7 +287,7 @@ def describe_rules(rules: dict[str, Any]) -> str:
     if op == "exists":
         return f"{name} is set"
     if op == "in":
-        return f"{name} in ({', '.join(value)})"
+        return f"{name} in ({', '.join(value or ())})"
     if op == "contains":
         return f"{name} contains {value!r}"
     return f"{name} = {value}"

@@ -67,7 +67,7 @@ def read_rules_file(path: str | Path) -> tuple[str, str]:
     return text, fmt
 
 
-def matching_query(session: Session, rules: dict[str, Any]) -> Select[tuple[int]]:
+def matching_query(session: Session, rules: dict[str, Any]) -> Select[Any]:
     """SELECT subscriber_id of every subscriber the rules select, whatever their status."""
     return select(Subscriber.id.label("subscriber_id")).where(segment_condition(session, rules))
 

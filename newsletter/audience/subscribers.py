@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import normalise_address
 from newsletter.audience.consent import DEFAULT_ADMIN_TEXT, Consent
@@ -208,11 +209,13 @@ def end_subscriptions(
     )
     if list_id is not None:
         query = query.where(Subscription.list_id == list_id)
-    ended = session.execute(
-        query.values(status="unsubscribed", unsubscribed_at=now, updated_at=now).execution_options(
-            synchronize_session=False
+    ended = db.rows_changed(
+        session.execute(
+            query.values(
+                status="unsubscribed", unsubscribed_at=now, updated_at=now
+            ).execution_options(synchronize_session=False)
         )
-    ).rowcount
+    )
     if list_id is None:
         suppress(session, key, subscriber.email, "unsubscribed", note)
     session.expire(subscriber)
@@ -241,12 +244,12 @@ def add_subscriber(
     consent_text: str | None = None,
     confirmed: bool = True,
     force: bool = False,
-    by: str = "admin",
+    actor: str,
 ) -> dict[str, Any]:
     """An admin adds one person to a list (confirmed: the admin vouches for the consent)."""
-    consent = Consent(method="admin", source=by, text=consent_text or DEFAULT_ADMIN_TEXT)
+    consent = Consent(method="admin", source=actor, text=consent_text or DEFAULT_ADMIN_TEXT)
     with app.session() as session:
-        return add_to_list(
+        added = add_to_list(
             session,
             app.suppression_key,
             email,
@@ -260,6 +263,8 @@ def add_subscriber(
             keep_ip=app.config.privacy.store_ip_addresses,
             default_language=app.config.editions.default_language,
         )
+        audit.record(session, actor, "add", "subscriber", added["id"], f"to {list_name!r}")
+        return added
 
 
 def subscriber_profile(subscriber: Subscriber) -> dict[str, Any]:
@@ -358,7 +363,7 @@ def search_subscribers(
 
 
 def remove_subscriber(
-    app: Newsletter, email: str, *, list_name: str | None = None
+    app: Newsletter, email: str, *, list_name: str | None = None, actor: str
 ) -> dict[str, Any]:
     """Delete a membership, or the whole subscriber, as if never added (a mistake undone).
 
@@ -370,14 +375,19 @@ def remove_subscriber(
         subscriber = get_subscriber(session, email)
         if list_name is not None:
             mailing_list = get_list(session, list_name)
-            removed = session.execute(
-                delete(Subscription).where(
-                    Subscription.subscriber_id == subscriber.id,
-                    Subscription.list_id == mailing_list.id,
+            removed = db.rows_changed(
+                session.execute(
+                    delete(Subscription).where(
+                        Subscription.subscriber_id == subscriber.id,
+                        Subscription.list_id == mailing_list.id,
+                    )
                 )
-            ).rowcount
+            )
             if not removed:
                 raise NotFound(f"{subscriber.email} is not on list {list_name!r}")
+            audit.record(session, actor, "remove", "subscriber", subscriber.id,
+                         f"from {list_name!r}")  # fmt: skip
             return {"email": subscriber.email, "list": list_name, "removed": "subscription"}
         session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+        audit.record(session, actor, "remove", "subscriber", subscriber.id, "with every list")
         return {"email": subscriber.email, "list": None, "removed": "subscriber"}

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, email_key, normalise_address
 from newsletter.errors import InputError
@@ -182,7 +183,9 @@ def lift_suppression(session: Session, key: str, email: str) -> str | None:
 # --- admin operations ---------------------------------------------------------
 
 
-def suppress_address(app: Newsletter, email: str, reason: str, note: str = "") -> dict[str, Any]:
+def suppress_address(
+    app: Newsletter, email: str, reason: str, note: str = "", *, actor: str
+) -> dict[str, Any]:
     """An admin puts an address on the suppression list (it need not be a subscriber)."""
     address = normalise_address(email)
     with app.session() as session:
@@ -192,6 +195,8 @@ def suppress_address(app: Newsletter, email: str, reason: str, note: str = "") -
                 Suppression.email_hash == hash_key(app.suppression_key, address.key)
             )
         ).one()
+        if added:
+            audit.record(session, actor, "suppress", "suppression", entry.id, reason)
         return {
             "id": entry.id,
             "address": address.email,
@@ -201,9 +206,12 @@ def suppress_address(app: Newsletter, email: str, reason: str, note: str = "") -
         }
 
 
-def lift_address(app: Newsletter, email: str) -> dict[str, Any]:
+def lift_address(app: Newsletter, email: str, *, actor: str) -> dict[str, Any]:
     """An admin takes an address off the suppression list (a mistake undone)."""
     address = normalise_address(email)
     with app.session() as session:
         reason = lift_suppression(session, app.suppression_key, address.email)
+        if reason:
+            keyed = hash_key(app.suppression_key, address.key)
+            audit.record(session, actor, "lift", "suppression", keyed[:64], reason)
         return {"address": address.email, "lifted": reason}

@@ -69,9 +69,12 @@ def lists_create(
     """
     options: dict[str, Any] = dict(title=title, description=description, optin=optin, public=public)
     if exist_ok:
-        result = audience.ensure_list(ctx.app, name, **options)
+        result = audience.ensure_list(ctx.app, name, **options, actor=ctx.actor)
     else:
-        result = {**audience.create_list(ctx.app, name, **options), "created": True}
+        result = {
+            **audience.create_list(ctx.app, name, **options, actor=ctx.actor),
+            "created": True,
+        }
     if as_json:
         echo_json(result)
     elif result["created"]:
@@ -126,7 +129,7 @@ def lists_archive(ctx: AppContext, name: str, as_json: bool) -> None:
 
     Example: newsletter lists archive old-partners
     """
-    result = audience.archive_list(ctx.app, name)
+    result = audience.archive_list(ctx.app, name, actor=ctx.actor)
     if as_json:
         echo_json(result)
     else:
@@ -182,6 +185,7 @@ def subscribers_add(
 
     Example: newsletter subscribers add ana@example.org --list members --attr region=Europe
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.audience.columns import clean_name, normalise_language
 
     try:
@@ -198,6 +202,7 @@ def subscribers_add(
         consent_text=consent_text,
         confirmed=not unconfirmed,
         force=force_resubscribe,
+        actor=ctx.actor,
     )
     if as_json:
         echo_json(result)
@@ -271,7 +276,7 @@ def subscribers_unsubscribe(
 
     Example: newsletter subscribers unsubscribe ana@example.org --list partners
     """
-    result = audience.unsubscribe_address(ctx.app, email, list_name=list_name)
+    result = audience.unsubscribe_address(ctx.app, email, list_name=list_name, actor=ctx.actor)
     if as_json:
         echo_json(result)
         return
@@ -297,7 +302,7 @@ def subscribers_remove(ctx: AppContext, email: str, list_name: str | None, as_js
 
     Example: newsletter subscribers remove typo@example.org
     """
-    result = audience.remove_subscriber(ctx.app, email, list_name=list_name)
+    result = audience.remove_subscriber(ctx.app, email, list_name=list_name, actor=ctx.actor)
     if as_json:
         echo_json(result)
     elif list_name:
@@ -368,6 +373,7 @@ def subscribers_import(
         force_resubscribe=force_resubscribe,
         unconfirmed=unconfirmed,
         progress=progress if show_progress else None,
+        actor=ctx.actor,
     )
     if show_progress and report.rows >= 10_000:
         click.echo("", err=True)
@@ -547,7 +553,7 @@ def suppress_command(
     if lift:
         if reason:
             raise InputError("--lift takes no --reason")
-        result = lift_address(ctx.app, address)
+        result = lift_address(ctx.app, address, actor=ctx.actor)
         if as_json:
             echo_json(result)
         elif result["lifted"]:
@@ -557,7 +563,7 @@ def suppress_command(
         return
     if not reason:
         raise InputError(f"give --reason ({', '.join(ADMIN_SUPPRESSION_REASONS)})")
-    result = suppress_address(ctx.app, address, reason, note)
+    result = suppress_address(ctx.app, address, reason, note, actor=ctx.actor)
     if as_json:
         echo_json(result)
     elif result["added"]:
@@ -629,7 +635,7 @@ def person_erase(ctx: AppContext, address: str, yes: bool, as_json: bool) -> Non
         )
         found = "a subscriber" if document["subscriber"] else "no subscriber"
         click.confirm(f"Erase {address}: {found}, {held}?", abort=True)
-    report = audience.erase_person(ctx.app, address)
+    report = audience.erase_person(ctx.app, address, actor=ctx.actor)
     if as_json:
         echo_json(report.as_dict())
     else:

@@ -22,7 +22,8 @@ def demo(ctx: AppContext, as_json: bool) -> None:
 
     Example: newsletter demo && ls outbox/new | head
     """
-    # Imported here: the demo pulls in every stage, which other commands need not load.
+    # Imported here: the demo pulls in every stage, which other commands need not load
+    # (start-up time).
     from newsletter.demo import run_demo
 
     report = run_demo(ctx.app)

@@ -314,11 +314,13 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
     Example: newsletter status 3 --json
     """
     if campaign_id is None:
+        # Imported when the command runs, not when `--help` lists it: start-up time.
         from newsletter.cli.schedule import echo_health
 
         echo_health(ctx.app, as_json)
         return
     progress = dispatch.campaign_status(ctx.app, campaign_id)
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.feedback import campaign_feedback
 
     came_back = campaign_feedback(ctx.app, campaign_id)
@@ -451,6 +453,7 @@ def worker(ctx: AppContext, campaign_id: int | None, once: bool, as_json: bool) 
     if not once:
         # A long-running worker is a service: how each campaign's run ended goes to
         # stderr as a log line, in the format `serve` uses, for a log collector.
+        # Imported when the command runs, not when `--help` lists it: start-up time.
         from newsletter.logs import configure_logging
 
         configure_logging(app.config.service.log_format)

@@ -6,7 +6,7 @@ import click
 
 from newsletter import editions
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
+from newsletter.cli.output import as_record, echo_json, echo_record, echo_table, json_option
 from newsletter.models import CAMPAIGN_STATUSES
 
 CAMPAIGN_COLUMNS = ["id", "kind", "status", "month", "subject", "lists", "segment", "items"]
@@ -32,17 +32,17 @@ transport_option = click.option(
 )
 
 
-def _print_created(result: dict, as_json: bool) -> None:
+def _print_created(result: editions.CampaignSummary, as_json: bool) -> None:
     if as_json:
         echo_json(result)
         return
-    audience = ", ".join(result["lists"]) or "-"
-    if result["segment"]:
-        audience += f" (segment {result['segment']})"
-    click.echo(f"Created {result['kind']} {result['id']} ({result['status']}): {result['subject']}")
-    click.echo(f"  {result['items']} item(s); audience: {audience}")
-    click.echo(f"  Next: newsletter preview {result['id']} --out preview/   "
-               f"then: newsletter approve {result['id']}")  # fmt: skip
+    audience = ", ".join(result.lists) or "-"
+    if result.segment:
+        audience += f" (segment {result.segment})"
+    click.echo(f"Created {result.kind} {result.id} ({result.status}): {result.subject}")
+    click.echo(f"  {result.items} item(s); audience: {audience}")
+    click.echo(f"  Next: newsletter preview {result.id} --out preview/   "
+               f"then: newsletter approve {result.id}")  # fmt: skip
 
 
 @click.group("edition")
@@ -161,13 +161,13 @@ def campaigns_show(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(result)
         return
-    record = {k: v for k, v in result.items() if k not in ("item_list", "deliveries")}
+    record = {k: v for k, v in as_record(result).items() if k not in ("item_list", "deliveries")}
     record["deliveries"] = (
-        ", ".join(f"{k} {v}" for k, v in sorted(result["deliveries"].items())) or "none yet"
+        ", ".join(f"{k} {v}" for k, v in sorted(result.deliveries.items())) or "none yet"
     )
     echo_record(record)
     click.echo("")
-    echo_table(result["item_list"], ["id", "kind", "date", "title"])
+    echo_table(result.item_list, ["id", "kind", "date", "title"])
 
 
 @click.command("approve")

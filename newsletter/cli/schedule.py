@@ -69,6 +69,7 @@ def schedule_campaign_command(
 
     Example: newsletter schedule 3 --at "2019-07-01 09:00"
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.schedule import describe_instant, parse_local_time, schedule_campaign
 
     app = ctx.app
@@ -85,6 +86,7 @@ def schedule_campaign_command(
 
 
 def _warn_without_service(app: Any) -> None:
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.service import service_health
 
     if service_health(app, detail=False)["status"] == "down":
@@ -99,6 +101,7 @@ def schedule_list(ctx: AppContext, as_json: bool) -> None:
 
     Example: newsletter schedule list --json
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.schedule import schedule_overview
 
     overview = schedule_overview(ctx.app)
@@ -135,6 +138,7 @@ def unschedule(ctx: AppContext, campaign_id: int, by: str | None, as_json: bool)
 
     Example: newsletter unschedule 3
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.schedule import unschedule_campaign
 
     record = unschedule_campaign(ctx.app, campaign_id, actor=ctx.actor_named(by))
@@ -170,6 +174,7 @@ def serve(ctx: AppContext, host: str | None, port: int | None, workers: int | No
 
     Example: newsletter serve --port 8080 --workers 2
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.logs import configure_logging
     from newsletter.service import Service
 
@@ -183,6 +188,7 @@ def serve(ctx: AppContext, host: str | None, port: int | None, workers: int | No
 
 def echo_health(app: Any, as_json: bool) -> None:
     """Print the service's health (called by `newsletter status` without an ID)."""
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.schedule import format_local
     from newsletter.service import STALE_AFTER, service_health
 

@@ -24,6 +24,7 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
     NEWSLETTER_BASE_URL) to where this server is reached. The log shows no
     client addresses and no link tokens.
     """
+    # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.web import make_wsgi_app
     from newsletter.web.server import make_web_server
 
@@ -33,7 +34,8 @@ def web_command(ctx: AppContext, host: str | None, port: int | None) -> None:
     web = make_wsgi_app(app)
     server = make_web_server(web, host or config.host, config.port if port is None else port)
     click.echo(
-        f"Serving the subscriber pages on http://{server.server_address[0]}:{server.server_port}/ "
+        f"Serving the subscriber pages on "
+        f"http://{server.server_address[0]!s}:{server.server_port}/ "
         f"(links point at {config.base_url}); Ctrl-C to stop.",
         err=True,
     )

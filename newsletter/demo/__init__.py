@@ -1,11 +1,11 @@
 """The demo: the whole pipeline on bundled content, with no config at all.
 
 It imports the bundled example items (a news listing, and a folder of Markdown
-posts with one item in English and Russian) and the sample subscriber lists
-(in English, Russian, French and Spanish), builds
-the March 2019 and June 2019 bulletins, approves them and delivers one
-message per subscriber, in the subscriber's language, to the configured
-transport (the ./outbox maildir by default). Every step finds what an earlier run made and reuses it, so running
+posts with one item in English and Russian) and the sample subscriber lists (in
+English, Russian, French and Spanish), builds the March 2019 and June 2019
+bulletins, approves them and delivers one message per subscriber, in the
+subscriber's language, to the configured transport (the ./outbox maildir by
+default). Every step finds what an earlier run made and reuses it, so running
 the demo twice duplicates nothing.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from newsletter import audience, dispatch, editions, items
 from newsletter.actors import DEMO
@@ -38,7 +39,7 @@ class DemoReport:
     items_updated: int = 0
     items_unchanged: int = 0
     subscribers: dict[str, dict[str, int]] = field(default_factory=dict)
-    campaigns: list[dict[str, object]] = field(default_factory=list)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
     database: str = ""
     outbox: str = ""
 
@@ -55,20 +56,22 @@ def run_demo(app: Newsletter) -> DemoReport:
 
     samples = bundled_path("subscribers")
     for name, (file_name, title, description) in LISTS.items():
-        audience.ensure_list(app, name, title=title, description=description, optin="double")
-        result = audience.import_subscribers(app, samples / file_name, list_name=name)
+        audience.ensure_list(
+            app, name, title=title, description=description, optin="double", actor=DEMO
+        )
+        result = audience.import_subscribers(app, samples / file_name, list_name=name, actor=DEMO)
         report.subscribers[name] = result.counts()
 
     for month in MONTHS:
         campaign_id = editions.find_bulletin(app, month)
         if campaign_id is None:
-            campaign_id = editions.new_bulletin(app, month, lists=list(LISTS), actor=DEMO)["id"]
+            campaign_id = editions.new_bulletin(app, month, lists=list(LISTS), actor=DEMO).id
         summary = editions.show_campaign(app, campaign_id)
-        if summary["status"] == "draft":
+        if summary.status == "draft":
             editions.approve(app, campaign_id, actor=DEMO)
         outcome = (
             dispatch.send_campaign(app, campaign_id, actor=DEMO)
-            if summary["status"] != "sent"
+            if summary.status != "sent"
             else None
         )
         summary = editions.show_campaign(app, campaign_id)
@@ -76,12 +79,12 @@ def run_demo(app: Newsletter) -> DemoReport:
             {
                 "id": campaign_id,
                 "month": month,
-                "subject": summary["subject"],
-                "status": summary["status"],
-                "items": summary["items"],
-                "recipients": summary["recipients"],
+                "subject": summary.subject,
+                "status": summary.status,
+                "items": summary.items,
+                "recipients": summary.recipients,
                 "sent_now": outcome.sent if outcome else 0,
-                "deliveries": summary["deliveries"],
+                "deliveries": summary.deliveries,
             }
         )
     report.outbox = dispatch.describe_transport(app)

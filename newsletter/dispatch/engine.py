@@ -73,6 +73,7 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.errors import OperationFailed, UserError
+from newsletter.message import Composer, Recipient
 from newsletter.models import utcnow
 from newsletter.transports.base import SendResult, Transport
 from newsletter.transports.rate import RateLimiter
@@ -517,16 +518,12 @@ class CampaignSender:
     def _make_composer(self) -> Any:
         if self._composer_factory is not None:
             return self._composer_factory(self.app, self.campaign_id)
-        from newsletter.message import Composer
-
         return Composer(self.app, self.campaign_id)
 
     def _deliver(
         self, composer: Any, claims: list[ledger.Claim], slot: threading.Semaphore
     ) -> list[Outcome]:
         """Compose the claims' messages and hand them to the transport in one call."""
-        from newsletter.message import Recipient
-
         results: list[SendResult | None] = [None] * len(claims)
         message_ids: list[str | None] = [None] * len(claims)
         messages, positions = [], []

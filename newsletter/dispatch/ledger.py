@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     bindparam,
     case,
     func,
@@ -37,16 +38,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
-from newsletter import lifecycle
+from newsletter import db, lifecycle
 from newsletter.actors import WORKER
+from newsletter.audience.resolve import recipients_query
+from newsletter.audience.suppression import suppress
 from newsletter.models import Campaign, Delivery, Event, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
 
-D = Delivery.__table__
-S = Subscriber.__table__
-C = Campaign.__table__
+D = cast(Table, Delivery.__table__)
+S = cast(Table, Subscriber.__table__)
+C = cast(Table, Campaign.__table__)
 
 OPEN_STATUSES = ("pending", "sending", "retry")
 FINAL_STATUSES = ("sent", "failed", "cancelled")
@@ -75,11 +79,11 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
     checked first, so writing the ledger twice adds nothing and two processes
     racing to write it cannot both succeed in doubling it.
     """
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     rows = select(literal(campaign.id), audience.c.subscriber_id)
     columns = ["campaign_id", "subscriber_id"]
+    statement: Insert
     if session.get_bind().dialect.name == "postgresql":
         statement = (
             postgresql.insert(D)
@@ -90,18 +94,16 @@ def write_ledger(session: Session, campaign: Campaign) -> int:
         # SQLite's ON CONFLICT clause is ambiguous after INSERT … SELECT; OR IGNORE is not.
         statement = insert(D).from_select(columns, rows).prefix_with("OR IGNORE")
     # Without preserve_rowcount, SQLAlchemy reports -1 for an INSERT on PostgreSQL.
-    return session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    return db.rows_changed(session.execute(statement.execution_options(preserve_rowcount=True)))
 
 
 def audience_count(session: Session, campaign: Campaign) -> int:
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     return session.scalar(select(func.count()).select_from(audience)) or 0
 
 
 def audience_sample(session: Session, campaign: Campaign, limit: int) -> list[dict[str, Any]]:
-    from newsletter.audience import recipients_query
 
     audience = recipients_query(session, campaign).subquery()
     query = (
@@ -207,7 +209,7 @@ def reclaim(conn: Connection, campaign_id: int, now: datetime, dead: Sequence[st
         .where(D.c.campaign_id == campaign_id, D.c.status == "sending", stale)
         .values(status=_unclaimed_status(), claimed_by=None, lease_until=None)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 def renew_lease(conn: Connection, campaign_id: int, worker_id: str, lease_until: datetime) -> int:
@@ -217,7 +219,7 @@ def renew_lease(conn: Connection, campaign_id: int, worker_id: str, lease_until:
         .where(D.c.campaign_id == campaign_id, D.c.claimed_by == worker_id, D.c.status == "sending")
         .values(lease_until=lease_until)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 def release(conn: Connection, campaign_id: int, worker_id: str, *, cancelled: bool) -> int:
@@ -233,7 +235,7 @@ def release(conn: Connection, campaign_id: int, worker_id: str, *, cancelled: bo
         .where(D.c.campaign_id == campaign_id, D.c.claimed_by == worker_id, D.c.status == "sending")
         .values(status=status, claimed_by=None, lease_until=None)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 # --- outcomes ------------------------------------------------------------------
@@ -303,7 +305,7 @@ def record_outcomes(
     for statement, params in ((RECORD_SENT, sent), (RECORD_RETRY, retry), (RECORD_FAILED, failed)):
         if params:
             result = conn.execute(statement, params)
-            changed += max(result.rowcount, 0)
+            changed += max(db.rows_changed(result), 0)
     return changed
 
 
@@ -405,14 +407,13 @@ def record_hard_bounce(
     response: str,
 ) -> None:
     """Never mail this address again: suppress it, mark the subscriber, keep the event."""
-    from newsletter.audience import suppress
 
     suppress(session, suppression_key, email, "hard_bounce")
     session.execute(
         update(S).where(S.c.id == subscriber_id).values(status="bounced", updated_at=utcnow())
     )
     session.execute(
-        insert(Event.__table__).values(
+        insert(cast(Table, Event.__table__)).values(
             delivery_id=delivery_id,
             subscriber_id=subscriber_id,
             campaign_id=campaign_id,
@@ -481,7 +482,7 @@ def cancel_open(conn: Connection, campaign_id: int, now: datetime, dead: Sequenc
         .where(D.c.campaign_id == campaign_id, movable)
         .values(status="cancelled", claimed_by=None, lease_until=None, next_attempt_at=None)
     )
-    return result.rowcount
+    return db.rows_changed(result)
 
 
 # --- reading progress ----------------------------------------------------------

@@ -26,6 +26,8 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
+from newsletter.feedback.summary import events_by_delivery
+from newsletter.logs import log_event
 from newsletter.models import Campaign, utcnow
 from newsletter.transports import SendResult, Transport, open_transport
 
@@ -237,7 +239,6 @@ def list_deliveries(
     with app.engine.connect() as conn:
         rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
     # What came back after sending (bounces, complaints, unsubscribes), per delivery.
-    from newsletter.feedback import events_by_delivery
 
     came_back = events_by_delivery(app, campaign_id)
     for row in rows:
@@ -304,7 +305,6 @@ def run_event_name(report: RunReport) -> str | None:
 
 def log_run_report(app: Newsletter, report: RunReport) -> None:
     """One log line for how a run ended; a finished campaign with the ledger's totals."""
-    from newsletter.logs import log_event
 
     name = run_event_name(report)
     if name is None:

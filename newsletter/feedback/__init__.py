@@ -11,15 +11,41 @@ Front door:
   what staff read in `newsletter status` and `newsletter deliveries`.
 """
 
-from newsletter.feedback.bounces import FetchReport, fetch_bounces, open_mailbox
-from newsletter.feedback.events import FEEDBACK_TYPES, FeedbackEvent
-from newsletter.feedback.rules import FeedbackReport, record_feedback
-from newsletter.feedback.summary import CampaignFeedback, campaign_feedback, events_by_delivery
-from newsletter.feedback.webhooks import (
-    Malformed,
-    Refused,
-    WebhookReceiver,
-    WebhookRequest,
+from typing import TYPE_CHECKING
+
+from newsletter.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from newsletter.feedback.bounces import FetchReport, fetch_bounces, open_mailbox
+    from newsletter.feedback.events import FEEDBACK_TYPES, FeedbackEvent
+    from newsletter.feedback.rules import FeedbackReport, record_feedback
+    from newsletter.feedback.summary import CampaignFeedback, campaign_feedback, events_by_delivery
+    from newsletter.feedback.webhooks import (
+        Malformed,
+        Refused,
+        WebhookReceiver,
+        WebhookRequest,
+    )
+
+# Each name is loaded from its submodule on first use (see newsletter/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "FetchReport": "bounces",
+        "fetch_bounces": "bounces",
+        "open_mailbox": "bounces",
+        "FEEDBACK_TYPES": "events",
+        "FeedbackEvent": "events",
+        "FeedbackReport": "rules",
+        "record_feedback": "rules",
+        "CampaignFeedback": "summary",
+        "campaign_feedback": "summary",
+        "events_by_delivery": "summary",
+        "Malformed": "webhooks",
+        "Refused": "webhooks",
+        "WebhookReceiver": "webhooks",
+        "WebhookRequest": "webhooks",
+    },
 )
 
 __all__ = [

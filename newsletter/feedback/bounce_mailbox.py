@@ -104,11 +104,11 @@ class ImapBox:
         return f"imap {self.where}"
 
     def unread(self) -> Iterator[tuple[str, bytes]]:
-        status, data = self._imap.uid("SEARCH", None, "UNSEEN")
+        status, data = self._imap.uid("SEARCH", "UNSEEN")
         if status != "OK":
             raise OperationFailed(f"{self.where}: SEARCH failed: {data!r}")
         for uid in (data[0] or b"").split():
-            status, fetched = self._imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            status, fetched = self._imap.uid("FETCH", uid.decode("ascii"), "(BODY.PEEK[])")
             for item in fetched or []:
                 if status == "OK" and isinstance(item, tuple):
                     yield uid.decode(), item[1]

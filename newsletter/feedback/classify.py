@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import Any
 
 from flufl.bounce import all_failures
 
@@ -123,7 +124,7 @@ def _status_groups(part: Message) -> list[dict[str, str]]:
     """
     groups: list[dict[str, str]] = []
     payload = part.get_payload()
-    blocks = payload if isinstance(payload, list) else []
+    blocks: list[Any] = payload if isinstance(payload, list) else []
     if not blocks:
         # Some writers put the fields in a text body; read them line by line.
         text = payload if isinstance(payload, str) else ""
@@ -154,7 +155,7 @@ def _quoted_message_id(message: Message) -> str:
         content_type = part.get_content_type()
         if content_type in ("text/rfc822-headers", "message/rfc822"):
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 value = payload[0].get("Message-ID")
                 if value:
                     return str(value).strip().strip("<>")

@@ -55,9 +55,9 @@ def find_match(session: Session, event: FeedbackEvent) -> Match | None:
             continue
         return Match(subscriber_id, email, delivery_id, campaign_id)
     if wanted and event.match_by_address:
-        row = session.execute(
+        person = session.execute(
             select(Subscriber.id, Subscriber.email).where(Subscriber.email_key == wanted)
         ).first()
-        if row is not None:
-            return Match(row[0], row[1])
+        if person is not None:
+            return Match(person[0], person[1])
     return None

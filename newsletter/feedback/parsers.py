@@ -204,7 +204,7 @@ def ses_events(message_id: str, text: str) -> list[FeedbackEvent]:
     mail = note.get("mail") or {}
     tags = mail.get("tags") or {}
     ours = str((mail.get("commonHeaders") or {}).get("messageId", "")).strip("<>")
-    common = {
+    common: dict[str, Any] = {
         "source": "ses",
         "delivery_id": _delivery_id(tags.get("delivery_id")),
         "message_id": ours,

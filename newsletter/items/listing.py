@@ -139,7 +139,7 @@ def _read_lines(data: bytes) -> list[tuple[int, str, str | None]]:
     """(line number, text, what was wrong with its bytes or None) for every line."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    lines = []
+    lines: list[tuple[int, str, str | None]] = []
     # Windows (CRLF) and old Mac (CR) line ends count as line ends too.
     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     for number, raw in enumerate(data.split(b"\n"), start=1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ def listed_items(
     following: date | None = None,
     kind: str | None = None,
     include_excluded: bool = False,
-) -> Select[tuple[Item]]:
+) -> Select[Any]:
     """Items in a date range, optionally of one kind, in reading order (date, then id).
 
     A month is a half-open range on the indexed `date` column rather than a

@@ -50,8 +50,9 @@ from sqlalchemy import select
 from newsletter.app import Newsletter
 from newsletter.logs import log_event
 from newsletter.models import Campaign, utcnow
+from newsletter.schedule.due import start_due_campaign
 from newsletter.schedule.recurring import expression, run_due_rules
-from newsletter.schedule.sweep import start_due_campaign, sweep
+from newsletter.schedule.sweeper import sweep
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class ResilientScheduler(BackgroundScheduler):
 
     def _process_jobs(self) -> float | None:
         try:
-            return super()._process_jobs()  # type: ignore[no-any-return]
+            return super()._process_jobs()  # type: ignore[no-any-return,unused-ignore]
         except Exception as exc:
             log_event("scheduler.error", level=logging.ERROR, job="-", error=repr(exc))
             return float(self.jobstore_retry_interval)

@@ -42,12 +42,14 @@ from newsletter import lifecycle
 from newsletter.actors import SCHEDULE
 from newsletter.app import Newsletter
 from newsletter.config import ScheduleRule
+from newsletter.dispatch.service import send_test
 from newsletter.editions import new_bulletin
 from newsletter.errors import OperationFailed, UserError
+from newsletter.items import items_for_month
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Meta, ScheduleRun, utcnow
 from newsletter.schedule.cron import CronExpression, parse_cron
-from newsletter.schedule.sweep import grace, retrying, start_due_campaign
+from newsletter.schedule.due import grace, retrying, start_due_campaign
 from newsletter.schedule.times import format_local, zone
 
 log = logging.getLogger(__name__)
@@ -184,7 +186,6 @@ def run_rule(
     app: Newsletter, rule: ScheduleRule, due_at: datetime, now: datetime | None = None
 ) -> RuleRun:
     """Build (or find) the rule's edition for the period of `due_at` and act on it."""
-    from newsletter.items import items_for_month
 
     now = now or utcnow()
     period = period_for(rule, due_at)
@@ -213,7 +214,7 @@ def run_rule(
             with app.session() as session:
                 found = session.scalar(select(Campaign.id).where(Campaign.recurrence_key == key))
             return found, False
-        return created["id"], True
+        return created.id, True
 
     try:
         campaign_id, built = retrying(build)
@@ -332,7 +333,6 @@ def _record(
 
 def send_previews(app: Newsletter, campaign_id: int) -> list[str]:
     """Email the staff a preview of a held edition; returns who got one."""
-    from newsletter.dispatch import send_test
 
     addresses = app.config.schedule.staff_addresses
     if not addresses:

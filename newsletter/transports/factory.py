@@ -17,7 +17,7 @@ from newsletter.config import ENV_TRANSPORT, ENV_TRANSPORT_NAME, TransportConfig
 from newsletter.errors import ConfigError
 from newsletter.transports.base import SendLimits, Transport
 from newsletter.transports.dsn import COMMON_PARAMS, DSN, parse_dsn
-from newsletter.transports.maildir import MaildirTransport
+from newsletter.transports.maildir import MaildirTransport, maildir_folder
 from newsletter.transports.providers import mailgun, postmark, sendgrid, ses
 from newsletter.transports.smtp import DEFAULT_PORTS, TLS_MODES, SMTPSettings, SMTPTransport
 
@@ -44,12 +44,8 @@ class Scheme:
 
 
 def build_maildir(setup: TransportSetup) -> Transport:
-    dsn = setup.dsn
-    # maildir://outbox reads naturally too: the "host" is then the first path segment.
-    raw = dsn.host + dsn.path if dsn.host else dsn.path
-    if not raw.strip():
-        raise ConfigError(f"{dsn.where}: a maildir DSN needs a path, e.g. maildir:outbox")
-    return MaildirTransport(setup.name, setup.app.config.resolve_path(raw), setup.limits)
+    folder = maildir_folder(setup.app.config, setup.dsn)
+    return MaildirTransport(setup.name, folder, setup.limits)
 
 
 def build_smtp(setup: TransportSetup) -> Transport:

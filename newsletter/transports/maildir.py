@@ -14,8 +14,20 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult
+from newsletter.transports.dsn import DSN
+
+
+def maildir_folder(config: Config, dsn: DSN) -> Path:
+    """The one rule for where a maildir DSN points: `maildir:PATH` or `maildir://PATH`
+    (the "host" is then the path's first segment), relative to the config file's folder
+    unless absolute."""
+    raw = dsn.host + dsn.path if dsn.host else dsn.path
+    if not raw.strip():
+        raise ConfigError(f"{dsn.where}: a maildir DSN needs a path, e.g. maildir:outbox")
+    return config.resolve_path(raw)
 
 
 class MaildirTransport:

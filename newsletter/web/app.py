@@ -147,7 +147,7 @@ class WebApp:
                 # A body too large, a malformed request: the same plain page as ours.
                 return self.error_page(request, exc.code or 400)
             # Redirects from routing (a trailing slash) and the like.
-            return exc.get_response(request.environ)  # type: ignore[return-value]
+            return exc.get_response(request.environ)  # type: ignore[return-value,unused-ignore]
         except Exception as exc:
             # The log names the error's kind and place, not its message, which may quote
             # an address or a token (see newsletter.web.background for the same rule).

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-from newsletter.web.app import WebApp
 
 log = logging.getLogger("newsletter.web")
 # The first segment of a path is kept; everything after it may be a token or an address.
 _TAIL = re.compile(r"^(/[^/?]*)(/[^?]*)?(\?.*)?$")
+
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 
 def redact_path(path: str) -> str:
@@ -45,6 +47,6 @@ class PrivateRequestHandler(WSGIRequestHandler):
         log.info(format, *args)
 
 
-def make_web_server(web: WebApp, host: str, port: int) -> BaseWSGIServer:
+def make_web_server(web: WSGIApplication, host: str, port: int) -> BaseWSGIServer:
     """A threaded server for `web` on host:port (0 picks a free port; see .server_port)."""
     return make_server(host, port, web, threaded=True, request_handler=PrivateRequestHandler)

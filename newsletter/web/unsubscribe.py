@@ -16,7 +16,7 @@ The token says who and which campaign; the person leaves that campaign's lists
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from werkzeug.routing import Rule
@@ -116,6 +116,7 @@ def _done(
 ) -> Response:
     _ = web.translator(lang)
     after: list[str] = []
+    items: list[Any]
     if outcome.everything:
         paragraphs, items = [_("unsubscribe.done_all")], []
     elif outcome.already:

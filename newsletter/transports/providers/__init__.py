@@ -8,9 +8,25 @@ fields a JSON API wants. The builders are registered in
 newsletter.transports.factory.SCHEMES.
 """
 
-from newsletter.transports.providers.mailgun import build_mailgun
-from newsletter.transports.providers.postmark import build_postmark
-from newsletter.transports.providers.sendgrid import build_sendgrid
-from newsletter.transports.providers.ses import build_ses
+from typing import TYPE_CHECKING
+
+from newsletter.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from newsletter.transports.providers.mailgun import build_mailgun
+    from newsletter.transports.providers.postmark import build_postmark
+    from newsletter.transports.providers.sendgrid import build_sendgrid
+    from newsletter.transports.providers.ses import build_ses
+
+# Each name is loaded from its submodule on first use (see newsletter/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "build_mailgun": "mailgun",
+        "build_postmark": "postmark",
+        "build_sendgrid": "sendgrid",
+        "build_ses": "ses",
+    },
+)
 
 __all__ = ["build_mailgun", "build_postmark", "build_sendgrid", "build_ses"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -102,9 +103,7 @@ class MailgunTransport(ApiTransport):
                     seen.add(address)
                     batch.append(position)
             for positions in chunks(batch, self.settings.batch_size):
-                answers = send_in_halves(
-                    list(positions), lambda subset, g=group: self._post_batch(g, subset)
-                )
+                answers = send_in_halves(list(positions), partial(self._post_batch, group))
                 for position, answer in zip(positions, answers, strict=True):
                     results[group.positions[position]] = answer
         for position in sorted(alone):

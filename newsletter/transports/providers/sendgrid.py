@@ -31,6 +31,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from email.utils import parseaddr
+from functools import partial
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -151,9 +152,7 @@ class SendGridTransport(ApiTransport):
                 {"type": "text/html", "value": html or escape(text)},
             ]
             entry = self._personalization(parts, dict(parts.headers))
-            results += send_in_halves(
-                [entry], lambda subset, base=base: self._post(base, list(subset))
-            )
+            results += send_in_halves([entry], partial(self._post, base))
         return results
 
     def _envelope(self, parts: MessageParts) -> dict[str, Any]:
@@ -176,8 +175,9 @@ class SendGridTransport(ApiTransport):
             entry["custom_args"] = {"delivery_id": str(parts.message.delivery_id)}
         return entry
 
-    def _post(self, base: dict[str, Any], entries: list[dict[str, Any]]) -> list[SendResult]:
+    def _post(self, base: dict[str, Any], given: Sequence[dict[str, Any]]) -> list[SendResult]:
         """One request; recipients SendGrid names as invalid fail, the others go again."""
+        entries = list(given)
         results: list[SendResult | None] = [None] * len(entries)
         pending = list(range(len(entries)))
         while pending:

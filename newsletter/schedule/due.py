@@ -1,32 +1,19 @@
-"""The due-campaign sweep: start what is due, mark missed what is too late.
+"""Scheduled campaigns that fell due: start them, or mark them missed.
 
-`sweep(app, now)` is the whole of scheduling's decision, and it reads only the
-database: the campaigns whose `scheduled_at` has come, and the recurring rules
-of the config (see `recurring`). The service calls it on start-up, every
-`schedule.sync_seconds`, and when an APScheduler timer fires; tests call it
-with the clock in their hand. Calling it twice, or from two processes at once,
-does what calling it once does:
-
-- a campaign due no longer ago than `schedule.misfire_grace_minutes` goes
-  `scheduled → sending` with its deliveries ledger written, in one
-  transaction; the workers send it;
-- one due longer ago (the service was down across its time) goes
-  `scheduled → missed`, with a note saying when it was due and how late it
-  was, and a `schedule.missed` log line. It is never sent late by surprise:
-  `newsletter schedule ID --at …` puts it back on the clock.
-
-Both are lifecycle actions from `scheduled` only (`fire` and `miss` in
-newsletter/lifecycle.py), one conditional UPDATE: of two processes (or a
-sweep and a staff member's `unschedule`) one wins, and only the winner writes
-the ledger and logs.
+`start_due_campaign` makes the decision for one campaign and `due_campaigns`
+finds them; `sweep` (newsletter/schedule/sweeper.py) calls both, and recurring
+rules (recurring.py) use the same decision for the editions they schedule.
+Both moves are lifecycle actions from `scheduled` only (`fire` and `miss` in
+newsletter/lifecycle.py), one conditional UPDATE: of two processes (or a sweep
+and a staff member's `unschedule`) one wins, and only the winner writes the
+ledger and logs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -36,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from newsletter import lifecycle
 from newsletter.actors import SCHEDULE
 from newsletter.app import Newsletter
-from newsletter.config import ScheduleRule
+from newsletter.dispatch import ledger
 from newsletter.logs import log_event
 from newsletter.models import Campaign, utcnow
 from newsletter.schedule.times import format_local
@@ -47,16 +34,6 @@ T = TypeVar("T")
 # SQLite refuses at once (no waiting) a transaction that read, then wants to write
 # after another process wrote: such work is simply done again, a few times.
 RETRIES = 5
-
-
-@dataclass
-class SweepReport:
-    """What one sweep did."""
-
-    started: list[int] = field(default_factory=list)
-    missed: list[int] = field(default_factory=list)
-    # One entry per recurring rule that had a period to run (see recurring.RuleRun).
-    rules: list[object] = field(default_factory=list)
 
 
 class _Moved(Exception):
@@ -98,7 +75,6 @@ def start_due_campaign(app: Newsletter, campaign_id: int, now: datetime | None =
     Returns what happened: started, missed, not-due, or taken (another process,
     or a person, changed it first).
     """
-    from newsletter.dispatch import ledger
 
     now = now or utcnow()
     with app.engine.connect() as conn:
@@ -171,25 +147,3 @@ def start_due_campaign(app: Newsletter, campaign_id: int, now: datetime | None =
 
 def _minutes(delta: timedelta) -> int:
     return int(delta.total_seconds() // 60)
-
-
-def sweep(
-    app: Newsletter,
-    now: datetime | None = None,
-    *,
-    rules: Sequence[ScheduleRule] | None = None,
-) -> SweepReport:
-    """Everything that is due at `now`: scheduled campaigns, then recurring rules."""
-    from newsletter.schedule import recurring
-
-    now = now or utcnow()
-    report = SweepReport()
-    for campaign_id in due_campaigns(app, now):
-        outcome = start_due_campaign(app, campaign_id, now)
-        if outcome == "started":
-            report.started.append(campaign_id)
-        elif outcome == "missed":
-            report.missed.append(campaign_id)
-    rules = app.config.schedules if rules is None else rules
-    report.rules.extend(recurring.run_due_rules(app, rules, now))
-    return report
