@@ -3,6 +3,8 @@
     python bench/bench_send.py                               # N = 20,000, 4 connections
     python bench/bench_send.py --n 20000 --n 200000          # memory must not grow with N
     python bench/bench_send.py --connections 8 --size 30000
+    python bench/bench_send.py --database-url postgresql://postgres@127.0.0.1/test
+    python bench/bench_send.py --database-url postgresql://… --workers 1,2,4
 
 In one run it:
 
@@ -15,11 +17,16 @@ In one run it:
    the wire's limit on this machine. Without smtp-source, Python's smtplib on as
    many threads stands in (printed as such);
 3. builds a real edition (a bulletin whose items make each personalised message
-   about --size bytes), N confirmed subscribers in a fresh SQLite database, and
-   times `newsletter send ID` as a subprocess, the whole command: start-up,
-   stage-1 rendering, writing the ledger, sending and recording every outcome;
+   about --size bytes), N confirmed subscribers in a fresh SQLite database (or
+   a scratch schema of --database-url, dropped afterwards), and times
+   `newsletter send ID` as a subprocess, the whole command: start-up, stage-1
+   rendering, writing the ledger, sending and recording every outcome; with
+   --workers W it instead writes the ledger with `send --detach` and times W
+   `newsletter worker --once` processes started together, each with
+   --connections connections (smtp-source then uses W × connections);
 4. prints both rates, their ratio, the send's rate while sending (first to last
-   sent_at in the ledger) and the send's peak resident memory (from wait4).
+   sent_at in the ledger), its CPU time per message (user + system, from
+   wait4) and its peak resident memory.
 
 Targets (on the 2-core machine): at N = 20,000 the command's rate at least
 0.35 × smtp-source's; peak memory under 150 MB and not growing with N.
@@ -28,6 +35,7 @@ Targets (on the 2-core machine): at N = 20,000 the command's rate at least
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -39,7 +47,9 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from bench_import import scratch_database
 
 CHUNK = 10_000
 PARAGRAPH = (
@@ -115,14 +125,14 @@ def time_smtplib(port: int, n: int, connections: int, size: int) -> float:
 
 
 def make_app(
-    folder: Path, port: int, connections: int, in_flight: int
+    folder: Path, url: str, port: int, connections: int, in_flight: int
 ) -> tuple[Any, Path, dict[str, str]]:
     from newsletter.app import Newsletter
     from newsletter.config import load_config
 
     config = folder / "newsletter.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{folder / "bench.db"}"\n\n'
+        f"[database]\nurl = {json.dumps(url)}\n\n"
         f'[transports.sink]\ndsn = "smtp://127.0.0.1:{port}?tls=none"\n'
         f"connections = {connections}\n\n"
         f"[dispatch]\nin_flight_per_connection = {in_flight}\n"
@@ -202,19 +212,84 @@ def newsletter_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "newsletter"]
 
 
-def time_newsletter_send(config: Path, env: dict[str, str], campaign_id: int) -> tuple[float, int]:
-    """Wall seconds and peak resident memory (bytes) of `newsletter send ID`."""
-    command = [*newsletter_command(), "--config", str(config), "send", str(campaign_id)]
+class Usage(NamedTuple):
+    seconds: float
+    peak: int  # bytes, the largest process's
+    cpu: float  # user + system seconds, all processes
+
+
+class StatusWatch:
+    """Times what `newsletter status ID` asks the database, every 2 s while a send runs.
+
+    In this process, with its own connection: the command's start-up (Python and
+    its imports) is not the database's answer, and is the same at any size.
+    """
+
+    def __init__(self, app: Any, campaign_id: int) -> None:
+        self.app = app
+        self.campaign_id = campaign_id
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> StatusWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        from newsletter import dispatch
+        from newsletter.feedback import campaign_feedback
+
+        while not self._stop.wait(2.0):
+            started = time.perf_counter()
+            dispatch.campaign_status(self.app, self.campaign_id)
+            campaign_feedback(self.app, self.campaign_id)
+            self.times.append(time.perf_counter() - started)
+
+
+def run_processes(commands: list[list[str]], env: dict[str, str]) -> Usage:
+    """Start the commands together; wall time, peak memory and CPU time (from wait4)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for command in commands
+    ]
+    peak, cpu = 0, 0.0
+    for process in processes:
+        _pid, status, usage = os.wait4(process.pid, 0)
+        peak = max(peak, usage.ru_maxrss * 1024)
+        cpu += usage.ru_utime + usage.ru_stime
+        process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"newsletter send failed ({process.returncode}):\n{err.decode()}")
-    print("   ", out.decode().strip().splitlines()[0])
-    return seconds, usage.ru_maxrss * 1024
+    for process in processes:
+        out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+        if process.returncode != 0:
+            raise SystemExit(f"{process.args} failed ({process.returncode}):\n{err.decode()}")
+        lines = (out or err).decode().strip().splitlines()
+        if lines:
+            print("   ", lines[-1] if process.args[-1] == "--once" else lines[0])
+    return Usage(seconds, peak, cpu)
+
+
+def time_newsletter_send(
+    config: Path, env: dict[str, str], campaign_id: int, workers: int
+) -> Usage:
+    """`newsletter send ID`, or `send --detach` then `workers` worker processes."""
+    base = [*newsletter_command(), "--config", str(config)]
+    if not workers:
+        return run_processes([[*base, "send", str(campaign_id)]], env)
+    ledger = run_processes([[*base, "send", str(campaign_id), "--detach"]], env)
+    worker = [*base, "worker", "--campaign", str(campaign_id), "--once"]
+    sending = run_processes([worker] * workers, env)
+    return Usage(
+        ledger.seconds + sending.seconds,
+        max(ledger.peak, sending.peak),
+        ledger.cpu + sending.cpu,
+    )
 
 
 def sending_phase(app: Any, campaign_id: int) -> tuple[int, float]:
@@ -230,38 +305,59 @@ def sending_phase(app: Any, campaign_id: int) -> tuple[int, float]:
     return sent, (last - first).total_seconds() if first and last else 0.0
 
 
-def run(n: int, connections: int, size: int, in_flight: int, keep: Path | None) -> dict[str, float]:
+def run(
+    n: int,
+    connections: int,
+    size: int,
+    in_flight: int,
+    keep: Path | None,
+    database_url: str | None,
+    workers: int,
+) -> dict[str, float]:
     folder = keep or Path(tempfile.mkdtemp(prefix="bench-send-"))
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     sink, sink_name = start_sink(port)
+    wire = connections * max(workers, 1)
     try:
         print(
-            f"N = {n:,}, {connections} connections, in_flight_per_connection = {in_flight}, "
-            f"sink: {sink_name} on 127.0.0.1:{port}"
+            f"N = {n:,}, {connections} connections"
+            + (f" × {workers} workers" if workers else "")
+            + f", in_flight_per_connection = {in_flight}, sink: {sink_name} on 127.0.0.1:{port}"
         )
-        source_seconds, source_name = time_smtp_source(port, n, connections, size)
+        source_seconds, source_name = time_smtp_source(port, n, wire, size)
         source_rate = n / source_seconds
         print(f"  {source_name}")
         print(f"  wire limit: {n:,} messages of {size:,} bytes in {source_seconds:.2f} s "
               f"= {source_rate:,.0f} messages/s")  # fmt: skip
 
-        app, config, env = make_app(folder, port, connections, in_flight)
-        campaign_id, message_size = build_edition(app, size)
-        started = time.perf_counter()
-        add_subscribers(app, n)
-        print(f"  edition: campaign {campaign_id}, one message = {message_size:,} bytes; "
-              f"{n:,} subscribers written in {time.perf_counter() - started:.1f} s")  # fmt: skip
-        app.close()
-        seconds, peak = time_newsletter_send(config, env, campaign_id)
-        sent, phase = sending_phase(app, campaign_id)
-        app.close()
-        rate = n / seconds
-        print(f"  newsletter send: {sent:,} sent in {seconds:.2f} s = {rate:,.0f} messages/s "
+        with scratch_database(database_url, folder) as url:
+            app, config, env = make_app(folder, url, port, connections, in_flight)
+            campaign_id, message_size = build_edition(app, size)
+            started = time.perf_counter()
+            add_subscribers(app, n)
+            print(f"  edition: campaign {campaign_id}, one message = {message_size:,} bytes; "
+                  f"{n:,} subscribers written in {time.perf_counter() - started:.1f} s "
+                  f"({app.engine.dialect.name})")  # fmt: skip
+            app.close()
+            with StatusWatch(app, campaign_id) as watch:
+                usage = time_newsletter_send(config, env, campaign_id, workers)
+            sent, phase = sending_phase(app, campaign_id)
+            app.close()
+        rate = n / usage.seconds
+        what = f"{workers} worker(s)" if workers else "newsletter send"
+        print(f"  {what}: {sent:,} sent in {usage.seconds:.2f} s = {rate:,.0f} messages/s "
               f"(sending phase {phase:.2f} s = {sent / phase if phase else 0:,.0f}/s)")  # fmt: skip
-        print(f"  ratio to the wire's limit: {rate / source_rate:.2f} (target ≥ 0.35)")
-        print(f"  peak memory of newsletter send: {peak / 2**20:.0f} MB (target < 150 MB)")
-        return {"n": n, "ratio": rate / source_rate, "peak_mb": peak / 2**20, "rate": rate}
+        print(f"  CPU: {usage.cpu:.1f} s = {usage.cpu / n * 1e6:.0f} µs per message")
+        print(f"  ratio to the wire's limit: {rate / source_rate:.2f}")
+        print(f"  peak memory: {usage.peak / 2**20:.0f} MB (target < 150 MB)")
+        if watch.times:
+            ms = sorted(t * 1000 for t in watch.times)
+            print(f"  `newsletter status` queries during the send: median "
+                  f"{ms[len(ms) // 2]:.0f} ms, slowest {ms[-1]:.0f} ms over {len(ms)} looks "
+                  "(target < 100 ms)")  # fmt: skip
+        return {"n": n, "ratio": rate / source_rate, "peak_mb": usage.peak / 2**20, "rate": rate,
+                "workers": workers}  # fmt: skip
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait()
@@ -272,20 +368,31 @@ def run(n: int, connections: int, size: int, in_flight: int, keep: Path | None) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, action="append", help="messages (repeatable)")
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=4, help="per process (default 4)")
     parser.add_argument("--size", type=int, default=30_000, help="bytes per message")
     parser.add_argument(
         "--in-flight", type=int, default=1, help="dispatch.in_flight_per_connection (default 1)"
     )
+    parser.add_argument(
+        "--workers",
+        help="comma-separated worker counts, e.g. 1,2,4: time `newsletter worker` processes "
+        "instead of `newsletter send`",
+    )
+    parser.add_argument("--database-url", help="PostgreSQL: a scratch schema in this database")
     parser.add_argument("--keep", type=Path, help="keep the database and config in this folder")
     args = parser.parse_args()
+    worker_counts = [int(w) for w in args.workers.split(",")] if args.workers else [0]
     results = [
-        run(n, args.connections, args.size, args.in_flight, args.keep) for n in args.n or [20_000]
+        run(n, args.connections, args.size, args.in_flight, args.keep, args.database_url, w)
+        for n in args.n or [20_000]
+        for w in worker_counts
     ]
     if len(results) > 1:
-        print(
-            "peak memory by N: " + ", ".join(f"{r['n']:,}: {r['peak_mb']:.0f} MB" for r in results)
-        )
+        print("summary:")
+        for r in results:
+            print(f"  N = {r['n']:,}" + (f", {r['workers']} workers" if r["workers"] else "")
+                  + f": {r['rate']:,.0f}/s, ratio {r['ratio']:.2f}, "
+                  f"peak {r['peak_mb']:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -62,10 +62,29 @@ class Newsletter:
     def sessions(self) -> sessionmaker[Session]:
         return db.make_sessionmaker(self.engine)
 
+    @cached_property
+    def read_engine(self) -> Engine:
+        """The engine for work that only reads (status, reports, public pages)."""
+        return db.read_only(self.engine)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        return db.make_sessionmaker(self.read_engine)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose work is committed on success and rolled back on any error."""
+        """A session whose work is committed on success and rolled back on any error.
+
+        On SQLite it begins as a write (BEGIN IMMEDIATE, see newsletter.db), so that
+        it waits for another process's write instead of failing half-way.
+        """
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for work that only reads: it never waits for a writer on SQLite."""
+        with self.read_sessions() as session, session.begin():
             yield session
 
     @cached_property

@@ -92,3 +92,44 @@ def list_events(
             )
             for row in session.scalars(query)
         ]
+
+
+def campaign_authors(session: Session, campaign_id: int) -> set[str]:
+    """Who built a campaign and who last edited it, as the trail records them.
+
+    Four-eyes approval (newsletter.editions.approve) asks this: neither may
+    approve. Read in the caller's transaction, from the object index.
+    """
+    rows = session.execute(
+        select(AuditRow.action, AuditRow.actor)
+        .where(AuditRow.object_type == "campaign", AuditRow.object_id == str(campaign_id),
+               AuditRow.action.in_(("build", "edit")))
+        .order_by(AuditRow.id.desc())
+    )  # fmt: skip
+    authors: set[str] = set()
+    last_edit_seen = False
+    for action, actor in rows:
+        if action == "build":
+            authors.add(actor)
+        elif not last_edit_seen:
+            authors.add(actor)
+            last_edit_seen = True
+    return authors
+
+
+def note(
+    app: Newsletter,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: object,
+    detail: str = "",
+) -> None:
+    """Record, in a transaction of its own, an action a service function has just taken.
+
+    For callers whose service function does not take an actor yet (item and
+    segment changes made in the console): the line is written only after the
+    action succeeded, though not atomically with it.
+    """
+    with app.session() as session:
+        record(session, actor, action, object_type, object_id, detail)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import reprlib
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from newsletter.errors import ConfigError
 from newsletter.schedule.cron import CronError, parse_cron
@@ -35,6 +37,25 @@ DEFAULT_CONFIG_NAME = "newsletter.toml"
 
 # The name under which a transport given by NEWSLETTER_TRANSPORT is registered.
 ENV_TRANSPORT_NAME = "env"
+
+# Values that reach message headers must not carry a line break or any other control
+# character (one would start a header of its own: a Bcc to everyone, say).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+# One plain address, as the sender, Reply-To or unsubscribe address: no display name,
+# no list, nothing a header parser would read as the start of something else.
+_ADDRESS = re.compile(
+    r'[^\s\x00-\x1f\x7f@<>()\[\],;:"\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?'
+)
+# A domain, as the right-hand side of a Message-ID.
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _show(value: Any) -> str:
+    """A bad value as quoted in a message: shortened, and never recursed into deeply."""
+    shorter = reprlib.Repr()
+    shorter.maxstring = shorter.maxother = 60
+    shorter.maxlevel = 2
+    return shorter.repr(value)
 
 
 def setting(default: Any, help: str) -> Any:
@@ -152,7 +173,11 @@ class TransportConfig:
         "Environment variable holding the SMTP password or API key for this transport.",
     )
     connections: int = setting(4, "Concurrent connections (SMTP) or requests (API) at most.")
-    rate_per_second: float = setting(0.0, "Messages per second at most; 0 for no limit.")
+    rate_per_second: float = setting(
+        0.0,
+        "Messages per second at most, for every worker together (they share it through the "
+        "database); 0 for no limit.",
+    )
     rate_per_hour: int = setting(0, "Messages per hour at most (sliding window); 0 for no limit.")
     max_messages_per_connection: int = setting(
         1000, "Messages sent on one SMTP connection before it is reopened."
@@ -220,6 +245,13 @@ class DispatchConfig:
         "Messages one connection may send before the ledger has recorded the earlier ones. "
         "After a crash at most connections × this many recipients get a message twice.",
     )
+    wait_for_disk: bool = setting(
+        False,
+        "PostgreSQL: wait until each group of outcomes is on the database's disk before "
+        "sending on (synchronous_commit). Off, a crash of the sending process still resends "
+        "at most connections × in_flight_per_connection messages; a crash of the database "
+        "server may also resend the last fraction of a second's.",
+    )
 
 
 @dataclass(frozen=True)
@@ -262,6 +294,30 @@ class ServiceConfig:
     )
 
 
+APPROVAL_POLICIES = ("second-person", "self")
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    approval: str = setting(
+        "second-person",
+        "Who may approve a campaign: second-person (not whoever built or last edited it, as "
+        "long as another enabled account may approve) or self (anyone allowed to approve).",
+    )
+    idle_minutes: int = setting(
+        30, "A console session ends after this many minutes without a request."
+    )
+    login_attempts: int = setting(
+        5,
+        "Failed sign-ins allowed per account, and four times as many per client address, "
+        "within login_window_minutes before sign-in is refused for the rest of the window "
+        "(counted in the memory of the process, never stored).",
+    )
+    login_window_minutes: int = setting(
+        15, "The window over which failed sign-ins are counted, in minutes."
+    )
+
+
 # What a recurring rule may build, and what it may do with the edition.
 SCHEDULE_BUILDS = ("bulletin",)
 SCHEDULE_ACTIONS = ("send", "hold")
@@ -285,6 +341,21 @@ class ScheduleRule:
         "send",
         "send: approve and send it at once; hold: keep it as a draft for approval and "
         "email staff_addresses a preview.",
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = setting(
+        False,
+        "Serve /metrics (Prometheus' text format) from `newsletter serve`: deliveries, queues, "
+        "send rates, throttling, the scheduler's heartbeat, bounces and complaints. Never an "
+        "address. Off by default.",
+    )
+    token_env: str = setting(
+        "NEWSLETTER_METRICS_TOKEN",
+        "Environment variable holding a token; when it is set, /metrics answers only requests "
+        "with `Authorization: Bearer <token>`.",
     )
 
 
@@ -361,6 +432,8 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     # Recurring editions, from the [[schedules]] entries.
     schedules: tuple[ScheduleRule, ...] = ()
     # Named transports; `default_transport` names the one campaigns use.
@@ -401,6 +474,8 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
     "feedback": FeedbackConfig,
+    "metrics": MetricsConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -436,6 +511,8 @@ def load_config(
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{source}: arrays or tables nested too deeply") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read: {exc}") from None
     return build_config(data, env, source=source, base_dir=base_dir)
@@ -504,7 +581,7 @@ def build_config(
         source=source,
         base_dir=base_dir,
     )
-    _check_values(config)
+    _check_values(config, ENV_BASE_URL if env.get(ENV_BASE_URL) else "web.base_url")
     return config
 
 
@@ -574,40 +651,60 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {value!r}")
+            raise ConfigError(f"{where} must be true or false, not {_show(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, not {value!r}")
+            raise ConfigError(f"{where} must be a whole number, not {_show(value)}")
         if value < 0:
-            raise ConfigError(f"{where} must not be negative, not {value!r}")
+            raise ConfigError(f"{where} must not be negative, not {_show(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, not {value!r}")
+            raise ConfigError(f"{where} must be a number, not {_show(value)}")
         if value < 0:
-            raise ConfigError(f"{where} must not be negative, not {value!r}")
+            raise ConfigError(f"{where} must not be negative, not {_show(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, not {value!r}")
+            raise ConfigError(f"{where} must be a string, not {_show(value)}")
         return value
     if origin is list:
         (inner,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, not {value!r}")
+            raise ConfigError(f"{where} must be a list, not {_show(value)}")
         return [_coerce(inner, v, where) for v in value]
     if origin is dict:
         _, inner = typing.get_args(hint)
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table, not {value!r}")
+            raise ConfigError(f"{where} must be a table, not {_show(value)}")
         return {str(k): _coerce(inner, v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(hint, types.UnionType):  # pragma: no cover - no optional settings yet
         return value
     raise TypeError(f"unsupported setting type {hint!r}")  # a programming error, not a user's
 
 
-def _check_values(config: Config) -> None:
+def _check_base_url(value: str, where: str) -> None:
+    """The public address of the pages: it starts every link and the List-Unsubscribe header."""
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{where} must start with http:// or https://")
+    if _CONTROL.search(value) or any(ch.isspace() for ch in value) or not value.isascii():
+        raise ConfigError(
+            f"{where} must be a plain URL with no spaces, line breaks or non-ASCII characters "
+            "(write an international domain in its xn-- form)"
+        )
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not a valid URL: {exc}") from None
+    if not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise ConfigError(
+            f"{where} must be scheme://host[:port][/path], with no query, fragment or user"
+        )
+
+
+def _check_values(config: Config, base_url_key: str = "web.base_url") -> None:
     """Values that have the right type but cannot work."""
     src = config.source
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -618,10 +715,30 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{src}: schedule.timezone: unknown time zone {config.schedule.timezone!r}"
         ) from None
-    if not config.web.base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{src}: web.base_url must start with http:// or https://")
-    if "@" not in config.mail.from_address:
-        raise ConfigError(f"{src}: mail.from_address is not an email address")
+    _check_base_url(config.web.base_url, f"{src}: {base_url_key}")
+    mail = config.mail
+    for key, value in (
+        ("mail.from_address", mail.from_address),
+        ("mail.reply_to", mail.reply_to),
+        ("mail.unsubscribe_mailto", mail.unsubscribe_mailto),
+    ):
+        if (value or key == "mail.from_address") and not _ADDRESS.fullmatch(value):
+            raise ConfigError(
+                f"{src}: {key} must be one plain email address (name@example.org), "
+                f"not {_show(value)}"
+            )
+    if mail.message_id_domain and not _DOMAIN.fullmatch(mail.message_id_domain):
+        raise ConfigError(
+            f"{src}: mail.message_id_domain must be a domain such as example.org, "
+            f"not {_show(mail.message_id_domain)}"
+        )
+    for key, value in (
+        ("mail.from_name", mail.from_name),
+        ("mail.list_id", mail.list_id),
+        ("org.name", config.org.name),
+    ):
+        if _CONTROL.search(value):
+            raise ConfigError(f"{src}: {key} must be one line with no control characters")
     if config.schedule.misfire_grace_minutes < 1:
         raise ConfigError(
             f"{src}: schedule.misfire_grace_minutes must be at least 1: no send starts on "
@@ -630,7 +747,7 @@ def _check_values(config: Config) -> None:
     if config.schedule.sync_seconds < 1:
         raise ConfigError(f"{src}: schedule.sync_seconds must be at least 1")
     for address in config.schedule.staff_addresses:
-        if "@" not in address:
+        if not _ADDRESS.fullmatch(address):
             raise ConfigError(f"{src}: schedule.staff_addresses: {address!r} is not an address")
     if config.service.workers < 1:
         raise ConfigError(f"{src}: service.workers must be at least 1")
@@ -638,6 +755,15 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{src}: service.log_format must be logfmt or json, not {config.service.log_format!r}"
         )
+    if config.admin.approval not in APPROVAL_POLICIES:
+        raise ConfigError(
+            f"{src}: admin.approval must be one of {', '.join(APPROVAL_POLICIES)}, "
+            f"not {config.admin.approval!r}"
+        )
+    if config.admin.idle_minutes < 1 or config.admin.login_window_minutes < 1:
+        raise ConfigError(f"{src}: admin.idle_minutes and login_window_minutes must be at least 1")
+    if config.admin.login_attempts < 1:
+        raise ConfigError(f"{src}: admin.login_attempts must be at least 1")
     if config.dispatch.batch_size < 1:
         raise ConfigError(f"{src}: dispatch.batch_size must be at least 1")
     if config.dispatch.retry_max_attempts < 1:

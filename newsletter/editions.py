@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter import lifecycle, locale
+from newsletter import audit, lifecycle, locale, staff
 from newsletter.app import Newsletter
 from newsletter.audience.resolve import recipients_query
 from newsletter.errors import InputError, InvalidState, NotFound
@@ -39,6 +39,8 @@ from newsletter.models import (
 from newsletter.render import render_campaign
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# The column size of a campaign subject (models/campaigns.py).
+SUBJECT_MAX = 500
 
 
 def parse_month(value: str) -> tuple[int, int]:
@@ -247,11 +249,31 @@ def _set_audience(
 
 
 def approve(app: Newsletter, campaign_id: int, *, actor: str) -> CampaignSummary:
-    """draft → approved, recording who approved and when."""
+    """draft → approved, recording who approved and when.
+
+    Under four-eyes approval (`admin.approval = "second-person"`, the default),
+    whoever built the campaign or last edited it may not approve it, as long as
+    another enabled staff account may approve: a one-person installation can
+    still send, and the audit trail shows that it approved its own work.
+    """
+    others = _other_approvers(app, actor)
     with app.session() as session:
+        if others and actor in audit.campaign_authors(session, campaign_id):
+            raise InvalidState(
+                f"campaign {campaign_id} was built or last edited by {actor}; a second "
+                'person must approve it (admin.approval = "second-person")'
+            )
         lifecycle.apply(session, campaign_id, "approve", actor,
                         approved_by=actor, approved_at=utcnow())  # fmt: skip
         return campaign_summary(session, _get(session, campaign_id))
+
+
+def _other_approvers(app: Newsletter, actor: str) -> int:
+    """Enabled staff accounts, other than `actor`, that may approve (0 with approval = self)."""
+    if app.config.admin.approval != "second-person":
+        return 0
+    approvers = staff.accounts_with_permission(app, lifecycle.ACTIONS["approve"].permission)
+    return sum(1 for account in approvers if account.actor != actor)
 
 
 # --- reading -----------------------------------------------------------------
@@ -317,8 +339,9 @@ class CampaignDetail(CampaignSummary):
     started_at: datetime | None
     finished_at: datetime | None
     note: str | None
-    # How many the audience query finds now, and the ledger's rows by delivery status.
-    recipients: int
+    # How many the audience query finds now (None when not counted), and the ledger's
+    # rows by delivery status.
+    recipients: int | None
     deliveries: dict[str, int]
     item_list: list[CampaignItemLine]
 
@@ -357,21 +380,32 @@ def list_campaigns(app: Newsletter, *, status: str | None = None) -> list[Campai
         return [campaign_summary(session, c) for c in session.scalars(query)]
 
 
-def show_campaign(app: Newsletter, campaign_id: int) -> CampaignDetail:
-    """Everything about one campaign, with its items and delivery counts."""
+def show_campaign(app: Newsletter, campaign_id: int, *, counts: bool = True) -> CampaignDetail:
+    """Everything about one campaign, with its items and delivery counts.
+
+    `counts=False` leaves out the audience and delivery counts (None and {}):
+    resolving the audience of a million subscribers takes seconds, and the
+    console's pages that only show the campaign must answer at once.
+    """
 
     with app.session() as session:
         campaign = _get(session, campaign_id)
-        deliveries: dict[str, int] = dict(
-            session.execute(
-                select(Delivery.status, func.count())
-                .where(Delivery.campaign_id == campaign_id)
-                .group_by(Delivery.status)
-            ).all()
-        )
-        audience = session.scalar(
-            select(func.count()).select_from(recipients_query(session, campaign).subquery())
-        )
+        deliveries: dict[str, int] = {}
+        audience = None
+        if counts:
+            deliveries = dict(
+                session.execute(
+                    select(Delivery.status, func.count())
+                    .where(Delivery.campaign_id == campaign_id)
+                    .group_by(Delivery.status)
+                ).all()
+            )
+            audience = (
+                session.scalar(
+                    select(func.count()).select_from(recipients_query(session, campaign).subquery())
+                )
+                or 0
+            )
         return CampaignDetail(
             **_summary_fields(campaign),
             intro=campaign.intro,
@@ -382,13 +416,68 @@ def show_campaign(app: Newsletter, campaign_id: int) -> CampaignDetail:
             started_at=campaign.started_at,
             finished_at=campaign.finished_at,
             note=campaign.status_note or None,
-            recipients=audience or 0,
+            recipients=audience,
             deliveries=deliveries,
             item_list=[
                 CampaignItemLine(id=item.id, kind=item.kind, date=item.date, title=item.title)
                 for item in campaign.items
             ],
         )
+
+
+# --- editing -------------------------------------------------------------------
+
+
+def edit_campaign(
+    app: Newsletter,
+    campaign_id: int,
+    *,
+    actor: str,
+    subject: str | None = None,
+    intro: str | None = None,
+    order: Sequence[int] | None = None,
+) -> CampaignSummary:
+    """Change a draft's (or an approved campaign's) subject, intro or order of items.
+
+    The lifecycle's `edit` action takes it back to draft, so an approved campaign
+    must be approved again, and the audit trail names the editor, who (under
+    four-eyes approval) may then not approve it. `order` lists the campaign's item
+    ids in their new reading order, each once.
+    """
+    if subject is not None:
+        subject = " ".join(subject.split())
+        if not subject:
+            raise InputError("the subject cannot be empty")
+        if len(subject) > SUBJECT_MAX:
+            raise InputError(f"the subject is longer than {SUBJECT_MAX} characters")
+    with app.session() as session:
+        campaign = _get(session, campaign_id)
+        changed = []
+        if order is not None:
+            current = {entry.item_id: entry for entry in campaign.entries}
+            if sorted(order) != sorted(current):
+                raise InputError(
+                    f"the new order must list the campaign's {len(current)} item(s), each once"
+                )
+            if list(order) != [entry.item_id for entry in campaign.entries]:
+                for position, item_id in enumerate(order):
+                    current[item_id].position = position
+                changed.append("order")
+        if subject is not None and subject != campaign.subject:
+            campaign.subject = subject
+            changed.append("subject")
+        if intro is not None and intro.strip() != campaign.intro:
+            campaign.intro = intro.strip()
+            campaign.preheader = _preheader(campaign.intro, campaign.items)
+            changed.append("intro")
+        session.flush()
+        lifecycle.apply(
+            session, campaign_id, "edit", actor,
+            detail="changed " + (", ".join(changed) or "nothing"),
+            approved_by="", approved_at=None,
+        )  # fmt: skip
+        session.expire(campaign)
+        return campaign_summary(session, _get(session, campaign_id))
 
 
 # --- texts in more languages ---------------------------------------------------
@@ -435,7 +524,10 @@ def set_text(
                 f"campaign {campaign_id} is in {code!r} already; its own subject and intro are "
                 "its default language's"
             )
-        lifecycle.apply(session, campaign_id, "edit", actor, detail=f"texts in {code}")
+        lifecycle.apply(
+            session, campaign_id, "edit", actor,
+            detail=f"texts in {code}", approved_by="", approved_at=None,
+        )  # fmt: skip
         text = session.get(CampaignText, (campaign_id, code))
         if text is None:
             text = CampaignText(campaign_id=campaign_id, language=code)

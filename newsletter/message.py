@@ -19,6 +19,11 @@ encoded headers, CRLF line endings, no line over 998 octets, a Message-ID on
 the sender's domain, Date, List-Id, List-Unsubscribe (https and mailto) and
 List-Unsubscribe-Post. Names, addresses and subjects lose their line breaks
 and control characters before they reach a header, so none can add one.
+Every header line is written by `header()` (or `_fold`, `to_header`, which
+clean their values first); `header()` refuses a value with a line break or
+any other control character (HeaderInjection) rather than writing it. Values
+from the config (the base URL, the Message-ID domain, the unsubscribe
+address, the sender) are checked for the same when the config is loaded.
 """
 
 from __future__ import annotations
@@ -159,10 +164,11 @@ class Composer:
         edition, frame = self._render(self.edition_language(language or recipient.language))
         values, token = self._personal(recipient, edition)
         # The https link is the footer's; the mailto one carries the same token.
-        unsubscribe = (
-            f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n"
-            f" <{links.list_unsubscribe_mailto(self.config, token)}>\r\n"
-        ).encode("ascii")
+        unsubscribe = header(
+            "List-Unsubscribe",
+            f"<{values['unsubscribe_url']}>,",
+            f"<{links.list_unsubscribe_mailto(self.config, token)}>",
+        )
         # The template and values go along for API providers that personalise a batch
         # themselves; `data` is what they must produce.
         personal = Personalisation(edition, values)
@@ -260,9 +266,7 @@ class MessageFrame:
                 self.head,
                 to_header(recipient.name, address),
                 self._date_header(),
-                b"Message-ID: <",
-                message_id.encode("ascii"),
-                b">\r\n",
+                header("Message-ID", f"<{message_id}>"),
                 extra_headers,
                 self.tail,
                 self.text.encode(values, memo),
@@ -371,6 +375,23 @@ def base64_lines(data: bytes) -> bytes:
 
 
 # Headers --------------------------------------------------------------------------------
+
+
+class HeaderInjection(InputError):
+    """A header value that would start another header: refused, never written."""
+
+
+def header(name: str, *parts: str) -> bytes:
+    """One header line written as given, its parts folded onto continuation lines.
+
+    For values that need no encoding (links, ids, fixed words). Any line break or
+    other control character in a part is refused: written, it would end this
+    header and let whatever follows become another (a Bcc, say).
+    """
+    for part in parts:
+        if _CONTROL.search(part) or not part.isascii():
+            raise HeaderInjection(f"refusing to write the {name} header: {part[:80]!r}")
+    return (f"{name}: " + "\r\n ".join(parts) + "\r\n").encode("ascii")
 
 
 def one_line(value: str) -> str:

@@ -246,16 +246,25 @@ def compose_test(
 
 
 def build_preview(
-    app: Newsletter, campaign_id: int, email: str | None = None, language: str | None = None
+    app: Newsletter,
+    campaign_id: int,
+    email: str | None = None,
+    language: str | None = None,
+    *,
+    sample: bool = False,
 ) -> Preview:
     """A campaign as one subscriber would get it: HTML, text and the complete message.
 
     The subscriber is the one with address `email`, else the first recipient of
     the campaign's audience, else a made-up sample person (whose links change
     nothing). `language` renders that language's edition instead of the
-    subscriber's own.
+    subscriber's own. With `sample`, always the made-up person: the console
+    shows previews to staff who may not see subscribers' names and addresses.
     """
-    recipient = _preview_recipient(app, campaign_id, email)
+    if sample:
+        recipient = Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
+    else:
+        recipient = _preview_recipient(app, campaign_id, email)
     composer = Composer(app, campaign_id, language)
     language = composer.edition_language(language or recipient.language)
     edition = composer.edition_for(language)

@@ -39,6 +39,7 @@ from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
 from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
+from newsletter.failures import recent_failures
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
 
@@ -120,8 +121,10 @@ class Service:
         self.stop_requested.set()
 
     def start(self) -> None:
-        # The scheduler and the web server are imported when the service starts: other
-        # commands that read the service's health do not need them (start-up time).
+        # The scheduler, the web server and the console are imported when the service
+        # starts: other commands that read the service's health do not need them
+        # (start-up time).
+        from newsletter.admin import mount
         from newsletter.schedule.driver import ScheduleDriver
         from newsletter.web import make_wsgi_app
         from newsletter.web.server import make_web_server
@@ -129,8 +132,10 @@ class Service:
         # The database first: a wrong URL or an old schema stops us before anything runs.
         self.app.engine  # noqa: B018
         self.web = make_wsgi_app(self.app)
+        # The staff console is mounted at /admin beside the subscriber pages.
+        pages = mount(self.app, self.web)
         # A port in use: werkzeug says so on stderr and exits with status 1.
-        self.server = make_web_server(HealthRoute(self.web, self), self.host, self.port)
+        self.server = make_web_server(HealthRoute(pages, self), self.host, self.port)
         self.address = f"{self.server.server_address[0]!s}:{self.server.server_port}"
         self._web_thread = threading.Thread(
             target=self.server.serve_forever, name="web", daemon=True
@@ -272,35 +277,42 @@ class HealthRoute:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != HEALTH_PATH:
             return self.pages(environ, start_response)
+        # Imported here for start-up time, like the pages in start(): `newsletter status`
+        # imports this module and never serves a page.
+        from werkzeug.wrappers import Response
+
+        from newsletter.web import headers
+
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
-            return [b""]
+            response = Response("", status=405, headers={"Allow": "GET, HEAD"})
+            return headers.apply(response)(environ, start_response)
         here = self.service.local_health()
+        status = here["status"]
+        services = 0
         try:
-            body = service_health(self.service.app, detail=False)
+            health = service_health(self.service.app, detail=False)
+            services = health["services"]
         except Exception as exc:
             # The database is down: say so, rather than fail to answer.
-            log.warning("health: cannot read the database: %s", exc)
-            body = {"status": "degraded", "database": "unreachable"}
-            here["status"] = "degraded"
-        body["this"] = here
-        ok = here["status"] == "ok"
-        payload = json.dumps(body, default=_json_default).encode()
-        start_response(
-            "200 OK" if ok else "503 Service Unavailable",
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(payload))),
-                ("Cache-Control", "no-store"),
-            ],
+            log.warning("health: cannot read the database: %s", type(exc).__name__)
+            status = "degraded"
+        # Anyone who reaches the pages may read this: whether the service is up, and no
+        # more. Queue depths, schedules, host names and times are for `newsletter status`.
+        body = {
+            "status": status,
+            "services": services,
+            "this": {
+                "status": status,
+                "scheduler_running": here["scheduler_running"],
+                "workers": here["workers"],
+                "workers_alive": here["workers_alive"],
+            },
+        }
+        response = Response(
+            json.dumps(body), status=200 if status == "ok" else 503, mimetype="application/json"
         )
-        return [payload]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+        # The same security headers as every page (no-store, nosniff, no framing).
+        return headers.apply(response)(environ, start_response)
 
 
 # --- health, from any process -----------------------------------------------------------------
@@ -324,7 +336,7 @@ def service_health(
     out of the HTTP answer, which anyone who reaches the pages may read).
     """
     now = now or utcnow()
-    with app.session() as session:
+    with app.reading() as session:
         rows = list(session.scalars(select(ServiceInstance).order_by(ServiceInstance.started_at)))
         sending = session.scalar(select(func.count()).where(Campaign.status == "sending")) or 0
         by_status = dict(
@@ -369,6 +381,14 @@ def service_health(
         "timezone": app.config.schedule.timezone,
     }
     if detail:
+        failed = recent_failures(app, now=now)
+        health["failed_tasks"] = {
+            "count": failed.count,
+            "since": failed.since,
+            "last_at": failed.last_at,
+            "last_task": failed.last_task,
+            "last_error": failed.last_error,
+        }
         health["instances"] = [
             {
                 "id": row.id,

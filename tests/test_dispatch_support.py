@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -129,6 +130,8 @@ class SMTPSink:
         self.drop_before_data = drop_before_data
         self.delay = delay
         self.messages: list[tuple[str, str, bytes]] = []
+        # When each message was accepted (time.monotonic()), in order.
+        self.accepted_at: list[float] = []
         self.offered: Counter[str] = Counter()
         self.data_commands = 0
         self.connections = 0
@@ -164,6 +167,7 @@ class SMTPSink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.messages.append((envelope.mail_from, rcpt, envelope.content))
+                self.accepted_at.append(time.monotonic())
             queue_id = f"Q{len(self.messages)}"
         return f"250 2.0.0 Ok: queued as {queue_id}"
 

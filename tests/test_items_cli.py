@@ -29,11 +29,15 @@ def test_import_prints_counts_and_each_problem_with_its_line(run_cli, tmp_path: 
     source = tmp_path / "news.txt"
     source.write_text(LISTING, encoding="utf-8")
     result = run_cli("items", "import", str(source))
-    assert result.returncode == 0, result.stderr
+    # Part of it is in and part is not: exit 1, so that a script can tell.
+    assert result.returncode == 1, result.stderr
     assert (
         result.stdout == f"{source}: 1 added, 0 updated, 0 unchanged, 1 not imported (see above).\n"
     )
     assert result.stderr.startswith(f"{source}:1: error: the item 'Networks met in Vienna")
+    assert result.stderr.splitlines()[-1] == (
+        f"failed: 1 not imported from {source} (see above), 1 imported; fix them and import again"
+    )
 
     again = run_cli("items", "import", str(source), "--date", "2019-06", "--json")
     assert again.returncode == 0, again.stderr

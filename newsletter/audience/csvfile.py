@@ -10,6 +10,13 @@
   knows the line it starts on, for messages and the reject file.
 
 The file is streamed: memory does not depend on its length.
+
+Files we write (exports, reject files) are opened in spreadsheets, which run a
+cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula: a subscriber
+who signs up as ``=HYPERLINK(…)`` would run it on a staff computer. Such a
+cell is written with a leading apostrophe (`spreadsheet_cell`), which
+spreadsheets show as text; reading a file, that apostrophe is dropped again,
+so an export still imports as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from typing import BinaryIO
 from newsletter.errors import InputError
 
 DELIMITERS = (",", ";", "\t")
+# First characters that make a spreadsheet read a cell as a formula (tab and carriage
+# return too: some programs skip them and read what follows).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 # A field longer than this is surely a broken quote swallowing the rest of the file.
 MAX_FIELD = 1_000_000
@@ -227,7 +237,7 @@ class CsvFile:
                 return
             if not any(field.strip() for field in row):
                 continue  # a blank line, or a spreadsheet's trailing row of empty cells
-            yield Record(line=start, fields=row)
+            yield Record(line=start, fields=[from_spreadsheet_cell(field) for field in row])
 
     def describe(self) -> str:
         """'UTF-8, semicolon-separated' for summaries."""
@@ -235,3 +245,18 @@ class CsvFile:
             self.encoding, self.encoding
         )
         return f"{encoding}, {DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))}-separated"
+
+
+def spreadsheet_cell(value: object) -> str:
+    """A value as a cell no spreadsheet runs as a formula (see the module docstring)."""
+    text = "" if value is None else str(value)
+    # Apostrophes already in front of a formula get one more, so that reading drops
+    # exactly the one added here.
+    return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
+
+
+def from_spreadsheet_cell(text: str) -> str:
+    """The value of a cell `spreadsheet_cell` wrote: its protecting apostrophe dropped."""
+    if text.startswith("'") and text.lstrip("'").startswith(FORMULA_STARTS):
+        return text[1:]
+    return text

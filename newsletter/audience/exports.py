@@ -2,7 +2,9 @@
 
 The CSV is the import format (email, name, language, then one column per
 attribute, topics joined with "; "), plus a status column the importer
-ignores, so an export can be imported again as it is. Rows are read in
+ignores, so an export can be imported again as it is. A cell a spreadsheet
+would run as a formula is written with a leading apostrophe, which the
+importer drops again (newsletter.audience.csvfile). Rows are read in
 batches from the database and written as they come: memory stays flat.
 """
 
@@ -18,6 +20,7 @@ from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.app import Newsletter
+from newsletter.audience.csvfile import spreadsheet_cell
 from newsletter.audience.lists import get_list
 from newsletter.audience.resolve import segment_condition
 from newsletter.audience.segments import get_segment
@@ -123,13 +126,13 @@ def _write_csv(
     writer.writerow(["email", "name", "language", *keys, *status_columns])
     count = 0
     for profile, attributes, status in records:
-        writer.writerow(
-            [
-                *profile.values(),
-                *(_cell(attributes.get(key)) for key in keys),
-                *(_cell(status[column]) for column in status_columns),
-            ]
-        )
+        cells = [
+            *profile.values(),
+            *(_cell(attributes.get(key)) for key in keys),
+            *(_cell(status[column]) for column in status_columns),
+        ]
+        # No cell runs as a formula when staff open the file (newsletter.audience.csvfile).
+        writer.writerow([spreadsheet_cell(cell) for cell in cells])
         count += 1
     return count
 

@@ -69,10 +69,13 @@ def unsubscribe(
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             return UnsubscribeOutcome()
-        if not everything and lists is None and campaign_id is not None:
-            campaign = session.get(Campaign, campaign_id)
-            campaign_lists = [lst.name for lst in campaign.lists] if campaign else []
-            lists = campaign_lists or None
+        campaign = session.get(Campaign, campaign_id) if campaign_id is not None else None
+        if campaign is None:
+            # A link of a campaign deleted since still unsubscribes (the person asked to
+            # leave); the event then cannot point at the campaign.
+            campaign_id = None
+        if not everything and lists is None and campaign is not None:
+            lists = [lst.name for lst in campaign.lists] or None
         outcome = leave(
             app, session, subscriber, lists if not everything else None, source, campaign_id
         )

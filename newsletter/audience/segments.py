@@ -189,3 +189,15 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, An
             "languages": {language: count for language, count in by_language},
             "sample": sample_rows,
         }
+
+
+def count_rules(app: Newsletter, raw: Any) -> dict[str, int]:
+    """How many subscribers rules (not yet saved) select, and how many of those are reachable.
+
+    The console's segment builder asks this as staff type; the rules are checked
+    exactly as `save_segment` checks them.
+    """
+    with app.session() as session:
+        list_names = set(session.scalars(select(MailingList.name)))
+        rules = validate_rules(raw, list_names=list_names, where="segment definition")
+        return _counts(session, rules)

@@ -49,6 +49,7 @@ COMMANDS = {
     "web": "web:web_command",
     "bounces": "feedback:bounces_group",
     "audit": "audit:audit_command",
+    "users": "users:users_group",
 }
 
 
@@ -107,4 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:
+        # A database that stayed busy or went away under a command: one line, exit 1.
+        # Matched by module rather than imported, to keep SQLAlchemy out of start-up.
+        if not type(exc).__module__.startswith("sqlalchemy") or not hasattr(exc, "orig"):
+            raise
+        reason = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        click.echo(f"failed: the database: {reason}; try again", err=True)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

@@ -30,6 +30,11 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
     return value
 
 
+# Sources staff keep themselves: an entry or file that could not be imported is theirs
+# to fix, so the import exits 1 (a feed's entries are the publisher's).
+OWN_SOURCES = ("listing", "markdown")
+
+
 @click.group("items")
 def items_group() -> None:
     """Collect items (reports, statements, tributes, news) and correct them."""
@@ -64,9 +69,11 @@ def items_import(
     an http(s) address). Fields changed with `items edit` are kept.
 
     Each problem is printed on stderr as SOURCE:LINE: severity: message. Exit
-    status: 0 when items were imported, even if some entries were skipped
-    (their errors are printed); 2 when the source cannot be read at all or no
-    item in it could be imported.
+    status: 0 when everything was imported (warnings allowed); 1 when items of
+    a listing or a Markdown folder were imported but some entries or files were
+    not (their errors are printed, then a summary line; a feed's unreadable
+    entries are reported but leave it 0); 2 when the source cannot be read at
+    all or no item in it could be imported.
 
     Example: newsletter items import news.txt --date 2019-06
     """
@@ -85,6 +92,17 @@ def items_import(
         )
     if report.imported == 0:
         click.get_current_context().exit(2)
+    failed = sum(1 for p in report.problems if p.severity == "error")
+    if failed and report.source_type in OWN_SOURCES:
+        # Some of it is in, some is not: a script must be able to tell (exit 1). Only for
+        # files staff keep themselves: a feed's empty entry is the publisher's to fix, and
+        # a nightly import would fail over it every night.
+        click.echo(
+            f"failed: {failed} not imported from {source} (see above), "
+            f"{report.imported} imported; fix them and import again",
+            err=True,
+        )
+        click.get_current_context().exit(1)
 
 
 @items_group.command("list")

@@ -214,6 +214,15 @@ def echo_health(app: Any, as_json: bool) -> None:
             + (f", next {format_local(health['next_send_at'], tz)}" if health["scheduled"] else ""),
         }
     )
+    failed = health["failed_tasks"]
+    if failed["count"]:
+        # Work the pages accepted (a sign-up, a notice) that every retry failed to do.
+        click.echo(
+            f"warning: {failed['count']} accepted request(s) could not be carried out in the "
+            f"last 7 days; the last at {format_local(failed['last_at'], tz)}: "
+            f"{failed['last_task']}: {failed['last_error']} (see the service log)",
+            err=True,
+        )
     instances = [row for row in health["instances"] if row["alive"]]
     if instances:
         click.echo("")

@@ -18,10 +18,11 @@ Crash safety
 ------------
 Kill the sending process at any moment (SIGKILL, the OOM killer, a crash) and
 start the send again: every recipient still gets the message, and at most
-`connections × in_flight_per_connection` of them get it twice. On PostgreSQL
-this holds for a crash of the whole host too; SQLite runs with
-synchronous=NORMAL (see db.py), so a power cut may also undo the last recorded
-outcomes: those messages would then be sent again, never lost.
+`connections × in_flight_per_connection` of them get it twice. A crash of the
+database (a power cut) may also undo the last recorded outcomes: SQLite runs
+with synchronous=NORMAL (see db.py), and on PostgreSQL the outcome writer
+commits with synchronous_commit off unless `dispatch.wait_for_disk` (see
+ledger.OutcomeWriter); those messages would then be sent again, never lost.
 
 Why: a delivery is claimed (status `sending`, our worker id, a lease) before it
 is sent, and is marked `sent` only after the server accepted it. Each sender
@@ -69,7 +70,7 @@ from sqlalchemy.orm import Session
 from newsletter import lifecycle
 from newsletter.actors import WORKER
 from newsletter.app import Newsletter
-from newsletter.dispatch import ledger, workers
+from newsletter.dispatch import ledger, rates, workers
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.errors import OperationFailed, UserError
@@ -169,6 +170,7 @@ class EngineOptions:
     lease_seconds: float = 300.0
     in_flight_per_connection: int = 1
     pause_after_consecutive_failures: int = 50
+    wait_for_disk: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
@@ -179,6 +181,7 @@ class EngineOptions:
             lease_seconds=float(config.lease_seconds),
             in_flight_per_connection=max(1, config.in_flight_per_connection),
             pause_after_consecutive_failures=config.pause_after_consecutive_failures,
+            wait_for_disk=config.wait_for_disk,
             retry=RetryPolicy.from_config(config),
         )
 
@@ -215,7 +218,15 @@ class CampaignSender:
         self._wake = threading.Event()
         limits = transport.limits
         self._connections = max(1, limits.connections)
-        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_per_hour)
+        # The per-second rate is the provider account's: shared with every other worker
+        # through the database (see dispatch/rates.py).
+        shared = (
+            rates.SharedRate(app.engine, transport.name, limits.rate_per_second)
+            if limits.rate_per_second
+            else None
+        )
+        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_per_hour, shared=shared)
+        self._throttles_counted = 0
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
@@ -227,8 +238,11 @@ class CampaignSender:
         self._failing_note = ""
         self._error: BaseException | None = None
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=64)
-        # The coordinator's connection; the recorder has its own.
+        # The coordinator's connection; the recorder has its own. Its pure reads (the
+        # status polled twice a second, counts, progress) go through a second one that
+        # never takes SQLite's write lock, so that they never make the pages wait.
         self._db = HeldConnection(app.engine)
+        self._reads = HeldConnection(app.read_engine)
 
     # -- the coordinator ----------------------------------------------------------
 
@@ -291,6 +305,7 @@ class CampaignSender:
             if now >= next_reclaim:
                 next_reclaim = now + RECLAIM_EVERY
                 self._reclaim()
+                self._count_throttling()
             if now >= next_renew:
                 next_renew = now + options.lease_seconds / 3
                 with self._db.begin() as conn:
@@ -327,11 +342,21 @@ class CampaignSender:
             self._wake.wait(pause)
             self._wake.clear()
 
+    def _count_throttling(self) -> None:
+        """Add the throttling replies heard since the last time to the shared counter."""
+        count = self.limiter.throttle_count - self._throttles_counted
+        if count <= 0:
+            return
+        with self._db.begin() as conn:
+            rates.ensure_row(conn, self.transport.name)
+            rates.add_throttled(conn, self.transport.name, count)
+        self._throttles_counted += count
+
     def _seed_hourly_window(self) -> None:
         """Count what this transport sent in the last hour (before a restart, by others)."""
         name = self.transport.name
         now, clock = utcnow(), time.monotonic()
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             times = ledger.sent_through_transport(
                 conn,
                 name,
@@ -365,7 +390,7 @@ class CampaignSender:
         return len(claims)
 
     def _still_sending(self) -> bool:
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             state = ledger.campaign_state(conn, self.campaign_id)
         if state is None:
             self.report.reason = "cancelled"
@@ -379,7 +404,7 @@ class CampaignSender:
         return False
 
     def _reclaim(self) -> None:
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             holders = ledger.claim_holders(conn, self.campaign_id)
         dead = [h for h in holders if h and h != self.worker_id and workers.is_dead(h)]
         with self._db.begin() as conn:
@@ -391,7 +416,7 @@ class CampaignSender:
 
     def _nothing_to_claim(self) -> tuple[bool, str, datetime | None]:
         """Finish the campaign if every delivery is final; else say what we wait for."""
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             counts = ledger.counts(conn, self.campaign_id)
             next_due = ledger.next_retry_at(conn, self.campaign_id) if counts.get("retry") else None
         if not any(counts.get(status) for status in ledger.OPEN_STATUSES):
@@ -420,7 +445,7 @@ class CampaignSender:
     def _emit_progress(self, waiting: str) -> None:
         if self.on_progress is None:
             return
-        with self._db.begin() as conn:
+        with self._reads.begin() as conn:
             progress = campaign_progress(
                 conn, self.campaign_id, rate=self._current_rate(), waiting=waiting
             )
@@ -456,7 +481,8 @@ class CampaignSender:
         self._outcomes.put(None)
         recorder.join()
         try:
-            with self._db.begin() as conn:
+            self._count_throttling()
+            with self._reads.begin() as conn:
                 state = ledger.campaign_state(conn, self.campaign_id)
             cancelled = state is None or state[0] == "cancelled"
             with self._db.begin() as conn:
@@ -466,6 +492,7 @@ class CampaignSender:
             log.warning("campaign %s: could not release claims: %s", self.campaign_id, exc)
         finally:
             self._db.close()
+            self._reads.close()
 
     # -- the senders ----------------------------------------------------------------
 
@@ -654,7 +681,9 @@ class CampaignSender:
 
     def _recorder(self) -> None:
         self._recorder_db = HeldConnection(self.app.engine)
-        self._writer = ledger.OutcomeWriter(self.app.engine)
+        self._writer = ledger.OutcomeWriter(
+            self.app.engine, wait_for_disk=self.options.wait_for_disk
+        )
         try:
             self._record_until_done()
         finally:

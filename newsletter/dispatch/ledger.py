@@ -325,9 +325,10 @@ class OutcomeWriter:
     do (aware datetimes to the stored form) is done here, in `_value`.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, wait_for_disk: bool = False) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
+        self.wait_for_disk = wait_for_disk
         self._raw: Any = None
         self._prepared = {
             kind: self._prepare(statement)
@@ -360,8 +361,15 @@ class OutcomeWriter:
         try:
             cursor = dbapi.cursor()
             if self.sqlite:
-                # The connection runs in autocommit mode (see db.py): open the transaction.
-                cursor.execute("BEGIN")
+                # The connection runs in autocommit mode (see db.py): open the transaction,
+                # as a write from the start, like every writing transaction on SQLite.
+                cursor.execute("BEGIN IMMEDIATE")
+            elif not self.wait_for_disk:
+                # The outcome is committed and visible at once; PostgreSQL writes it to
+                # disk within 3 × wal_writer_delay. Waiting for that disk write on every
+                # group put a disk flush in every connection's path from one message to
+                # the next: 260 instead of 875 messages/s on a busy database server.
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
             for kind, rows in groups.items():
                 if not rows:
                     continue
@@ -587,3 +595,44 @@ def deliveries(
 
 def later(now: datetime, seconds: float) -> datetime:
     return now + timedelta(seconds=seconds)
+
+
+def deliveries_page(
+    conn: Connection,
+    campaign_id: int,
+    statuses: Sequence[str] | None,
+    after_subscriber: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """One page of a campaign's deliveries in subscriber order, after `after_subscriber`.
+
+    Ordered by subscriber so that the unique (campaign_id, subscriber_id) index
+    both finds and orders the rows: a page costs the same at any depth of a
+    million-row ledger, where ordering by delivery id sorts the whole campaign
+    first (most of a second on SQLite). With `statuses`, the claim index finds
+    them and only those are sorted.
+    """
+    query = (
+        select(
+            D.c.id,
+            D.c.subscriber_id,
+            S.c.email.label("address"),
+            D.c.status,
+            D.c.attempts,
+            D.c.last_response,
+            D.c.sent_at,
+            D.c.next_attempt_at,
+            D.c.message_id,
+        )
+        .join(S, S.c.id == D.c.subscriber_id)
+        .where(D.c.campaign_id == campaign_id)
+        .order_by(D.c.subscriber_id)
+        .limit(limit)
+    )
+    if statuses:
+        query = query.where(D.c.status.in_(list(statuses)))
+    if after_subscriber is not None:
+        # The same bound on the subscribers' side lets PostgreSQL's merge join start its
+        # walk of their primary key there, not at the first subscriber.
+        query = query.where(D.c.subscriber_id > after_subscriber, S.c.id > after_subscriber)
+    return [dict(row._mapping) for row in conn.execute(query)]

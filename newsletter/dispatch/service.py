@@ -218,7 +218,7 @@ def send_test(
 
 
 def campaign_status(app: Newsletter, campaign_id: int) -> Progress:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         return campaign_progress(conn, campaign_id)
 
 
@@ -236,7 +236,7 @@ def list_deliveries(
     """Who got the campaign, who did not and why (address, status, attempts, reply)."""
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         rows = list(ledger.deliveries(conn, campaign_id, statuses, limit))
     # What came back after sending (bounces, complaints, unsubscribes), per delivery.
 
@@ -244,6 +244,37 @@ def list_deliveries(
     for row in rows:
         row["events"] = came_back.get(row["id"], [])
     return rows
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of a campaign's deliveries, in subscriber order (see ledger.deliveries_page)."""
+
+    campaign_id: int
+    rows: list[dict[str, Any]]
+    # Pass as `after` for the next page; None on the last one.
+    next_after: int | None
+
+
+def delivery_page(
+    app: Newsletter,
+    campaign_id: int,
+    *,
+    failed_only: bool = False,
+    after: int | None = None,
+    limit: int = 200,
+) -> DeliveryPage:
+    """Who got the campaign and who did not, a page at a time (the console, the CSV export):
+    each page costs the same however large the ledger."""
+    _status(app, campaign_id)
+    statuses = NOT_DELIVERED if failed_only else None
+    with app.engine.connect() as conn:
+        rows = ledger.deliveries_page(conn, campaign_id, statuses, after, limit)
+    came_back = events_by_delivery(app, campaign_id)
+    for row in rows:
+        row["events"] = came_back.get(row["id"], [])
+    following = rows[-1]["subscriber_id"] if len(rows) == limit else None
+    return DeliveryPage(campaign_id=campaign_id, rows=rows, next_after=following)
 
 
 def describe_transport(app: Newsletter, name: str | None = None) -> str:
@@ -350,7 +381,7 @@ def run_worker(
     reports: list[RunReport] = []
     not_before: dict[int, float] = {}
     while not stop.is_set():
-        with app.engine.connect() as conn:
+        with app.read_engine.connect() as conn:
             campaign_ids = ledger.sending_campaigns(conn, campaign_id)
         for cid in campaign_ids:
             if stop.is_set():
@@ -414,7 +445,7 @@ def _recheck_after(report: RunReport) -> float:
 
 
 def _status(app: Newsletter, campaign_id: int) -> str:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         state = ledger.campaign_state(conn, campaign_id)
     if state is None:
         raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
@@ -422,7 +453,7 @@ def _status(app: Newsletter, campaign_id: int) -> str:
 
 
 def _campaign_transport_name(app: Newsletter, campaign_id: int) -> str | None:
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         name = conn.scalar(select(Campaign.transport).where(Campaign.id == campaign_id))
         if name is None and ledger.campaign_state(conn, campaign_id) is None:
             raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")

@@ -8,6 +8,7 @@ track reading.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -19,20 +20,49 @@ class PayloadError(Exception):
     """A verified request whose body is not what the provider sends."""
 
 
+# Ids are 64-bit in the database; a larger number cannot name a delivery, and binding it
+# would make the query itself fail.
+_MAX_ID = 2**63 - 1
+
+
 def _delivery_id(value: Any) -> int | None:
     if isinstance(value, list):  # SES tags are lists of values
         value = value[0] if value else None
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
+    if not isinstance(value, str | int) or isinstance(value, bool) or len(str(value)) > 19:
         return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if 0 < number <= _MAX_ID else None
+
+
+def load_json(body: bytes | str) -> Any:
+    """A JSON body; ValueError for one that is not JSON or is nested too deeply to read.
+
+    json.loads recurses once per level, so a body of a few thousand "[" raises
+    RecursionError, which must not escape as a server error.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"the body is not JSON: {exc}") from None
+        return load_json(body)
+    except ValueError as exc:
+        raise PayloadError(f"the body is not JSON: {str(exc)[:200]}") from None
+
+
+def content_key(item: Any) -> str:
+    """A stable key for an event that carries no id of its own: a hash of its content, so
+    that the same event sent twice is taken once and two different events are both taken."""
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
 
 
 # --- SendGrid -------------------------------------------------------------------------
@@ -162,15 +192,18 @@ def postmark_events(body: bytes) -> list[FeedbackEvent]:
             kind = "complaint"
         elif bounce == "Unsubscribe":
             kind = "unsubscribe"
-        address, key = item.get("Email", ""), f"postmark:bounce:{item.get('ID', '')}"
+        address, key = item.get("Email", ""), f"postmark:bounce:{_postmark_id(item)}"
     elif record == "SpamComplaint":
         kind = "complaint"
-        address, key = item.get("Email", ""), f"postmark:complaint:{item.get('ID', '')}"
+        address, key = item.get("Email", ""), f"postmark:complaint:{_postmark_id(item)}"
     elif record == "SubscriptionChange":
         if item.get("SuppressSending"):
             kind = POSTMARK_SUPPRESSION.get(str(item.get("SuppressionReason", "")))
         address = item.get("Recipient", "")
-        key = f"postmark:change:{item.get('MessageID', '')}:{item.get('ChangedAt', '')}"
+        if item.get("MessageID") and item.get("ChangedAt"):
+            key = f"postmark:change:{item['MessageID']}:{item['ChangedAt']}"
+        else:
+            key = f"postmark:change:{content_key(item)}"
     else:
         return []
     if kind is None:
@@ -191,6 +224,12 @@ def postmark_events(body: bytes) -> list[FeedbackEvent]:
             },
         )
     ]
+
+
+def _postmark_id(item: dict[str, Any]) -> str:
+    """Postmark's id of the event, else one derived from its content (see content_key)."""
+    found = item.get("ID")
+    return str(found) if found not in (None, "") else content_key(item)
 
 
 # --- Amazon SES (the Message of an SNS notification) ---------------------------------

@@ -31,7 +31,7 @@ class CampaignFeedback:
 
 def campaign_feedback(app: Newsletter, campaign_id: int) -> CampaignFeedback:
     """Counts of each kind of feedback (one per recipient) and the rates over those sent."""
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         sent = (
             conn.scalar(
                 select(func.count()).where(
@@ -93,7 +93,7 @@ def events_by_delivery(app: Newsletter, campaign_id: int) -> dict[int, list[str]
         .order_by(Event.id)
     )
     found: dict[int, list[str]] = {}
-    with app.engine.connect() as conn:
+    with app.read_engine.connect() as conn:
         for delivery_id, kind, source in conn.execute(query):
             found.setdefault(delivery_id, []).append(f"{kind} ({source})" if source else kind)
     return found

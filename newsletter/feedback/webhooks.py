@@ -18,7 +18,6 @@ How each provider is verified:
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +89,10 @@ class WebhookReceiver:
             raise Refused(exc.status, str(exc)) from None
         except PayloadError as exc:
             raise Malformed(str(exc)) from None
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+            # Well-formed JSON of an unexpected shape (a list where an object belongs, a
+            # number for a string): the provider's request is unreadable, not our failure.
+            raise Malformed(f"unexpected {type(exc).__name__} reading the payload") from None
         return WebhookOutcome(record_feedback(self.app, events), note)
 
     # -- one method per provider: verify first, then parse --------------------------------
@@ -112,7 +115,7 @@ class WebhookReceiver:
         if not key:
             raise Unverified("not configured: no Mailgun signing key is set")
         try:
-            payload = json.loads(request.body)
+            payload = parsers.load_json(request.body)
             signed = payload["signature"]
             timestamp, token, signature = (
                 str(signed["timestamp"]),
@@ -134,7 +137,7 @@ class WebhookReceiver:
 
     def _ses(self, request: WebhookRequest) -> tuple[list[FeedbackEvent], str]:
         try:
-            message: dict[str, Any] = json.loads(request.body)
+            message: dict[str, Any] = parsers.load_json(request.body)
             if not isinstance(message, dict):
                 raise ValueError
         except ValueError:

@@ -1,6 +1,7 @@
 """RSS 2.0 and Atom feeds, from a file or an http(s) address: one item per entry.
 
-The feed is fetched with `requests` (FETCH_TIMEOUT seconds, at most
+The feed is fetched with `requests` (FETCH_TIMEOUT seconds per network read,
+FETCH_DEADLINE seconds in all however slowly a server drips its bytes, at most
 MAX_FEED_BYTES) and parsed with `feedparser` from the bytes, so feedparser never
 goes to the network itself. Entry HTML is sanitised with nh3 (`markup`), not by
 feedparser, so that every source goes through the same rules.
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,9 @@ from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_
 from newsletter.items.prose import derive_title, squash, summarise
 
 FETCH_TIMEOUT = 20.0
+# The whole fetch, headers included: a server that sends a byte every few seconds never
+# trips the per-read timeout, so only an overall deadline ends it.
+FETCH_DEADLINE = 60.0
 MAX_FEED_BYTES = 20 * 1024 * 1024
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _BLOCK_TAG = re.compile(r"<(?:p|div|ul|ol|h[1-6]|blockquote|pre|table|dl|hr)\b", re.IGNORECASE)
@@ -46,8 +52,38 @@ _ACCEPT = (
 )
 
 
-def fetch(url: str, *, timeout: float = FETCH_TIMEOUT) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a feed address; InputError saying why when it cannot be had."""
+def fetch(
+    url: str, *, timeout: float = FETCH_TIMEOUT, deadline: float = FETCH_DEADLINE
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a feed address; InputError saying why when it cannot be had.
+
+    The fetch runs in a daemon thread that this one waits for at most `deadline`
+    seconds: requests has no overall time limit, and a server dripping its
+    headers or body would otherwise hold the import for as long as it likes.
+    The thread stops reading at the deadline too (see `_fetch`).
+    """
+    ends_at = time.monotonic() + deadline
+    outcome: list[Any] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(_fetch(url, timeout=timeout, ends_at=ends_at))
+        except BaseException as exc:  # handed to the waiting thread below
+            outcome.append(exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name="feed-fetch", daemon=True).start()
+    if not finished.wait(deadline):
+        raise InputError(f"{url}: the feed did not arrive within {deadline:g} seconds")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    result: tuple[bytes, dict[str, str]] = outcome[0]
+    return result
+
+
+def _fetch(url: str, *, timeout: float, ends_at: float) -> tuple[bytes, dict[str, str]]:
     headers = {"User-Agent": f"newsletter/{__version__} (feed import)", "Accept": _ACCEPT}
     try:
         with requests.get(url, timeout=timeout, stream=True, headers=headers) as response:
@@ -58,7 +94,11 @@ def fetch(url: str, *, timeout: float = FETCH_TIMEOUT) -> tuple[bytes, dict[str,
                     + "; check the address"
                 )
             chunks, size = [], 0
-            for chunk in response.iter_content(64 * 1024):
+            # read1 returns whatever has arrived, so the deadline is checked between
+            # drips; iter_content would wait for a whole chunk, drip by drip.
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                if time.monotonic() > ends_at:
+                    raise InputError(f"{url}: the feed did not arrive in time")
                 size += len(chunk)
                 if size > MAX_FEED_BYTES:
                     raise InputError(
@@ -92,7 +132,7 @@ def read_feed(
 ) -> ParseResult:
     """Fetch or read a feed and parse it."""
     if is_url(source):
-        data, headers = fetch(source, timeout=timeout)
+        data, headers = fetch(source, timeout=timeout, deadline=max(timeout, FETCH_DEADLINE))
     else:
         try:
             data = Path(source).read_bytes()
@@ -115,7 +155,8 @@ def parse_feed_bytes(
     if not readable:
         if parsed.bozo:
             raise InputError(f"{label}: not a readable feed: {_bozo(parsed)}")
-        if not parsed.version:
+        # .get: feedparser leaves "version" out altogether for an empty document.
+        if not parsed.get("version"):
             raise InputError(f"{label}: not an RSS or Atom feed (no <rss> or <feed> element)")
         if not parsed.entries:
             result.problems.append(Problem(label, "the feed has no entries"))

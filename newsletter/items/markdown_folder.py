@@ -21,12 +21,24 @@ and sanitised (`markup`).
 
 The source id is the file's path relative to the folder ("2019/june-report.md"),
 so renaming a file makes a new item.
+
+A file is outside text, and some shapes of text cost the Markdown and YAML
+parsers far more than their size: lists nested hundreds deep exhaust Python's
+recursion, thousands of ``[`` in one paragraph take time that grows with
+their square, and YAML aliases can expand a few lines into billions of
+values. So the work is bounded before it starts: a file of more than
+`MAX_FILE_BYTES`, a line indented more than `MAX_INDENT_COLUMNS` (lists or
+quotes nested too deep), a paragraph with more than `MAX_BRACKETS` ``[``, or
+front matter that uses a YAML alias (``*name``) or nests too deep is reported
+as rejected, in one line naming the file, and the rest of the folder is
+imported. No warning quotes more than a short piece of a value.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +52,15 @@ from newsletter.items.markup import html_to_paragraphs, sanitise
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_language
 from newsletter.items.prose import derive_title, summarise
 from newsletter.models.items import ITEM_KINDS
+
+# The bounds described in the module docstring. An item is a page of news: these are
+# many times what a real one needs, and far below what makes the parsers slow.
+MAX_FILE_BYTES = 512 * 1024
+MAX_INDENT_COLUMNS = 96
+MAX_QUOTE_DEPTH = 24
+MAX_BRACKETS = 500
+# Longest piece of a front matter value a warning quotes.
+QUOTE_CHARS = 60
 
 FRONT_MATTER_KEYS = (
     "title",
@@ -94,7 +115,14 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
         result.problems.append(Problem(place, message, severity, line))  # type: ignore[arg-type]
 
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            report(
+                f"the file is {size // 1024} KB, more than an item can be "
+                f"({MAX_FILE_BYTES // 1024} KB); the file was not imported"
+            )
+            return
+        data = path.read_bytes()[: MAX_FILE_BYTES + 1]
     except OSError as exc:
         report(f"cannot read the file: {exc.strerror or exc}; it was not imported")
         return
@@ -126,7 +154,8 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
         if key not in FRONT_MATTER_KEYS:
             warn(
                 key,
-                f"unknown front matter key {key!r} ignored (known: {', '.join(FRONT_MATTER_KEYS)})",
+                f"unknown front matter key {_quote(key)} ignored "
+                f"(known: {', '.join(FRONT_MATTER_KEYS)})",
             )
 
     title = _text_value(meta, "title", warn)
@@ -134,7 +163,16 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
     if heading is not None and not title:
         title = heading[0]
         content = heading[1]
-    body_html = sanitise(markdown.markdown(content, extensions=["extra", "sane_lists"]))
+    too_costly = _too_costly(content)
+    if too_costly is not None:
+        message, line = too_costly
+        report(f"{message}; the file was not imported", body_line + line - 1)
+        return
+    try:
+        body_html = sanitise(markdown.markdown(content, extensions=["extra", "sane_lists"]))
+    except RecursionError:
+        report("the text is nested too deeply to be read; the file was not imported", body_line)
+        return
     paragraphs = html_to_paragraphs(body_html)
     summary = _text_value(meta, "summary", warn)
     if not (title or summary or paragraphs):
@@ -147,7 +185,7 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
         day = parse_item_date(meta["date"])
         if day is None:
             report(
-                f"date {meta['date']!r} is not a date (write YYYY-MM-DD or YYYY-MM); "
+                f"date {_quote(meta['date'])} is not a date (write YYYY-MM-DD or YYYY-MM); "
                 "the file was not imported",
                 key_line("date"),
             )
@@ -168,7 +206,7 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
         if kind is None:
             warn(
                 "kind",
-                f"unknown kind {meta['kind']!r} (known: {', '.join(ITEM_KINDS)}); "
+                f"unknown kind {_quote(meta['kind'])} (known: {', '.join(ITEM_KINDS)}); "
                 "the kind is inferred from its words instead",
             )
     language = None
@@ -177,12 +215,12 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
         if language is None:
             warn(
                 "language",
-                f"language {meta['language']!r} is not a language code such as "
+                f"language {_quote(meta['language'])} is not a language code such as "
                 "'en'; the import's language is used instead",
             )
     link = _text_value(meta, "url", warn)
     if link and not _LINK.match(link):
-        warn("url", f"url {link!r} is not an http(s) or mailto address; it was left out")
+        warn("url", f"url {_quote(link)} is not an http(s) or mailto address; it was left out")
         link = ""
 
     result.items.append(
@@ -217,13 +255,25 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
     handler = frontmatter.detect_format(text, frontmatter.handlers)
     if handler is None:
         return {}, text, 1
-    raw, content = handler.split(text)
+    try:
+        raw, content = handler.split(text)
+    except ValueError:
+        # An opening "---" with no closing one: python-frontmatter cannot split it.
+        raise _FrontMatterError("the front matter has no closing '---' line", 1) from None
     body_line = text[: len(text) - len(content)].count("\n") + 1
     try:
-        meta = handler.load(raw) if raw.strip() else {}
+        if not raw.strip():
+            meta = {}
+        elif isinstance(handler, frontmatter.YAMLHandler):
+            meta = _load_yaml(raw)
+        else:
+            meta = handler.load(raw)
+    except RecursionError:
+        raise _FrontMatterError("front matter is nested too deeply", 1) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        # Some of PyYAML's messages (a control character, say) run over several lines.
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())[:200]
         # The YAML text starts with the newline after the opening "---", so the
         # parser's 0-based line is the file's 1-based one.
         raise _FrontMatterError(
@@ -238,6 +288,59 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
             2,
         )
     return {str(k): v for k, v in meta.items()}, content, body_line
+
+
+# The loader python-frontmatter itself uses: the C one when PyYAML has it.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(raw: str) -> Any:
+    """YAML's safe loader, refusing aliases: front matter needs none, and a few nested
+    aliases expand into billions of values (the "billion laughs"). The events are
+    looked at first, which costs one pass and builds nothing."""
+    for event in yaml.parse(raw, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in front matter", event.start_mark
+            )
+    return yaml.load(raw, Loader=_YAML_LOADER)
+
+
+def _too_costly(content: str) -> tuple[str, int] | None:
+    """(why, line in `content`) when the Markdown is shaped to cost far more than its size."""
+    brackets = 0
+    paragraph_line = 1
+    for number, line in enumerate(content.split("\n"), 1):
+        if not line.strip():
+            brackets, paragraph_line = 0, number + 1
+            continue
+        indent = len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+        if indent > MAX_INDENT_COLUMNS:
+            return (
+                f"a line is indented {indent} columns (lists or code nested too deep; "
+                f"at most {MAX_INDENT_COLUMNS})",
+                number,
+            )
+        quotes = len(line) - len(line.lstrip("> \t"))
+        if line.lstrip().startswith(">") and line[:quotes].count(">") > MAX_QUOTE_DEPTH:
+            return f"quotes nested more than {MAX_QUOTE_DEPTH} deep", number
+        brackets += line.count("[")
+        if brackets > MAX_BRACKETS:
+            return (
+                f"a paragraph has more than {MAX_BRACKETS} '[' characters "
+                "(links are written [text](address))",
+                paragraph_line,
+            )
+    return None
+
+
+def _quote(value: Any) -> str:
+    """A value as a warning quotes it: short, however long (or expanded) the value is."""
+    shorter = reprlib.Repr()
+    shorter.maxstring = shorter.maxother = QUOTE_CHARS
+    shorter.maxlevel, shorter.maxlist, shorter.maxdict = 2, 4, 4
+    text = shorter.repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
 
 
 def _leading_heading(content: str) -> tuple[str, str] | None:
@@ -267,6 +370,7 @@ def _tags(value: Any, warn: Any) -> list[str]:
     if isinstance(value, list) and all(isinstance(t, str | int) for t in value):
         return [str(t).strip() for t in value if str(t).strip()]
     warn(
-        f"tags must be a list of words or a comma-separated text, not {value!r}; they were left out"
+        f"tags must be a list of words or a comma-separated text, not {_quote(value)}; "
+        "they were left out"
     )
     return []

@@ -19,7 +19,13 @@ from newsletter.models.campaigns import (
     CampaignText,
     campaign_lists,
 )
-from newsletter.models.deliveries import DELIVERY_STATUSES, Delivery, Event, Meta
+from newsletter.models.deliveries import (
+    DELIVERY_STATUSES,
+    Delivery,
+    Event,
+    Meta,
+    TransportRate,
+)
 from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.notices import NoticeSent
@@ -27,8 +33,10 @@ from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
     ServiceInstance,
+    TaskFailure,
     scheduler_jobs,
 )
+from newsletter.models.staff import StaffUser
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -53,9 +61,12 @@ __all__ = [
     "ScheduleRun",
     "Segment",
     "ServiceInstance",
+    "StaffUser",
     "Subscriber",
     "Subscription",
     "Suppression",
+    "TaskFailure",
+    "TransportRate",
     "campaign_lists",
     "scheduler_jobs",
     "utcnow",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.models.base import Base, utcnow
@@ -73,3 +73,21 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class TransportRate(Base):
+    """A transport's shared send rate: what every worker that sends through it agrees on.
+
+    A rate limit belongs to the provider account, not to a process: workers on
+    several hosts take their turns ("slots") from this one row, so that together
+    they stay within `rate_per_second` (see newsletter/dispatch/rates.py). Times
+    are seconds on the database's clock, the one clock all workers share.
+    """
+
+    __tablename__ = "transport_rates"
+
+    transport: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # The first slot nobody has taken yet (epoch seconds, database clock).
+    next_slot: Mapped[float] = mapped_column(Float, default=0.0)
+    # Throttling replies (421/451/454) seen by every worker: a counter for /metrics.
+    throttled: Mapped[int] = mapped_column(BigInteger, default=0)

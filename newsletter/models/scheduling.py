@@ -83,3 +83,23 @@ scheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+
+class TaskFailure(Base):
+    """Work accepted after its answer went out (a sign-up, a notice) that finally failed.
+
+    Written after every retry has failed, so that staff see it in `newsletter
+    status` rather than only in a log. It holds the kind of work and the kind
+    of error, and a masked address at most: never the address itself.
+    """
+
+    __tablename__ = "task_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # What the work was: "subscribe", …
+    task: Mapped[str] = mapped_column(String(100))
+    # The error's kind and a short reason, never its full message (it may quote data).
+    error: Mapped[str] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(default=1)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -5,12 +5,23 @@ files to another program. Messages are written the standard maildir way (the
 `mailbox` module: a unique name in `tmp/`, then a rename into `new/`), so a
 reader never sees half a message, and with local line endings as mail readers
 expect of files. The reply kept on the delivery is the file's name in `new/`.
+
+A send killed while writing leaves a partial file in `tmp/`, which no reader
+looks at but which would stay forever. Opening the outbox removes the files in
+`tmp/` whose writer is gone: written on this host by a process that no longer
+runs (the name holds the host and the process id), or older than 36 hours (the
+maildir convention, for files from other hosts or of unknown names). A file a
+running process is writing is never touched.
 """
 
 from __future__ import annotations
 
 import mailbox
+import os
+import re
+import socket
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +56,7 @@ class MaildirTransport:
             ) from None
         # mailbox.Maildir names files with a class-wide counter that is not thread-safe.
         self._lock = threading.Lock()
+        self.cleaned = clean_tmp(path / "tmp")
 
     def describe(self) -> str:
         return f"maildir {self.path / 'new'}"
@@ -65,3 +77,47 @@ class MaildirTransport:
 
     def close(self) -> None:
         self._box.close()
+
+
+# mailbox.Maildir's names: seconds.M<microseconds>P<pid>Q<counter>.<host>, with "/" and
+# ":" in the host written as \057 and \072.
+_TMP_NAME = re.compile(r"^\d+\.M\d+P(?P<pid>\d+)Q\d+\.(?P<host>.+)$")
+STALE_TMP_SECONDS = 36 * 3600
+
+
+def clean_tmp(tmp: Path, *, now: float | None = None) -> int:
+    """Remove the partial files of writers that are gone (see the module docstring)."""
+    now = time.time() if now is None else now
+    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+    removed = 0
+    try:
+        entries = list(tmp.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TMP_NAME.match(entry.name)
+        try:
+            stale = now - entry.stat().st_mtime > STALE_TMP_SECONDS
+            mine_and_gone = (
+                match is not None
+                and match["host"] == host
+                and not _process_alive(int(match["pid"]))
+            )
+            if stale or mine_and_gone:
+                entry.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -13,7 +13,14 @@ Every sending thread asks `acquire()` before each message. Three limits apply:
   is additive-increase/multiplicative-decrease in spirit: back off fast,
   recover steadily.
 
-Limits are per sending process; several worker processes each apply them.
+The per-second limit may be shared by several processes (workers on several
+hosts sending through one provider account): given a `SlotSource`, the
+limiter takes runs of slots from it (newsletter/dispatch/rates.py keeps them in
+the database) and starts each message no earlier than its slot, besides its
+own spacing. A slot missed by more than one interval (or 20 ms) is dropped,
+never spent late: late slots spent together would be a burst above the shared
+rate. The
+hourly window and the adaptive rate are this process's own.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 # The slowest an adaptive slow-down goes: one message every five seconds.
 MIN_ADAPTIVE_RATE = 0.2
@@ -30,6 +38,22 @@ RECOVERY_PER_SECOND = 1.25
 # Seconds of history used to measure the rate actually achieved.
 OBSERVE_SECONDS = 5
 HOUR = 3600
+# How late a shared slot may still be used (or one interval, if longer): a thread
+# woken a few milliseconds late on a busy machine keeps its turn, and a second
+# holds at most (1 + LATE_SLOT) × rate + 1 messages.
+LATE_SLOT = 0.02
+# `_reserve`'s answer when the shared run is used up and more slots must be taken.
+NEED_SLOTS = -1.0
+
+
+class SlotSource(Protocol):
+    """Where shared slots come from: runs of slots `interval` seconds apart."""
+
+    interval: float
+
+    def reserve(self) -> tuple[float, int]:
+        """(start of the run on time.monotonic(), number of slots)."""
+        ...
 
 
 class RateLimiter:
@@ -39,8 +63,15 @@ class RateLimiter:
         per_hour: int = 0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        shared: SlotSource | None = None,
     ) -> None:
         self.per_second = per_second
+        # Shared slots apply only to a configured per-second rate.
+        self.shared = shared if per_second else None
+        self._shared_next = 0.0
+        self._shared_left = 0
+        # One thread at a time takes new slots (a database round trip), outside _lock.
+        self._refill_lock = threading.Lock()
         self.per_hour = per_hour
         self._clock = clock
         self._lock = threading.Lock()
@@ -70,10 +101,23 @@ class RateLimiter:
             with self._lock:
                 now = self._clock()
                 wait = self._reserve(now)
+            if wait == NEED_SLOTS:
+                self._refill()
+                continue
             if wait <= 0:
                 return True
             if stop.wait(min(wait, 0.5)):
                 return False
+
+    def _refill(self) -> None:
+        assert self.shared is not None
+        with self._refill_lock:
+            with self._lock:
+                if self._shared_left:
+                    return  # another thread took a run meanwhile
+            start, count = self.shared.reserve()
+            with self._lock:
+                self._shared_next, self._shared_left = start, count
 
     def throttled(self) -> None:
         """A server asked us to slow down: halve the rate (once a second at most)."""
@@ -123,10 +167,18 @@ class RateLimiter:
     def _reserve(self, now: float) -> float:
         """Take a slot if one is free now, else say how long to wait."""
         limit = self._limit(now)
+        if self.shared is not None and self._adaptive is None:
+            # The shared slots space the messages; spacing them again here would add
+            # each late wake-up to every later message and fall behind the slots.
+            limit = None
         if limit is not None:
             start = max(now, self._next_slot)
             if start > now:
                 return start - now
+        if self.shared is not None:
+            wait = self._shared_wait(now)
+            if wait:
+                return wait
         if self.per_hour:
             self._expire(now)
             if self._in_window >= self.per_hour:
@@ -134,8 +186,25 @@ class RateLimiter:
                 return max(self._buckets[0][0] + HOUR - now, 0.01)
         if limit is not None:
             self._next_slot = max(now, self._next_slot) + 1.0 / limit
+        if self.shared is not None:
+            self._shared_next += self.shared.interval
+            self._shared_left -= 1
         self._count(now)
         return 0.0
+
+    def _shared_wait(self, now: float) -> float:
+        """0 when the next shared slot has come; else how long to wait, or NEED_SLOTS."""
+        assert self.shared is not None
+        interval = self.shared.interval
+        late = now - self._shared_next
+        if self._shared_left and late > max(interval, LATE_SLOT):
+            # Missed slots are dropped: others may be sending in them now.
+            missed = min(self._shared_left, int(late / interval))
+            self._shared_next += missed * interval
+            self._shared_left -= missed
+        if not self._shared_left:
+            return NEED_SLOTS
+        return max(self._shared_next - now, 0.0)
 
     def _count(self, moment: float) -> None:
         self._first = min(self._first, moment)

@@ -21,14 +21,17 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import jinja2
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
+from newsletter import db, failures
 from newsletter.audience.joining import NAME_MAX
 from newsletter.locale import Translator, language_name, shipped_languages, translator
 from newsletter.web import (
@@ -36,6 +39,7 @@ from newsletter.web import (
     confirm,
     headers,
     health,
+    metrics,
     preferences,
     subscribe,
     unsubscribe,
@@ -58,10 +62,21 @@ STATIC = HERE / "static"
 View = Callable[..., Response]
 MAX_REQUEST_BYTES = 64 * 1024
 # Errors that have a page of their own in the catalogues.
-PAGED_ERRORS = frozenset({400, 404, 405, 413, 415, 429, 500})
+PAGED_ERRORS = frozenset({400, 404, 405, 413, 415, 429, 500, 503})
+# What a 503 asks the client (a browser, a mail provider's one-click POST) to wait.
+RETRY_AFTER_SECONDS = 30
 
 # Every page family contributes its rules; the endpoint names the view function.
-PAGE_MODULES = (health, subscribe, confirm, unsubscribe, preferences, archive, webhooks)
+PAGE_MODULES = (
+    health,
+    metrics,
+    subscribe,
+    confirm,
+    unsubscribe,
+    preferences,
+    archive,
+    webhooks,
+)
 
 
 class WebApp:
@@ -83,7 +98,7 @@ class WebApp:
         self.rate_limit = TokenBucket(
             max(1, web.subscribe_burst), max(1, web.subscribe_per_hour) / 3600
         )
-        self.tasks = BackgroundTasks()
+        self.tasks = BackgroundTasks(on_failure=self._task_failed)
         hops = web.proxy_hops
         # Behind reverse proxies the client address (used only for rate limiting) comes
         # from X-Forwarded-For, trusted for exactly `proxy_hops` hops.
@@ -142,29 +157,55 @@ class WebApp:
             response = self.error_page(request, 405)
             response.headers["Allow"] = ", ".join(exc.valid_methods or ())
             return response
+        except RequestRedirect as exc:
+            # Routing's own redirects (a doubled slash merged): to a path on this site,
+            # never to the Host header's idea of it, which anyone can set.
+            parts = urlsplit(exc.new_url)
+            # One leading slash: "//host" would be read as another site.
+            target = "/" + parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+            return Response("", status=308, headers={"Location": target})
         except HTTPException as exc:
             if exc.code in PAGED_ERRORS:
                 # A body too large, a malformed request: the same plain page as ours.
                 return self.error_page(request, exc.code or 400)
             # Redirects from routing (a trailing slash) and the like.
             return exc.get_response(request.environ)  # type: ignore[return-value,unused-ignore]
+        except RecursionError:
+            # A body nested thousands deep (JSON, most likely) that a parser could not
+            # follow: the request is unreadable, not our failure.
+            return self.error_page(request, 400)
+        except DBAPIError as exc:
+            if not db.is_transient(exc):
+                return self._failed(request, exc)
+            # The database is busy or unreachable for now: nothing was done, and the
+            # client may try again (a retryable 503, never a 500).
+            log.warning("page /%s: database busy: %s", _first_segment(request), type(exc).__name__)
+            return self.unavailable(request)
         except Exception as exc:
-            # The log names the error's kind and place, not its message, which may quote
-            # an address or a token (see newsletter.web.background for the same rule).
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error(
-                "page /%s failed: %s at %s:%s",
-                request.path.split("/")[1],
-                type(exc).__name__,
-                frame.filename,
-                frame.lineno,
-            )
-            return self.error_page(request, 500)
+            return self._failed(request, exc)
+
+    def _failed(self, request: Request, exc: Exception) -> Response:
+        # The log names the error's kind and place, not its message, which may quote
+        # an address or a token (see newsletter.web.background for the same rule).
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "page /%s failed: %s at %s:%s",
+            _first_segment(request),
+            type(exc).__name__,
+            frame.filename,
+            frame.lineno,
+        )
+        return self.error_page(request, 500)
 
     @staticmethod
     def static(web: WebApp, request: Request, filename: str) -> Response:
-        path = (STATIC / filename).resolve()
-        if STATIC not in path.parents or not path.is_file():
+        try:
+            path = (STATIC / filename).resolve()
+            found = STATIC in path.parents and path.is_file()
+        except (ValueError, OSError):
+            # A NUL byte or a name too long for the file system: no such file.
+            found = False
+        if not found:
             raise NotFound()
         response = send_file(path, request.environ, max_age=3600)
         return headers.mark(response, headers.HeaderPolicy(cacheable=True))
@@ -212,8 +253,17 @@ class WebApp:
 
     def close(self) -> None:
         """Finish the background tasks (the subscribe work still queued)."""
-        self.tasks.join()
         self.tasks.close()
+
+    def _task_failed(self, kind: str, exc: BaseException, attempts: int, detail: str) -> None:
+        # Work the pages accepted and could not do: staff see it in `newsletter status`.
+        failures.record_failure(self.app, kind, exc, attempts=attempts, detail=detail)
+
+    def unavailable(self, request: Request) -> Response:
+        """503 with Retry-After: the request was not carried out and may be sent again."""
+        response = self.error_page(request, 503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     def error_page(
         self, request: Request, status: int, *, lang: str | None = None, reason: str = ""
@@ -235,6 +285,11 @@ class WebApp:
         except Exception:
             # The page of last resort, when even the error page cannot be rendered.
             return Response(_(f"error.{status}.title"), status=status, mimetype="text/plain")
+
+
+def _first_segment(request: Request) -> str:
+    """The first part of the path, bounded: a log line never carries a stranger's long path."""
+    return request.path.split("/")[1][:40] if "/" in request.path else ""
 
 
 def make_wsgi_app(app: Newsletter) -> WebApp:

@@ -51,13 +51,18 @@ class EditionLink:
     date: date | None
 
 
+# The largest id the database holds (64-bit): a larger number in an address is no
+# edition, a 404, rather than a query the database refuses.
+MAX_ID = 2**63 - 1
+
+
 def routes() -> list[tuple[Rule, View]]:
     return [
         (Rule("/archive", endpoint="archive_index", methods=["GET"]), archive_index),
         (Rule("/archive/<list_name>", endpoint="archive_list", methods=["GET"]), archive_list),
         (
             Rule(
-                "/archive/<list_name>/<int:campaign_id>",
+                f"/archive/<list_name>/<int(max={MAX_ID}):campaign_id>",
                 endpoint="archive_edition",
                 methods=["GET"],
             ),
@@ -69,7 +74,7 @@ def routes() -> list[tuple[Rule, View]]:
 
 def archive_index(web: WebApp, request: Request) -> Response:
     lang = web.language(request)
-    with web.app.session() as session:
+    with web.app.reading() as session:
         lists = [
             {"name": lst.name, "title": lst.title or lst.name, "description": lst.description}
             for lst in session.scalars(
@@ -84,7 +89,7 @@ def archive_index(web: WebApp, request: Request) -> Response:
 
 def archive_list(web: WebApp, request: Request, list_name: str) -> Response:
     lang = web.language(request)
-    with web.app.session() as session:
+    with web.app.reading() as session:
         mailing_list = _public_list(session, list_name)
         if mailing_list is None:
             return web.error_page(request, 404, lang=lang)
@@ -116,7 +121,7 @@ def archive_list(web: WebApp, request: Request, list_name: str) -> Response:
 
 
 def archive_edition(web: WebApp, request: Request, list_name: str, campaign_id: int) -> Response:
-    with web.app.session() as session:
+    with web.app.reading() as session:
         mailing_list = _public_list(session, list_name)
         found = mailing_list is not None and session.scalar(
             select(Campaign.id)
@@ -167,7 +172,7 @@ class EditionPages:
     def page(self, campaign_id: int, language: str | None = None) -> str:
         app = self.app
         key = (campaign_id, language or "")
-        with app.session() as session:
+        with app.reading() as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
                 raise NotFound(f"no campaign with id {campaign_id}")

@@ -43,6 +43,7 @@ from newsletter.audience.joining import (
     public_lists,
     subscribe,
 )
+from newsletter.audience.preferences import mask_email
 from newsletter.locale import Translator, language_name
 from newsletter.models import MailingList
 from newsletter.web import headers
@@ -320,7 +321,8 @@ def _submit(web: WebApp, values: FormValues, wording: str, *, source: str, ip: s
     def task() -> None:
         run_subscribe(app, values, wording, source=source, ip=kept_ip)
 
-    web.tasks.submit(task)
+    lists = ", ".join(values.lists)[:200]
+    web.tasks.submit(task, kind="subscribe", detail=f"{mask_email(values.email)} to {lists}")
 
 
 def run_subscribe(

@@ -10,6 +10,9 @@ Two kinds of POST reach the same address:
   is what authorises it.
 
 A GET never changes anything: link scanners open every link in a message.
+An unsubscription is recorded before the answer is sent; when the database
+cannot record it (busy beyond its timeout and two more tries), the answer is
+503 with Retry-After, which a provider's one-click request honours.
 The token says who and which campaign; the person leaves that campaign's lists
 (newsletter.audience.leaving.unsubscribe), which takes effect at once.
 """
@@ -22,7 +25,7 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from newsletter import links
+from newsletter import db, links
 from newsletter.audience.leaving import UnsubscribeOutcome, unsubscribe
 from newsletter.models import Campaign, MailingList, Subscriber, Subscription, campaign_lists
 from newsletter.web.csrf import FIELD as CSRF_FIELD
@@ -61,7 +64,13 @@ def unsubscribe_page(web: WebApp, request: Request, token: str) -> Response:
         return web.error_page(request, 400)
 
     if request.method == "POST" and is_one_click(request):
-        unsubscribe(app, subscriber_id, campaign_id, source="one-click")
+        # Recorded before the 200 goes out, every time: tried again as a whole when the
+        # database is busy, and if it still cannot be, the dispatcher answers a
+        # retryable 503 (providers send the POST again), never a 200 that lost it.
+        db.retrying(
+            lambda: unsubscribe(app, subscriber_id, campaign_id, source="one-click"),
+            what="a one-click unsubscribe",
+        )
         _ = web.translator(web.language(request))
         return Response(_("unsubscribe.one_click"), mimetype="text/plain")
 
@@ -83,7 +92,10 @@ def unsubscribe_page(web: WebApp, request: Request, token: str) -> Response:
             form_error="" if request.method != "POST" else _("form.expired"),
             preferences_url=preferences,
         )
-    outcome = unsubscribe(app, subscriber_id, campaign_id, source="page")
+    outcome = db.retrying(
+        lambda: unsubscribe(app, subscriber_id, campaign_id, source="page"),
+        what="an unsubscribe",
+    )
     return _done(web, request, lang, outcome, preferences)
 
 
@@ -93,7 +105,7 @@ def _subscriber_view(
     """The subscriber's language and the titles of the campaign's lists they are on."""
     if subscriber_id is None:
         return None, []
-    with web.app.session() as session:
+    with web.app.reading() as session:
         language = session.scalar(select(Subscriber.language).where(Subscriber.id == subscriber_id))
         if language is None or session.get(Campaign, campaign_id) is None:
             return language, []

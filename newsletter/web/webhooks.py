@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 5 * 1024 * 1024
+# The longest piece of a refusal's reason a log line carries.
+LOG_CHARS = 200
 
 
 def routes() -> list[tuple[Rule, View]]:
@@ -60,13 +62,14 @@ def webhook(web: WebApp, request: Request, provider: str) -> Response:
     try:
         outcome = receiver(web).receive(provider, WebhookRequest(body, headers, basic))
     except Refused as exc:
-        log.warning("webhook %s refused (%s): %s", provider, exc.status, exc.reason)
+        # Reasons may quote what the stranger sent: the line is bounded.
+        log.warning("webhook %s refused (%s): %s", provider, exc.status, exc.reason[:LOG_CHARS])
         response = _plain(exc.status, "refused")
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Basic realm="webhooks"'
         return response
     except Malformed as exc:
-        log.warning("webhook %s: unreadable body: %s", provider, exc)
+        log.warning("webhook %s: unreadable body: %s", provider, str(exc)[:LOG_CHARS])
         return _plain(400, "unreadable body")
     report = outcome.report
     log.info(
