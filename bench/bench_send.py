@@ -5,6 +5,7 @@
     python bench/bench_send.py --connections 8 --size 30000
     python bench/bench_send.py --database-url postgresql://postgres@127.0.0.1/test
     python bench/bench_send.py --database-url postgresql://… --workers 1,2,4
+    python bench/bench_send.py --dkim                        # the rate unsigned, then signed
 
 In one run it:
 
@@ -27,6 +28,10 @@ In one run it:
 4. prints both rates, their ratio, the send's rate while sending (first to last
    sent_at in the ledger), its CPU time per message (user + system, from
    wait4) and its peak resident memory.
+
+With --dkim each N is run twice, the second time with an RSA-2048 DKIM key in
+the config (every message signed at compose time), and both rates are printed
+side by side.
 
 Targets (on the 2-core machine): at N = 20,000 the command's rate at least
 0.35 × smtp-source's; peak memory under 150 MB and not growing with N.
@@ -124,8 +129,16 @@ def time_smtplib(port: int, n: int, connections: int, size: int) -> float:
     return time.perf_counter() - start
 
 
+def dkim_section(folder: Path) -> str:
+    """A [dkim] table with a fresh RSA-2048 key in `folder`."""
+    from newsletter.dkim import generate_key
+
+    generate_key("example.org", "bench", folder / "dkim.pem", "rsa")
+    return '\n[dkim]\ndomain = "example.org"\nselector = "bench"\nprivate_key_file = "dkim.pem"\n'
+
+
 def make_app(
-    folder: Path, url: str, port: int, connections: int, in_flight: int
+    folder: Path, url: str, port: int, connections: int, in_flight: int, dkim: bool = False
 ) -> tuple[Any, Path, dict[str, str]]:
     from newsletter.app import Newsletter
     from newsletter.config import load_config
@@ -136,6 +149,7 @@ def make_app(
         f'[transports.sink]\ndsn = "smtp://127.0.0.1:{port}?tls=none"\n'
         f"connections = {connections}\n\n"
         f"[dispatch]\nin_flight_per_connection = {in_flight}\n"
+        + (dkim_section(folder) if dkim else "")
     )
     env = {**os.environ, "NEWSLETTER_SECRET_KEY": "bench-signing-key"}
     for name in ("NEWSLETTER_DATABASE_URL", "NEWSLETTER_TRANSPORT", "NEWSLETTER_CONFIG"):
@@ -313,6 +327,7 @@ def run(
     keep: Path | None,
     database_url: str | None,
     workers: int,
+    dkim: bool = False,
 ) -> dict[str, float]:
     folder = keep or Path(tempfile.mkdtemp(prefix="bench-send-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -324,6 +339,7 @@ def run(
             f"N = {n:,}, {connections} connections"
             + (f" × {workers} workers" if workers else "")
             + f", in_flight_per_connection = {in_flight}, sink: {sink_name} on 127.0.0.1:{port}"
+            + (", DKIM-signed (RSA-2048)" if dkim else "")
         )
         source_seconds, source_name = time_smtp_source(port, n, wire, size)
         source_rate = n / source_seconds
@@ -332,7 +348,7 @@ def run(
               f"= {source_rate:,.0f} messages/s")  # fmt: skip
 
         with scratch_database(database_url, folder) as url:
-            app, config, env = make_app(folder, url, port, connections, in_flight)
+            app, config, env = make_app(folder, url, port, connections, in_flight, dkim)
             campaign_id, message_size = build_edition(app, size)
             started = time.perf_counter()
             add_subscribers(app, n)
@@ -380,7 +396,21 @@ def main() -> None:
     )
     parser.add_argument("--database-url", help="PostgreSQL: a scratch schema in this database")
     parser.add_argument("--keep", type=Path, help="keep the database and config in this folder")
+    parser.add_argument(
+        "--dkim", action="store_true", help="run each N unsigned, then DKIM-signed, and compare"
+    )
     args = parser.parse_args()
+    if args.dkim:
+        for n in args.n or [20_000]:
+            plain, signed = (
+                run(n, args.connections, args.size, args.in_flight, None, args.database_url, 0, d)
+                for d in (False, True)
+            )
+            print(
+                f"N = {n:,}: unsigned {plain['rate']:,.0f} messages/s, DKIM-signed "
+                f"{signed['rate']:,.0f} messages/s ({signed['rate'] / plain['rate']:.2f} ×)"
+            )
+        return
     worker_counts = [int(w) for w in args.workers.split(",")] if args.workers else [0]
     results = [
         run(n, args.connections, args.size, args.in_flight, args.keep, args.database_url, w)

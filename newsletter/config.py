@@ -73,8 +73,29 @@ class OrgConfig:
         "Postal address printed in every email footer (anti-spam laws require one).",
     )
     website: str = setting("https://example.org", "The organisation's website, linked in emails.")
+
+
+@dataclass(frozen=True)
+class BrandConfig:
     logo_url: str = setting(
-        "", "Absolute URL of a logo image for the email header; empty for none."
+        "", "Absolute https URL of the logo at the top of every email; empty: the name instead."
+    )
+    logo_alt: str = setting(
+        "", "What the logo says, for readers who cannot see it; empty: the organisation's name."
+    )
+    logo_width: int = setting(180, "Width of the logo in the email, in pixels.")
+    logo_height: int = setting(
+        0, "Height of the logo in pixels (set it to keep the layout still); 0: from the width."
+    )
+    colour: str = setting(
+        "#0b57a4",
+        "Brand colour (#rrggbb) of buttons, links and headings; darkened or lightened where "
+        "needed so that text on it and it on the page keep WCAG AA contrast, light and dark.",
+    )
+    footer_links: dict[str, str] = setting(
+        {},
+        'Extra links in every email\'s footer, label = "https://…", e.g. Website = '
+        '"https://example.org"; empty for none.',
     )
 
 
@@ -259,13 +280,57 @@ class PrivacyConfig:
     store_ip_addresses: bool = setting(
         False, "Keep the IP address in consent records. Off by default."
     )
-    track_opens: bool = setting(False, "Add an open-tracking pixel. Off by default.")
-    track_clicks: bool = setting(False, "Rewrite links to count clicks. Off by default.")
+    count_clicks: bool = setting(
+        False,
+        "Send links through /l/<token> addresses that count clicks per campaign and link, "
+        "never per subscriber (the token names no one), and redirect to the link. Off by "
+        "default. Opens are never tracked.",
+    )
     suppression_key_env: str = setting(
         "NEWSLETTER_SUPPRESSION_KEY",
         "Environment variable holding the key for hashing suppressed addresses; "
         "unset, the signing key is used.",
     )
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    domain: str = setting(
+        "",
+        "Domain that signs messages sent over SMTP or written to a maildir (d= of the "
+        "DKIM signature), normally the From address's domain; empty: no signing. API "
+        "providers sign themselves.",
+    )
+    selector: str = setting(
+        "", "DKIM selector: the key's record is <selector>._domainkey.<domain>."
+    )
+    private_key_file: str = setting(
+        "",
+        "PEM file of the private key (RSA-2048 or Ed25519; `newsletter dkim keygen` makes "
+        "one), relative to the config file. A missing or unreadable file stops every "
+        "command with exit status 2.",
+    )
+
+
+@dataclass(frozen=True)
+class BouncesConfig:
+    return_path: str = setting(
+        "",
+        "VERP return path for messages sent over SMTP, e.g. bounces@example.org: each "
+        "message's envelope sender becomes bounces+<signed token>@example.org, so that a "
+        "bounce is matched to its delivery by the address it comes back to. Empty: the "
+        "From address. (API providers use their own return paths.)",
+    )
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    nameservers: list[str] = setting(
+        [],
+        "DNS servers `newsletter check --domain` asks, as address or address:port; empty "
+        "for the system's resolver.",
+    )
+    timeout_seconds: float = setting(5.0, "How long `newsletter check --domain` waits for DNS.")
 
 
 @dataclass(frozen=True)
@@ -423,6 +488,7 @@ class FeedbackConfig:
 @dataclass(frozen=True)
 class Config:
     org: OrgConfig = field(default_factory=OrgConfig)
+    brand: BrandConfig = field(default_factory=BrandConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -432,6 +498,9 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     # Recurring editions, from the [[schedules]] entries.
@@ -465,6 +534,7 @@ class Config:
 # The sections of the file and the dataclass each one fills.
 SECTIONS: dict[str, type] = {
     "org": OrgConfig,
+    "brand": BrandConfig,
     "mail": MailConfig,
     "web": WebConfig,
     "database": DatabaseConfig,
@@ -474,6 +544,9 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "service": ServiceConfig,
     "feedback": FeedbackConfig,
+    "dkim": DkimConfig,
+    "bounces": BouncesConfig,
+    "check": CheckConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
 }
@@ -771,6 +844,15 @@ def _check_values(config: Config, base_url_key: str = "web.base_url") -> None:
     for name, transport in config.transports.items():
         if transport.connections < 1:
             raise ConfigError(f"{src}: transports.{name}.connections must be at least 1")
+    _check_dkim(config)
+    _check_brand(config)
+    if config.bounces.return_path and not re.fullmatch(
+        r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+", config.bounces.return_path
+    ):
+        raise ConfigError(
+            f"{src}: bounces.return_path must be a plain address such as bounces@example.org "
+            f"(letters, digits, . _ -), not {config.bounces.return_path!r}"
+        )
     try:
         config.editions.subject_pattern.format(org="", month="")
         config.editions.announcement_subject_pattern.format(org="", title="")
@@ -779,6 +861,40 @@ def _check_values(config: Config, base_url_key: str = "web.base_url") -> None:
             f"{src}: editions subject pattern has an unknown field {exc}; "
             "use {{org}}, {{month}} or {{title}}"
         ) from None
+
+
+def _check_brand(config: Config) -> None:
+    brand, src = config.brand, config.source
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", brand.colour):
+        raise ConfigError(f"{src}: brand.colour must be #rrggbb, not {brand.colour!r}")
+    if brand.logo_url and not brand.logo_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{src}: brand.logo_url must be an absolute http(s) address")
+    if not 16 <= brand.logo_width <= 600:
+        raise ConfigError(f"{src}: brand.logo_width must be from 16 to 600 pixels")
+    for label, url in brand.footer_links.items():
+        if not url.startswith(("https://", "http://", "mailto:")):
+            raise ConfigError(
+                f"{src}: brand.footer_links.{label}: {url!r} is not an http(s) or mailto address"
+            )
+
+
+def _check_dkim(config: Config) -> None:
+    """A [dkim] section must be whole, and its key readable now, at start-up."""
+    dkim = config.dkim
+    given = {"domain": dkim.domain, "selector": dkim.selector,
+             "private_key_file": dkim.private_key_file}  # fmt: skip
+    if not any(given.values()):
+        return
+    missing = [f"dkim.{key}" for key, value in given.items() if not value]
+    if missing:
+        raise ConfigError(f"{config.source}: [dkim] also needs {', '.join(missing)}")
+    # Imported here for start-up time: cryptography is only needed when DKIM is set up.
+    from newsletter.dkim import read_private_key
+
+    try:
+        read_private_key(config.resolve_path(dkim.private_key_file))
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source}: {exc}") from None
 
 
 def documented_settings() -> list[tuple[str, str, str]]:

@@ -19,6 +19,10 @@ The web pages that serve these addresses, all under ``web.base_url``:
 ``/v/<token>``          a campaign in the browser ("view online"). Token:
                         campaign id, signed so that campaigns of private lists
                         cannot be found by counting ids.
+``/l/<token>``          a link of a campaign whose clicks are counted
+                        (``privacy.count_clicks``): counts one click and
+                        redirects to the link. Token: (campaign id, link id),
+                        never a subscriber: the same for every recipient.
 ``/archive``            the public archive of past campaigns.
 ======================  =======================================================
 
@@ -47,6 +51,7 @@ UNSUBSCRIBE_SALT = "newsletter.unsubscribe"
 PREFERENCES_SALT = "newsletter.preferences"
 CONFIRM_SALT = "newsletter.confirm"
 VIEW_ONLINE_SALT = "newsletter.view-online"
+CLICK_SALT = "newsletter.click"
 
 
 class InvalidToken(UserError):
@@ -138,6 +143,19 @@ def load_view_online_token(key: str, token: str) -> int:
     raise InvalidToken(_INVALID)
 
 
+def click_token(key: str, campaign_id: int, link_id: int) -> str:
+    """The token of a counted link: which campaign and which of its links, nobody's."""
+    return _sign(key, CLICK_SALT, f"[{_json_id(campaign_id)},{_json_id(link_id)}]")
+
+
+def load_click_token(key: str, token: str) -> tuple[int, int]:
+    """(campaign id, link id) from a counted link's token; InvalidToken if not genuine."""
+    data = _load(URLSafeSerializer(key, salt=CLICK_SALT), token)
+    if isinstance(data, list) and len(data) == 2 and _is_id(data[0]) and _is_id(data[1]):
+        return data[0], data[1]
+    raise InvalidToken(_INVALID)
+
+
 # Addresses -------------------------------------------------------------------------------
 
 
@@ -155,6 +173,10 @@ def confirm_url(config: Config, token: str) -> str:
 
 def view_online_url(config: Config, token: str) -> str:
     return f"{_base(config)}/v/{token}"
+
+
+def click_url(config: Config, token: str) -> str:
+    return f"{_base(config)}/l/{token}"
 
 
 def archive_url(config: Config) -> str:

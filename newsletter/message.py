@@ -14,6 +14,12 @@ gives back exactly the joined text. Parts mostly in non-Latin scripts (where
 quoted-printable would triple the size) are base64-encoded whole, per
 recipient, by binascii in C.
 
+Last, `finishing_steps` — an ordered tuple of small functions, each taking
+and returning an OutgoingMessage — finish a message handed on as bytes (SMTP,
+the maildir outbox): the VERP return path (newsletter.return_path), then the
+DKIM signature (newsletter.dkim), always last, since it covers the headers
+as they will travel. API providers sign and set return paths themselves.
+
 Every message: multipart/alternative (text, then HTML), UTF-8, RFC 2047
 encoded headers, CRLF line endings, no line over 998 octets, a Message-ID on
 the sender's domain, Date, List-Id, List-Unsubscribe (https and mailto) and
@@ -46,6 +52,7 @@ from html import escape
 from newsletter import links
 from newsletter.app import Newsletter
 from newsletter.config import Config
+from newsletter.dkim import Signer, read_private_key
 from newsletter.errors import InputError
 from newsletter.locale import base_language
 from newsletter.render import (
@@ -55,7 +62,8 @@ from newsletter.render import (
     greeting,
     render_campaign,
 )
-from newsletter.transports.base import OutgoingMessage, Personalisation
+from newsletter.return_path import ReturnPath
+from newsletter.transports.base import OutgoingMessage, Personalisation, Transport
 
 CRLF = b"\r\n"
 # The header folding of the standard library, for the headers built once per campaign.
@@ -86,6 +94,24 @@ class Recipient:
     delivery_id: int | None = None
 
 
+# One step of the per-message pipeline that runs after a message is assembled.
+Step = Callable[[OutgoingMessage], OutgoingMessage]
+
+
+def finishing_steps(app: Newsletter, transport: Transport) -> tuple[Step, ...]:
+    """The steps that finish a message for `transport`, in order; signing is last."""
+    if not transport.relays_raw:
+        return ()
+    config = app.config
+    steps: list[Step] = []
+    if config.bounces.return_path:
+        steps.append(ReturnPath(app.signing_key, config.bounces.return_path))
+    if config.dkim.domain:
+        key = read_private_key(config.resolve_path(config.dkim.private_key_file))
+        steps.append(Signer(config.dkim.domain, config.dkim.selector, key))
+    return tuple(steps)
+
+
 class Composer:
     """Renders a campaign once per language (stage 1) and then one message per recipient.
 
@@ -99,8 +125,16 @@ class Composer:
     per-message state.
     """
 
-    def __init__(self, app: Newsletter, campaign_id: int, language: str | None = None) -> None:
+    def __init__(
+        self,
+        app: Newsletter,
+        campaign_id: int,
+        language: str | None = None,
+        *,
+        steps: Sequence[Step] = (),
+    ) -> None:
         self.app = app
+        self.steps = tuple(steps)
         self.config = app.config
         self.campaign_id = campaign_id
         self._key = app.signing_key
@@ -172,7 +206,10 @@ class Composer:
         # The template and values go along for API providers that personalise a batch
         # themselves; `data` is what they must produce.
         personal = Personalisation(edition, values)
-        return frame.message(recipient, values, unsubscribe, personal)
+        message = frame.message(recipient, values, unsubscribe, personal)
+        for step in self.steps:
+            message = step(message)
+        return message
 
     def _personal(
         self, recipient: Recipient, edition: RenderedEdition

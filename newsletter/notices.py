@@ -38,7 +38,7 @@ from newsletter.audience import recipients_query
 from newsletter.audience.joining import SubscribeOutcome
 from newsletter.audience.suppression import hash_key
 from newsletter.errors import NotFound, OperationFailed
-from newsletter.message import Composer, MessageFrame, Recipient
+from newsletter.message import Composer, MessageFrame, Recipient, Step, finishing_steps
 from newsletter.models import Campaign, NoticeSent, Subscriber, utcnow
 from newsletter.render import CONFIRMATION_FIELDS, render_notice
 from newsletter.transports import Transport, open_transport
@@ -186,6 +186,10 @@ def deliver(app: Newsletter, message: OutgoingMessage, transport: Transport | No
     opened = transport is None
     transport = transport or open_transport(app)
     try:
+        # DKIM-signed like a campaign's messages: receivers judge a confirmation email too.
+        # (Its VERP return path is the plain one: it belongs to no delivery.)
+        for step in finishing_steps(app, transport):
+            message = step(message)
         (result,) = transport.send([message])
     finally:
         if opened:
@@ -235,11 +239,17 @@ class Preview:
 
 
 def compose_test(
-    app: Newsletter, campaign_id: int, address: str, language: str | None = None
+    app: Newsletter,
+    campaign_id: int,
+    address: str,
+    language: str | None = None,
+    *,
+    steps: Sequence[Step] = (),
 ) -> OutgoingMessage:
     """A campaign's message for staff (a test send, a held edition's preview), in `language`
-    (default: the campaign's). Its links are sample links that change nothing."""
-    composer = Composer(app, campaign_id, language)
+    (default: the campaign's). Its links are sample links that change nothing; `steps`
+    finish it for its transport (newsletter.message.finishing_steps)."""
+    composer = Composer(app, campaign_id, language, steps=steps)
     return composer.compose(
         Recipient(subscriber_id=None, email=address, name="", language=composer.language)
     )

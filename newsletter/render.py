@@ -41,6 +41,8 @@ from sqlalchemy.orm import selectinload
 
 from newsletter import links, locale
 from newsletter.app import Newsletter, bundled_path
+from newsletter.brand import brand_style
+from newsletter.clicks import count_links
 from newsletter.config import Config, EditionsConfig
 from newsletter.errors import ConfigError, InputError, NotFound
 from newsletter.items.translations import language_versions, version_for
@@ -64,6 +66,8 @@ SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")
 BUILTIN_SECTION_TITLES = EditionsConfig().section_titles
 FALLBACK_LANGUAGE = locale.FALLBACK
 PREHEADER_LENGTH = 140
+# The content column: 600 pixels less 32 on each side (templates/base.html).
+IMAGE_MAX_WIDTH = 536
 
 
 # What stage 1 hands to stage 2 -------------------------------------------------------------
@@ -140,6 +144,12 @@ class ItemView:
     # language (it has no version in it); empty otherwise.
     language_note: str
     tags: list[str]
+    # The item's image (empty for none) and the size it is shown at: at most the column's
+    # width, the height to scale (0 when the source gave no size).
+    image: str = ""
+    image_alt: str = ""
+    image_width: int = 0
+    image_height: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +237,10 @@ def render_campaign(
         "public_copy": public,
     }
     html, text, names = _render_pair(config, kind, lang, context, PERSONAL_FIELDS)
+    if config.privacy.count_clicks and not public:
+        # Counted links (newsletter.clicks) in the messages only; the public copy and
+        # the text part keep the real addresses.
+        html = PersonalTemplate(count_links(app, campaign_id, html.literals), html.fields)
     return RenderedEdition(
         subject=view.subject,
         language=lang,
@@ -385,7 +399,24 @@ def _item_view(item: Item, original: Item, config: Config, language: str) -> Ite
         language=item.language,
         language_note=note,
         tags=list(item.tags or []),
+        **_image_fields(item),
     )
+
+
+def _image_fields(item: Item) -> dict[str, Any]:
+    """An item's image at the size the email shows it: the column's width at most."""
+    if not item.image.lower().startswith(("https://", "http://")):
+        return {}
+    width = min(item.image_width or IMAGE_MAX_WIDTH, IMAGE_MAX_WIDTH)
+    height = 0
+    if item.image_width and item.image_height:
+        height = round(item.image_height * width / item.image_width)
+    return {
+        "image": item.image,
+        "image_alt": item.image_alt,
+        "image_width": width,
+        "image_height": height,
+    }
 
 
 def _common_context(config: Config, lang: str) -> dict[str, Any]:
@@ -393,6 +424,7 @@ def _common_context(config: Config, lang: str) -> dict[str, Any]:
         # The words of the templates: {{ _("email.footer.unsubscribe") }} (newsletter.locale).
         "_": locale.translator(lang),
         "org": config.org,
+        "brand": brand_style(config.brand, config.org.name),
         "lang": lang,
         "dir": locale.direction(lang),
         "website": config.org.website,

@@ -91,7 +91,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[org]\nnmae = 'x'\n", "unknown key org.nmae"),
         ("[web]\nport = 'eighty'\n", "web.port must be a whole number"),
         ("[dispatch]\nretry_max_attempts = -1\n", "dispatch.retry_max_attempts must not be"),
-        ("[privacy]\ntrack_opens = 'no'\n", "privacy.track_opens must be true or false"),
+        ("[privacy]\ncount_clicks = 'no'\n", "privacy.count_clicks must be true or false"),
         ("[schedule]\ntimezone = 'Mars/Olympus'\n", "unknown time zone"),
         ("[surprise]\nx = 1\n", "unknown section or key 'surprise'"),
         ("[org\nname = 1\n", "not valid TOML"),

@@ -51,7 +51,9 @@ def _style_text(tree) -> str:
 
 
 def test_bulletin_html_is_responsive_email_html(make_app, make_campaign) -> None:
-    app = make_app({"org": {"logo_url": "https://example.org/logo.png", "name": "Example Net"}})
+    app = make_app(
+        {"org": {"name": "Example Net"}, "brand": {"logo_url": "https://example.org/logo.png"}}
+    )
     campaign_id = make_campaign(app, items=ITEMS, preheader="Our June news in brief")
     html, _ = render_campaign(app, campaign_id).personalise(VALUES)
     tree = _html_tree(html)

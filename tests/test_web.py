@@ -307,9 +307,10 @@ def test_consent_record_keeps_the_ip_only_when_configured(make_app) -> None:
 def test_footer_promises_only_what_the_config_keeps(make_app) -> None:
     quiet = Client(make_wsgi_app(make_app())).get("/subscribe").get_data(as_text=True)
     assert "We do not track" in quiet and "no record of where you connect from" in quiet
-    app = make_app({"privacy": {"store_ip_addresses": True, "track_opens": True}})
+    app = make_app({"privacy": {"store_ip_addresses": True, "count_clicks": True}})
     page = Client(make_wsgi_app(app)).get("/subscribe").get_data(as_text=True)
-    assert "We do not track" not in page and "no record of where" not in page
+    assert "We do not track whether you open" in page and "never who followed it" in page
+    assert "or click their links" not in page and "no record of where" not in page
 
 
 def test_single_opt_in_list_confirms_at_once_and_sends_nothing(

@@ -48,6 +48,8 @@ COMMANDS = {
     "serve": "schedule:serve",
     "web": "web:web_command",
     "bounces": "feedback:bounces_group",
+    "dkim": "dkim:dkim_group",
+    "check": "check:check",
     "audit": "audit:audit_command",
     "users": "users:users_group",
 }

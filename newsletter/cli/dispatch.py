@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import click
 
-from newsletter import dispatch
+from newsletter import clicks, dispatch
 from newsletter.cli.context import AppContext, pass_context
 from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
 from newsletter.dispatch import Progress, RunReport, SendOutcome
@@ -324,8 +324,17 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
     from newsletter.feedback import campaign_feedback
 
     came_back = campaign_feedback(ctx.app, campaign_id)
+    # Counted only with privacy.count_clicks; never who clicked.
+    counted = clicks.campaign_clicks(ctx.app, campaign_id)
     if as_json:
-        echo_json({"id": campaign_id, **progress.as_dict(), "feedback": came_back.as_dict()})
+        echo_json(
+            {
+                "id": campaign_id,
+                **progress.as_dict(),
+                "feedback": came_back.as_dict(),
+                "clicks": counted,
+            }
+        )
         return
     record = _status_record(progress)
     record["bounces"] = (
@@ -335,7 +344,11 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
     )
     record["complaints"] = f"{came_back.complaints} ({came_back.complaint_rate_percent:.3f}%)"
     record["unsubscribes"] = came_back.unsubscribes
+    if counted:
+        record["clicks"] = f"{sum(link.clicks for link in counted)} on {len(counted)} links"
     echo_record(record)
+    for link in counted:
+        click.echo(f"  {link.clicks:>6}  {link.url}")
     if came_back.warning:
         click.echo(f"warning: {came_back.warning}", err=True)
 

@@ -28,8 +28,9 @@ def fetch(ctx: AppContext, maildir: str | None, imap: str | None, as_json: bool)
     """Read the unread messages of the bounce mailbox and record every bounce.
 
     Hard bounces suppress the address at once; soft ones count towards
-    feedback.soft_bounce_limit. Bounces are matched to deliveries by the
-    Message-ID they quote. Bounces are marked read (or deleted with
+    feedback.soft_bounce_limit. Bounces are matched to deliveries by the VERP
+    address they came back to (bounces.return_path), else by the Message-ID
+    they quote. Bounces are marked read (or deleted with
     feedback.mailbox_delete_processed); auto-replies and delay notices are
     marked read and count for nothing; anything that is not a readable bounce is
     left unread for a person to look at.

@@ -153,6 +153,7 @@ def items_show(ctx: AppContext, item_id: int, as_json: bool) -> None:
 @click.option("--link-text", help="New call to action shown with the link.")
 @click.option("--language", metavar="LANG", help="New language code (en, ru, fr, es …).")
 @click.option("--tags", metavar="A,B", help="New tags, comma-separated.")
+@click.option("--image-alt", help="What the item's image shows, for readers who cannot see it.")
 @json_option
 @pass_context
 def items_edit(
@@ -166,6 +167,7 @@ def items_edit(
     link_text: str | None,
     language: str | None,
     tags: str | None,
+    image_alt: str | None,
     as_json: bool,
 ) -> None:
     """Correct an item by hand; a later re-import leaves the edited fields alone.
@@ -183,6 +185,7 @@ def items_edit(
         link_text=link_text,
         language=language,
         tags=tags,
+        image_alt=image_alt,
     )
     if as_json:
         echo_json(record)

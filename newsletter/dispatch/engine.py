@@ -74,7 +74,7 @@ from newsletter.dispatch import ledger, rates, workers
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.errors import OperationFailed, UserError
-from newsletter.message import Composer, Recipient
+from newsletter.message import Composer, Recipient, finishing_steps
 from newsletter.models import utcnow
 from newsletter.transports.base import SendResult, Transport
 from newsletter.transports.rate import RateLimiter
@@ -545,7 +545,8 @@ class CampaignSender:
     def _make_composer(self) -> Any:
         if self._composer_factory is not None:
             return self._composer_factory(self.app, self.campaign_id)
-        return Composer(self.app, self.campaign_id)
+        steps = finishing_steps(self.app, self.transport)
+        return Composer(self.app, self.campaign_id, steps=steps)
 
     def _deliver(
         self, composer: Any, claims: list[ledger.Claim], slot: threading.Semaphore

@@ -28,6 +28,7 @@ from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
 from newsletter.feedback.summary import events_by_delivery
 from newsletter.logs import log_event
+from newsletter.message import finishing_steps
 from newsletter.models import Campaign, utcnow
 from newsletter.transports import SendResult, Transport, open_transport
 
@@ -192,10 +193,13 @@ def send_test(
     except EmailNotValidError as exc:
         raise InputError(f"--to {address!r} is not an email address: {exc}") from None
     name = _campaign_transport_name(app, campaign_id)
-    message = notices.compose_test(app, campaign_id, address, language)
     opened = transport is None
     transport = transport or open_transport(app, name)
     try:
+        # Finished (return path, DKIM) as the campaign's own messages are.
+        message = notices.compose_test(
+            app, campaign_id, address, language, steps=finishing_steps(app, transport)
+        )
         result = transport.send([message])[0]
         description = transport.describe()
     finally:

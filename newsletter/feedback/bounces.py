@@ -3,7 +3,10 @@
 What happens to each unread message:
 
 - a bounce (RFC 3464 or a format flufl.bounce knows): its failures are
-  recorded as hard or soft bounces of the delivery whose Message-ID it quotes,
+  recorded as hard or soft bounces of the delivery named by the VERP address
+  it came back to (`[bounces] return_path`, newsletter.return_path: found in
+  Delivered-To, X-Original-To, Envelope-To or To), else of the delivery whose
+  Message-ID it quotes,
   and the message is marked read (or deleted, with
   `feedback.mailbox_delete_processed`). A bounce that quotes no Message-ID of
   ours is recorded with its address but acts on nobody, and is kept: anyone
@@ -32,6 +35,11 @@ from newsletter.feedback.bounce_mailbox import BounceMailbox, ImapBox, MaildirBo
 from newsletter.feedback.classify import classify
 from newsletter.feedback.events import FeedbackEvent
 from newsletter.feedback.rules import record_feedback
+from newsletter.return_path import delivery_from_addresses
+
+# Where the address a bounce came back to is found: the delivering server's
+# envelope headers first, then To, which bouncing servers set to the return path.
+_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 
 
 @dataclass
@@ -89,11 +97,16 @@ def fetch_bounces(app: Newsletter, box: BounceMailbox) -> FetchReport:
             box.mark_read(key)
             continue
         digest = hashlib.sha256(data).hexdigest()
+        verp_delivery = delivery_from_addresses(
+            app.signing_key,
+            [str(v) for name in _ENVELOPE_HEADERS for v in message.get_all(name, [])],
+        )
         events = [
             FeedbackEvent(
                 type="hard_bounce" if failure.hard else "soft_bounce",
                 source="mailbox",
                 address=failure.address,
+                delivery_id=verp_delivery,
                 message_id=found.original_message_id,
                 key=f"mailbox:{digest}:{number}",
                 match_by_address=False,

@@ -63,6 +63,8 @@ DETAIL_FIELDS = (
     "link_text",
     "language",
     "tags",
+    "image",
+    "image_alt",
     "excluded",
     "edited_fields",
     "source",
@@ -72,7 +74,17 @@ DETAIL_FIELDS = (
     "created_at",
     "updated_at",
 )
-EDITABLE_FIELDS = ("title", "kind", "summary", "date", "link", "link_text", "language", "tags")
+EDITABLE_FIELDS = (
+    "title",
+    "kind",
+    "summary",
+    "date",
+    "link",
+    "link_text",
+    "language",
+    "tags",
+    "image_alt",
+)
 
 # Column sizes of the items table (models/items.py); values are fitted to them
 # here so that PostgreSQL never rejects an import halfway.
@@ -207,6 +219,10 @@ def _rows(
                 "language": parsed.language or language,
                 "tags": list(parsed.tags),
                 "translation_key": parsed.translation_key,
+                "image": parsed.image,
+                "image_alt": shorten(parsed.image_alt, _LINK_TEXT_MAX),
+                "image_width": parsed.image_width,
+                "image_height": parsed.image_height,
             }
         )
     return rows

@@ -5,7 +5,7 @@ path order; hidden files and folders (a leading dot) are skipped. The front
 matter (YAML between ``---`` lines, or JSON) may give:
 
   title, date, kind, url, summary, tags, language, link_text,
-  translation_of, key
+  image, image_alt, image_width, image_height, translation_of, key
 
 (``translation_of`` names the file this one translates, ``key`` a name shared by
 the language versions of one piece: see newsletter.items.translations.)
@@ -16,7 +16,10 @@ reported and skipped. Without a title, a leading ``#`` heading of the body is th
 title, else it is derived from the first sentence (`prose`). Without a summary,
 it is derived from the body's first paragraph. An unknown key, kind, language or
 url is reported as a warning naming the file and line, and the file is still
-imported without that value. The body is rendered with the `markdown` package
+imported without that value. ``image`` is an absolute http(s) address shown
+with the item; ``image_alt`` says what it shows, for those who cannot see it
+(without it the import warns and `newsletter check` flags it); its size in
+pixels sets the width and height in the email. The body is rendered with the `markdown` package
 and sanitised (`markup`).
 
 The source id is the file's path relative to the folder ("2019/june-report.md"),
@@ -48,6 +51,7 @@ import yaml
 
 from newsletter.items.classify import normalise_kind
 from newsletter.items.dates import parse_item_date
+from newsletter.items.detect import is_url
 from newsletter.items.markup import html_to_paragraphs, sanitise
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_language
 from newsletter.items.prose import derive_title, summarise
@@ -73,6 +77,10 @@ FRONT_MATTER_KEYS = (
     "link_text",
     "translation_of",
     "key",
+    "image",
+    "image_alt",
+    "image_width",
+    "image_height",
 )
 SUFFIXES = (".md", ".markdown")
 _HEADING = re.compile(r"^\s*#{1,2}\s+(?P<title>.+?)\s*#*\s*$")
@@ -223,6 +231,15 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
         warn("url", f"url {_quote(link)} is not an http(s) or mailto address; it was left out")
         link = ""
 
+    image = _text_value(meta, "image", warn)
+    if image and not is_url(image):
+        warn("image", f"image {image!r} is not an absolute http(s) address; it was left out")
+        image = ""
+    image_alt = _text_value(meta, "image_alt", warn)
+    if image and not image_alt:
+        warn("image", "image without image_alt: say what it shows, for readers who cannot see it")
+    width, height = _size(meta, "image_width", warn), _size(meta, "image_height", warn)
+
     result.items.append(
         ParsedItem(
             source_id=source_id,
@@ -232,6 +249,10 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
             body_html=body_html,
             body_text="\n\n".join(paragraphs),
             link=link,
+            image=image,
+            image_alt=image_alt if image else "",
+            image_width=width if image else None,
+            image_height=height if image else None,
             link_text=_text_value(meta, "link_text", warn),
             kind=kind,
             language=language,
@@ -241,6 +262,16 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
             where=where,
         )
     )
+
+
+def _size(meta: dict[str, Any], key: str, warn: Any) -> int | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 5000:
+        return value
+    warn(key, f"{key} {value!r} is not a size in pixels (1-5000); it was left out")
+    return None
 
 
 class _FrontMatterError(Exception):

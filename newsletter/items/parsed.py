@@ -60,6 +60,12 @@ class ParsedItem:
     # entry of the same source this one translates, or a key its versions share.
     translation_of: str = ""
     translation_key: str = ""
+    # An image shown with the item: an absolute http(s) URL, its alt text, and its size
+    # in pixels when the source gives it.
+    image: str = ""
+    image_alt: str = ""
+    image_width: int | None = None
+    image_height: int | None = None
     # Where the item is in its source, for messages.
     where: str = ""
 

@@ -30,6 +30,10 @@ SOURCE_FIELDS = (
     "language",
     "tags",
     "translation_key",
+    "image",
+    "image_alt",
+    "image_width",
+    "image_height",
 )
 
 

@@ -16,6 +16,7 @@ from newsletter.models.campaigns import (
     CAMPAIGN_STATUSES,
     Campaign,
     CampaignItem,
+    CampaignLink,
     CampaignText,
     campaign_lists,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignItem",
+    "CampaignLink",
     "CampaignText",
     "Delivery",
     "Event",

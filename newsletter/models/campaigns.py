@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.models.audience import MailingList, Segment
@@ -116,3 +125,23 @@ class CampaignText(Base):
     subject: Mapped[str] = mapped_column(String(500), default="")
     intro: Mapped[str] = mapped_column(Text, default="")
     preheader: Mapped[str] = mapped_column(String(500), default="")
+
+
+class CampaignLink(Base):
+    """A link of a campaign whose clicks are counted (privacy.count_clicks).
+
+    One row per campaign and address, and one number: how often the link was
+    followed. Nothing here, nor in the link's token, says who followed it.
+    """
+
+    __tablename__ = "campaign_links"
+    # A campaign's link is found again by its address's digest (an address may be
+    # longer than an index allows).
+    __table_args__ = (UniqueConstraint("campaign_id", "url_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    url_hash: Mapped[str] = mapped_column(String(64))
+    clicks: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -47,6 +47,12 @@ class Item(Base):
     # The key a source gives the versions of one piece (Markdown front matter `key`), so
     # that a version imported later finds its original.
     translation_key: Mapped[str] = mapped_column(String(200), default="")
+    # An image shown with the item (Markdown front matter `image`, a feed's enclosure or
+    # media content): an absolute URL, its alt text, and its size in pixels when known.
+    image: Mapped[str] = mapped_column(String(2000), default="")
+    image_alt: Mapped[str] = mapped_column(String(500), default="")
+    image_width: Mapped[int | None]
+    image_height: Mapped[int | None]
     tags: Mapped[list[str]] = mapped_column(default=list)
     excluded: Mapped[bool] = mapped_column(default=False)
     # Fields changed by staff with `items edit`; a re-import leaves them alone.

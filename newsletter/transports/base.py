@@ -106,6 +106,10 @@ class Transport(Protocol):
 
     name: str
     limits: SendLimits
+    # True when the transport hands our bytes and envelope on as they are (SMTP, the
+    # maildir outbox): DKIM signing and the VERP return path are then ours to add.
+    # False for API providers, which build, sign and return-path their own messages.
+    relays_raw: bool
 
     def describe(self) -> str:
         """Where messages go, for people: "maildir /srv/outbox", "smtp mail.example.org:587"."""

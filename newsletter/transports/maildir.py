@@ -42,6 +42,8 @@ def maildir_folder(config: Config, dsn: DSN) -> Path:
 
 
 class MaildirTransport:
+    relays_raw = True
+
     def __init__(self, name: str, path: Path, limits: SendLimits | None = None) -> None:
         self.name = name
         self.path = path

@@ -81,6 +81,8 @@ def dot_stuffed(data: bytes) -> bytes:
 
 
 class SMTPTransport:
+    relays_raw = True
+
     def __init__(self, name: str, settings: SMTPSettings, limits: SendLimits | None = None) -> None:
         self.name = name
         self.settings = settings

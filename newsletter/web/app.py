@@ -36,6 +36,7 @@ from newsletter.audience.joining import NAME_MAX
 from newsletter.locale import Translator, language_name, shipped_languages, translator
 from newsletter.web import (
     archive,
+    clicks,
     confirm,
     headers,
     health,
@@ -75,6 +76,7 @@ PAGE_MODULES = (
     unsubscribe,
     preferences,
     archive,
+    clicks,
     webhooks,
 )
 

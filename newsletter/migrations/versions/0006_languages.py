@@ -1,7 +1,7 @@
 """Languages: item language versions, per-language campaign texts, the notices' log.
 
 Revision ID: 0006_languages
-Revises: 0008_scale
+Revises: 0007_deliverability
 Create Date: 2026-12-02 02:10:00
 
 - items.original_id and items.translation_key: an item may be a language version
@@ -19,7 +19,7 @@ from alembic import op
 import newsletter.models.base
 
 revision: str = "0006_languages"
-down_revision: str | None = "0008_scale"
+down_revision: str | None = "0007_deliverability"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -140,6 +140,8 @@ class ApiTransport:
     """
 
     provider = "api"
+    # The provider signs and sets the return path of what it builds.
+    relays_raw = False
     takes_batches = True
 
     def __init__(self, name: str, settings: ApiSettings, limits: SendLimits | None) -> None:
