@@ -134,7 +134,14 @@ class WebConfig:
     token_max_age_days: int = setting(7, "How long a confirmation link stays valid, in days.")
     languages: list[str] = setting(
         ["en", "ru", "fr", "es"],
-        "Languages a subscriber may choose on the subscribe and preferences pages.",
+        "Languages a subscriber may choose on the subscribe and preferences pages, and that "
+        "editions are rendered in: a subscriber whose language is not listed reads the "
+        "edition's own language.",
+    )
+    notices_per_address_per_day: int = setting(
+        3,
+        "Notices (confirmation, already subscribed) sent to one address in 24 hours at most, "
+        "whoever asks; the count is kept under the address's keyed hash.",
     )
     topics: dict[str, str] = setting(
         {
@@ -210,8 +217,9 @@ class TransportConfig:
 class EditionsConfig:
     subject_pattern: str = setting(
         "{org} bulletin — {month}",
-        "Subject of a monthly bulletin; {org} and {month} (written out, e.g. June 2019) "
-        "are filled in.",
+        "Subject of a monthly bulletin in the edition's language; {org} and {month} "
+        "(written out, e.g. June 2019) are filled in. Other languages' subjects come from "
+        "their catalogue unless staff give one.",
     )
     announcement_subject_pattern: str = setting(
         "{title}", "Subject of an announcement; {org} and {title} are filled in."
@@ -227,7 +235,8 @@ class EditionsConfig:
             "news": "News",
             "tribute": "Tributes",
         },
-        "Heading of each section of a bulletin, by item kind.",
+        "Heading of each section of a bulletin, by item kind. The built-in headings are "
+        "translated for each reader; a heading set here is printed as written.",
     )
     default_language: str = setting("en", "Language of items and editions that do not say.")
     default_lists: list[str] = setting(

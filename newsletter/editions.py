@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter import audit, lifecycle, staff
+from newsletter import audit, lifecycle, locale, staff
 from newsletter.app import Newsletter
 from newsletter.audience.resolve import recipients_query
 from newsletter.errors import InputError, InvalidState, NotFound
@@ -29,29 +29,19 @@ from newsletter.models import (
     CAMPAIGN_STATUSES,
     Campaign,
     CampaignItem,
+    CampaignText,
     Delivery,
     Item,
     MailingList,
     Segment,
     utcnow,
 )
+from newsletter.render import render_campaign
 from newsletter.snapshot import freeze
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 # The column size of a campaign subject (models/campaigns.py).
 SUBJECT_MAX = 500
-
-# Month names for subjects and headings, by language; others fall back to English.
-MONTH_NAMES: dict[str, tuple[str, ...]] = {
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"),
-    "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
-           "septiembre", "octubre", "noviembre", "diciembre"),
-    "ru": ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август",
-           "сентябрь", "октябрь", "ноябрь", "декабрь"),
-}  # fmt: skip
 
 
 def parse_month(value: str) -> tuple[int, int]:
@@ -65,8 +55,7 @@ def parse_month(value: str) -> tuple[int, int]:
 def month_label(month: str, language: str = "en") -> str:
     """'2019-06' written out for people: 'June 2019'."""
     year, number = parse_month(month)
-    names = MONTH_NAMES.get(language, MONTH_NAMES["en"])
-    return f"{names[number - 1]} {year}"
+    return locale.month_label(year, number, language)
 
 
 # --- building editions -------------------------------------------------------
@@ -219,7 +208,6 @@ def _render(app: Newsletter, campaign_id: int, session: Session | None = None) -
     """Render a campaign and throw the result away: InputError if it cannot be rendered."""
     # Imported here because render reads month names from this module (a cycle that goes
     # when month names come from the locale layer).
-    from newsletter.render import render_campaign
 
     render_campaign(app, campaign_id, session=session)
 
@@ -545,3 +533,65 @@ def edit_campaign(
         )  # fmt: skip
         session.expire(campaign)
         return campaign_summary(session, _get(session, campaign_id))
+
+
+# --- texts in more languages ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EditionText:
+    """A campaign's subject, intro and preheader in one language (empty: the default's)."""
+
+    id: int
+    language: str
+    subject: str
+    intro: str
+    preheader: str
+
+
+def set_text(
+    app: Newsletter,
+    campaign_id: int,
+    language: str,
+    *,
+    actor: str,
+    subject: str | None = None,
+    intro: str | None = None,
+    intro_file: str | Path | None = None,
+    preheader: str | None = None,
+) -> EditionText:
+    """Give a campaign its subject, intro or preheader in another language.
+
+    Readers of `language` see these instead of the default language's
+    (newsletter.render); a field left empty falls back to it. Changing the
+    texts of an approved campaign is an edit: it goes back to draft, to be
+    approved again.
+    """
+    code = locale.base_language(language)
+    if not code or not locale.is_known_language(code):
+        raise InputError(f"language {language!r} is not a language code such as 'ru'")
+    if intro_file is not None:
+        intro = _read_intro(intro_file)
+    with app.session() as session:
+        campaign = _get(session, campaign_id)
+        if code == campaign.language:
+            raise InputError(
+                f"campaign {campaign_id} is in {code!r} already; its own subject and intro are "
+                "its default language's"
+            )
+        lifecycle.apply(
+            session, campaign_id, "edit", actor,
+            detail=f"texts in {code}", approved_by="", approved_at=None,
+        )  # fmt: skip
+        text = session.get(CampaignText, (campaign_id, code))
+        if text is None:
+            text = CampaignText(campaign_id=campaign_id, language=code)
+            session.add(text)
+        if subject is not None:
+            text.subject = " ".join(subject.split())[:500]
+        if intro is not None:
+            text.intro = intro
+        if preheader is not None:
+            text.preheader = " ".join(preheader.split())[:500]
+        session.flush()
+        return EditionText(campaign_id, code, text.subject, text.intro, text.preheader)

@@ -39,6 +39,7 @@ import binascii
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,22 +49,18 @@ from email.headerregistry import Address
 from email.utils import format_datetime
 from html import escape
 
-from sqlalchemy import select
-
 from newsletter import links
 from newsletter.app import Newsletter
-from newsletter.audience import recipients_query
 from newsletter.config import Config
 from newsletter.dkim import Signer, read_private_key
-from newsletter.errors import InputError, NotFound
-from newsletter.models import Campaign, Subscriber
+from newsletter.errors import InputError
+from newsletter.locale import base_language
 from newsletter.render import (
     PersonalTemplate,
     RenderedEdition,
     RenderedEmail,
     greeting,
     render_campaign,
-    render_confirmation,
 )
 from newsletter.return_path import ReturnPath
 from newsletter.transports.base import OutgoingMessage, Personalisation, Transport
@@ -84,8 +81,6 @@ _BAD_ADDRESS = re.compile(r"[\s\x00-\x1f\x7f<>()\[\],;\"\\]")
 _WORD_BYTES = 45
 # Below this share of non-ASCII bytes quoted-printable is the smaller encoding.
 _QP_MAX_NON_ASCII = 1 / 6
-SAMPLE_RECIPIENT_NAME = "Sam Sample"
-SAMPLE_RECIPIENT_EMAIL = "sample.subscriber@example.org"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +92,6 @@ class Recipient:
     name: str = ""
     language: str = "en"
     delivery_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Preview:
-    """One recipient's message as files would hold it: for `newsletter preview`."""
-
-    campaign_id: int
-    subject: str
-    recipient: Recipient
-    html: str
-    text: str
-    eml: bytes
 
 
 # One step of the per-message pipeline that runs after a message is assembled.
@@ -130,10 +113,16 @@ def finishing_steps(app: Newsletter, transport: Transport) -> tuple[Step, ...]:
 
 
 class Composer:
-    """Renders a campaign once (stage 1) and then one message per recipient (stage 2).
+    """Renders a campaign once per language (stage 1) and then one message per recipient.
 
-    Built once per campaign (and language) by the send engine; `compose` is then
-    safe to call from several threads, as it keeps no per-message state.
+    Built once per campaign by the send engine. A recipient reads the edition in
+    their language when the config offers it (`web.languages`), else in the
+    campaign's own; each language is rendered the first time a recipient needs
+    it, and never again, so a send renders once per language present in its
+    audience and never per recipient. `language`, when given, fixes one
+    language for every recipient (a preview, a test send). `compose` is safe to
+    call from several threads: a lock guards the renders, and nothing else is
+    per-message state.
     """
 
     def __init__(
@@ -150,22 +139,67 @@ class Composer:
         self.config = app.config
         self.campaign_id = campaign_id
         # `test`: a test send or staff preview, marked as such in its subject and body.
-        self.edition: RenderedEdition = render_campaign(app, campaign_id, language, test=test)
-        self.subject = self.edition.subject
+        self._test = test
         self._key = app.signing_key
-        self._frame = MessageFrame(
-            self.config,
-            self.edition,
-            list_headers=True,
-            constant_values=[self.edition.view_online_url],
-        )
+        self._offered = frozenset(base_language(code) for code in app.config.web.languages)
+        self._fixed = base_language(language) or None
+        self._lock = threading.Lock()
+        self._renders: dict[str, tuple[RenderedEdition, MessageFrame]] = {}
+        self._stage_one_runs = 0
+        # The campaign's own language, rendered now, so that a template mistake shows at
+        # once rather than when the first reader of another language comes along.
+        self.edition: RenderedEdition = self.edition_for(self._fixed)
+        self.language = self.edition.language
+        self.subject = self.edition.subject
 
-    def personal_values(self, recipient: Recipient) -> dict[str, str]:
+    @property
+    def renders(self) -> int:
+        """How many times stage 1 ran: once per language met so far."""
+        return self._stage_one_runs
+
+    def edition_language(self, language: str | None) -> str:
+        """The language a reader of `language` gets the edition in."""
+        if self._fixed:
+            return self._fixed
+        code = base_language(language)
+        if code and code in self._offered:
+            return code
+        return self.edition.language
+
+    def edition_for(self, language: str | None) -> RenderedEdition:
+        return self._render(language)[0]
+
+    def _render(self, language: str | None) -> tuple[RenderedEdition, MessageFrame]:
+        key = language or ""
+        found = self._renders.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._renders.get(key)
+            if found is None:
+                edition = render_campaign(self.app, self.campaign_id, language, test=self._test)
+                self._stage_one_runs += 1
+                frame = MessageFrame(
+                    self.config,
+                    edition,
+                    list_headers=True,
+                    constant_values=[edition.view_online_url],
+                )
+                found = (edition, frame)
+                self._renders[key] = found
+                # The campaign's language under its own code too, so that its readers
+                # find it without a second render.
+                self._renders.setdefault(edition.language, found)
+        return found
+
+    def personal_values(self, recipient: Recipient, language: str | None = None) -> dict[str, str]:
         """The personal fields of one recipient, raw (the frame escapes them for HTML)."""
-        return self._personal(recipient)[0]
+        edition = self.edition_for(self.edition_language(language or recipient.language))
+        return self._personal(recipient, edition)[0]
 
-    def compose(self, recipient: Recipient) -> OutgoingMessage:
-        values, token = self._personal(recipient)
+    def compose(self, recipient: Recipient, language: str | None = None) -> OutgoingMessage:
+        edition, frame = self._render(self.edition_language(language or recipient.language))
+        values, token = self._personal(recipient, edition)
         # The https link is the footer's; the mailto one carries the same token.
         unsubscribe = header(
             "List-Unsubscribe",
@@ -174,13 +208,15 @@ class Composer:
         )
         # The template and values go along for API providers that personalise a batch
         # themselves; `data` is what they must produce.
-        personal = Personalisation(self.edition, values)
-        message = self._frame.message(recipient, values, unsubscribe, personal)
+        personal = Personalisation(edition, values)
+        message = frame.message(recipient, values, unsubscribe, personal)
         for step in self.steps:
             message = step(message)
         return message
 
-    def _personal(self, recipient: Recipient) -> tuple[dict[str, str], str]:
+    def _personal(
+        self, recipient: Recipient, edition: RenderedEdition
+    ) -> tuple[dict[str, str], str]:
         """The personal fields and the unsubscribe token of one recipient."""
         config = self.config
         name = one_line(recipient.name)
@@ -188,95 +224,15 @@ class Composer:
         token = links.unsubscribe_token(self._key, sid, self.campaign_id)
         values = {
             "name": name,
-            "greeting": greeting(name, self.edition.language, self.edition.greeting_style),
+            "greeting": greeting(name, edition.language, edition.greeting_style),
             "email": recipient.email,
             "unsubscribe_url": links.unsubscribe_url(config, token),
             "preferences_url": links.preferences_url(
                 config, links.preferences_token(self._key, sid)
             ),
-            "view_online_url": self.edition.view_online_url,
+            "view_online_url": edition.view_online_url,
         }
         return values, token
-
-
-def build_preview(
-    app: Newsletter, campaign_id: int, email: str | None = None, *, sample: bool = False
-) -> Preview:
-    """A campaign as one subscriber would get it: HTML, text and the complete message.
-
-    The subscriber is the one with address `email`, else the first recipient of the
-    campaign's audience, else a made-up sample person (whose links change nothing).
-    With `sample`, always the made-up person: the console shows previews to staff
-    who may not see subscribers' names and addresses.
-    """
-    composer = Composer(app, campaign_id, test=True)
-    if sample:
-        recipient = Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
-    else:
-        recipient = _preview_recipient(app, campaign_id, email)
-    html, text = composer.edition.personalise(composer.personal_values(recipient))
-    message = composer.compose(recipient)
-    return Preview(
-        campaign_id=campaign_id,
-        subject=composer.subject,
-        recipient=recipient,
-        html=html,
-        text=text,
-        eml=message.data,
-    )
-
-
-def compose_confirmation(
-    app: Newsletter,
-    recipient: Recipient,
-    list_ids: Sequence[int],
-    list_titles: Sequence[str],
-    *,
-    subject: str | None = None,
-    language: str | None = None,
-) -> OutgoingMessage:
-    """The double opt-in email: one link that confirms `list_ids` for the recipient.
-
-    Not a campaign, so no List-* headers: nobody is subscribed yet.
-    """
-    if recipient.subscriber_id is None:
-        raise ValueError("a confirmation email needs the subscriber's id")
-    config = app.config
-    subject = subject or f"Please confirm your subscription to {config.org.name}"
-    rendered = render_confirmation(
-        config, list_titles=list_titles, subject=subject, language=language
-    )
-    name = one_line(recipient.name)
-    token = links.confirm_token(app.signing_key, recipient.subscriber_id, list(list_ids))
-    values = {
-        "name": name,
-        "greeting": greeting(name, rendered.language),
-        "email": recipient.email,
-        "confirm_url": links.confirm_url(config, token),
-    }
-    return MessageFrame(config, rendered, list_headers=False).message(recipient, values, b"")
-
-
-def _preview_recipient(app: Newsletter, campaign_id: int, email: str | None) -> Recipient:
-    with app.session() as session:
-        if email:
-            subscriber = session.scalar(
-                select(Subscriber).where(Subscriber.email_key == email.strip().casefold())
-            )
-            if subscriber is None:
-                raise NotFound(f"no subscriber with the address {email}")
-        else:
-            campaign = session.get_one(Campaign, campaign_id)
-            audience = recipients_query(session, campaign).subquery()
-            first = session.scalar(
-                select(audience.c.subscriber_id).order_by(audience.c.subscriber_id).limit(1)
-            )
-            subscriber = session.get(Subscriber, first) if first is not None else None
-        if subscriber is None:
-            return Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME)
-        return Recipient(
-            subscriber.id, subscriber.email, subscriber.name, subscriber.language or "en"
-        )
 
 
 # The message frame: what is encoded once ------------------------------------------------

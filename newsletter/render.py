@@ -39,15 +39,15 @@ import premailer
 from markupsafe import Markup
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter import links
+from newsletter import links, locale
 from newsletter.app import Newsletter, bundled_path
 from newsletter.brand import brand_style
 from newsletter.clicks import count_links
 from newsletter.config import Config, EditionsConfig
-from newsletter.editions import MONTH_NAMES, month_label
 from newsletter.errors import ConfigError, InputError, NotFound
+from newsletter.items.translations import language_versions, version_for
 from newsletter.models import Campaign, CampaignItem, Item
-from newsletter.snapshot import FrozenItem, content_of
+from newsletter.snapshot import Content, FrozenItem, content_of
 
 # The fields every campaign template may print per recipient.
 PERSONAL_FIELDS = (
@@ -61,28 +61,11 @@ PERSONAL_FIELDS = (
 # The fields of the subscription confirmation email.
 CONFIRMATION_FIELDS = ("name", "greeting", "email", "confirm_url")
 
-# Dates written out per language ("12 June 2019"); Russian needs the genitive month names.
-# Other languages fall back to English.
-DATE_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "en": ("{day} {month} {year}", MONTH_NAMES["en"]),
-    "fr": ("{day} {month} {year}", MONTH_NAMES["fr"]),
-    "es": ("{day} de {month} de {year}", MONTH_NAMES["es"]),
-    "ru": ("{day} {month} {year}", ("января", "февраля", "марта", "апреля", "мая", "июня",
-                                     "июля", "августа", "сентября", "октября", "ноября",
-                                     "декабря")),
-}  # fmt: skip
-
-# A greeting per language, with and without a name. Other languages fall back to English;
-# templates for them can write their own words around {{ name }}.
-GREETINGS: dict[str, tuple[str, str]] = {
-    "en": ("Dear {name},", "Hello,"),
-    "fr": ("Bonjour {name},", "Bonjour,"),
-    "es": ("Hola, {name}:", "Hola:"),
-    "ru": ("Здравствуйте, {name}!", "Здравствуйте!"),
-}
-
-RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "yi"})
 SAFE_LINK_SCHEMES = ("https://", "http://", "mailto:")
+# The section headings the config comes with; these are translated, a heading staff set
+# is printed as they wrote it.
+BUILTIN_SECTION_TITLES = EditionsConfig().section_titles
+FALLBACK_LANGUAGE = locale.FALLBACK
 PREHEADER_LENGTH = 140
 # The content column: 600 pixels less 32 on each side (templates/base.html).
 IMAGE_MAX_WIDTH = 536
@@ -159,7 +142,11 @@ class ItemView:
     body_html: Markup
     link: str
     link_text: str
+    # The language the item is shown in: the reader's when it has a version in it.
     language: str
+    # "In Russian", in the reader's language, when the item is not in the reader's
+    # language (it has no version in it); empty otherwise.
+    language_note: str
     tags: list[str]
     # The item's image (empty for none) and the size it is shown at: at most the column's
     # width, the height to scale (0 when the source gave no size).
@@ -218,25 +205,39 @@ def render_campaign(
     campaign = session.get(
         Campaign,
         campaign_id,
-        options=[selectinload(Campaign.entries).selectinload(CampaignItem.item)],
+        options=[
+            selectinload(Campaign.entries).selectinload(CampaignItem.item),
+            selectinload(Campaign.texts),
+        ],
     )
     if campaign is None:
         raise NotFound(f"no campaign with id {campaign_id}")
+    # An approved campaign renders what its approval froze; a draft, its live content.
     content = content_of(campaign)
     kind = campaign.kind
-    lang = language or campaign.language or config.editions.default_language
-    items = [_item_view(item, config.editions, lang) for item in content.items]
-    subject = f"[TEST] {content.subject}" if test else content.subject
+    default = campaign.language or config.editions.default_language
+    lang = locale.base_language(language) or default
+    originals = list(content.items)
+    # Other languages' versions are read as they are now: a version may be added or
+    # corrected after the edition was built. The originals are what was approved.
+    versions = language_versions(session, [item.id for item in originals])
+    items = [
+        _item_view(version_for(item, versions.get(item.id, ()), lang), item, config, lang)
+        for item in originals
+    ]
+    month_name = ""
+    if campaign.month:
+        year, number = (int(part) for part in campaign.month.split("-"))
+        month_name = locale.month_label(year, number, lang)
+    subject, intro, preheader = _texts(campaign, content, lang, default, config, originals, items)
     view = CampaignView(
         id=campaign.id,
         kind=kind,
         month=campaign.month,
-        month_name=month_label(campaign.month, lang) if campaign.month else "",
-        subject=subject,
+        month_name=month_name,
+        subject=f"[TEST] {subject}" if test else subject,
         language=lang,
     )
-    intro = content.intro
-    preheader = content.preheader
     notice = staff_test_notice(campaign.id, campaign.status) if test else ""
     if kind not in ("bulletin", "announcement"):
         raise InputError(f"campaign {campaign_id}: cannot render a campaign of kind {kind!r}")
@@ -244,6 +245,9 @@ def render_campaign(
     intro_paragraphs = paragraphs(intro)
     preheader = preheader.strip() or _default_preheader(intro_paragraphs, items)
     view_url = links.view_online_url(config, links.view_online_token(app.signing_key, campaign_id))
+    if lang != default:
+        # The web copy of the email opens in the language the email was in.
+        view_url += f"?lang={lang}"
     context: dict[str, Any] = {
         **_common_context(config, lang),
         "campaign": view,
@@ -254,7 +258,7 @@ def render_campaign(
         "intro_paragraphs": intro_paragraphs,
         "items": items,
         "item": items[0] if items else None,
-        "sections": group_sections(items, config.editions),
+        "sections": group_sections(items, config.editions, lang),
         "public_copy": public,
         "test_notice": notice,
     }
@@ -289,36 +293,32 @@ def staff_test_notice(campaign_id: int, status: str) -> str:
     return what
 
 
-def render_confirmation(
+def render_notice(
     config: Config,
-    *,
-    list_titles: Sequence[str],
+    template: str,
+    fields: Sequence[str],
+    language: str,
     subject: str,
-    language: str | None = None,
+    **context: Any,
 ) -> RenderedEmail:
-    """The double opt-in email asking a new subscriber to confirm (fields: CONFIRMATION_FIELDS)."""
-    lang = language or config.editions.default_language
-    context: dict[str, Any] = {
-        **_common_context(config, lang),
+    """A notice's HTML and text (newsletter.notices), with `fields` left open for stage 2."""
+    full: dict[str, Any] = {
+        **_common_context(config, language),
         "subject": subject,
         "preheader": subject,
-        "lists": list(list_titles),
+        **context,
     }
-    html, text, names = _render_pair(config, "confirm", lang, context, CONFIRMATION_FIELDS)
-    return RenderedEmail(subject=subject, language=lang, html=html, text=text, template_names=names)
+    html, text, names = _render_pair(config, template, language, full, fields)
+    return RenderedEmail(
+        subject=subject, language=language, html=html, text=text, template_names=names
+    )
 
 
 # Building the context ----------------------------------------------------------------------
 
 
-def format_date(day: date, language: str) -> str:
-    """A date written out in a language: "12 June 2019", "12 de junio de 2019"."""
-    pattern, months = DATE_FORMATS.get(language, DATE_FORMATS["en"])
-    return pattern.format(day=day.day, month=months[day.month - 1], year=day.year)
-
-
 def greeting(name: str, language: str, style: str = "") -> str:
-    """The greeting line for a recipient: with their name when we have one.
+    """The greeting line for a recipient, in their language: with their name when we have one.
 
     `style` is a campaign's greeting (Campaign.greeting): "" for the language's
     own, "none" for none, else staff's line, where {name} is the name (left out,
@@ -330,8 +330,10 @@ def greeting(name: str, language: str, style: str = "") -> str:
         if name:
             return style.replace("{name}", name)
         return re.sub(r"\s*\{name\}", "", style)
-    named, anonymous = GREETINGS.get(language, GREETINGS["en"])
-    return named.format(name=name) if name else anonymous
+    _ = locale.translator(language)
+    if name:
+        return _("email.greeting.named", name=name)
+    return _("email.greeting.anonymous")
 
 
 # An intro that opens with one of these already greets; the greeting line is then left
@@ -355,40 +357,108 @@ def paragraphs(text: str) -> list[str]:
     return [" ".join(block.split()) for block in blocks if block.strip()]
 
 
-def group_sections(items: Iterable[ItemView], editions: EditionsConfig) -> list[Section]:
+def group_sections(
+    items: Iterable[ItemView], editions: EditionsConfig, language: str = ""
+) -> list[Section]:
     """Items grouped by kind in editions.kind_order; kinds not listed come last, in order met.
 
-    Within a section items keep the campaign's order.
+    Within a section items keep the campaign's order; headings are in `language`.
     """
     by_kind: dict[str, list[ItemView]] = {}
     for item in items:
         by_kind.setdefault(item.kind, []).append(item)
     order = [k for k in editions.kind_order if k in by_kind]
     order += [k for k in by_kind if k not in order]
-    return [Section(kind=k, title=_kind_title(k, editions), items=by_kind[k]) for k in order]
+    return [
+        Section(kind=k, title=_kind_title(k, editions, language), items=by_kind[k]) for k in order
+    ]
 
 
-def _kind_title(kind: str, editions: EditionsConfig) -> str:
-    return editions.section_titles.get(kind) or kind.replace("_", " ").capitalize()
+def _kind_title(kind: str, editions: EditionsConfig, language: str = "") -> str:
+    """A section's heading: a title staff set in `editions.section_titles` as they wrote it,
+    a built-in one in the reader's language (catalogue id `email.section.<kind>`)."""
+    title = editions.section_titles.get(kind)
+    builtin = BUILTIN_SECTION_TITLES.get(kind)
+    _ = locale.translator(language or FALLBACK_LANGUAGE)
+    if title is not None and title == builtin and _.has(f"email.section.{kind}"):
+        return _(f"email.section.{kind}")
+    return title or kind.replace("_", " ").capitalize()
 
 
-def _item_view(item: Item | FrozenItem, editions: EditionsConfig, language: str) -> ItemView:
+def _texts(
+    campaign: Campaign,
+    content: Content,
+    lang: str,
+    default: str,
+    config: Config,
+    originals: Sequence[Item | FrozenItem],
+    items: Sequence[ItemView],
+) -> tuple[str, str, str]:
+    """The subject, intro and preheader of `campaign` in `lang`.
+
+    Each from the campaign's texts in that language when given; else the
+    default language's. A subject the edition was built with from the config's
+    pattern is written again in `lang` (its month, or its item's version's
+    title), so that a reader sees no other language's subject than the one
+    staff wrote themselves.
+    """
+    own = next((t for t in campaign.texts if t.language == lang), None)
+    intro = (own.intro if own and own.intro else "") or content.intro
+    preheader = own.preheader if own and own.preheader else ""
+    if not preheader and lang == default:
+        preheader = content.preheader
+    if own and own.subject:
+        return own.subject, intro, preheader
+    subject = content.subject
+    if lang == default:
+        return subject, intro, preheader
+    org = config.org.name
+    editions = config.editions
+    _ = locale.translator(lang)
+    if campaign.kind == "bulletin" and campaign.month:
+        year, number = (int(part) for part in campaign.month.split("-"))
+        built = editions.subject_pattern.format(
+            org=org, month=locale.month_label(year, number, default)
+        )
+        if subject == built:
+            subject = _(
+                "email.bulletin.subject", org=org, month=locale.month_label(year, number, lang)
+            )
+    elif campaign.kind == "announcement" and originals and items:
+        pattern = editions.announcement_subject_pattern
+        if subject == pattern.format(org=org, title=originals[0].title):
+            subject = pattern.format(org=org, title=items[0].title)
+    return subject, intro, preheader
+
+
+def _item_view(
+    item: Item | FrozenItem, original: Item | FrozenItem, config: Config, language: str
+) -> ItemView:
+    """What templates see of `item` (the version in `language`, or `original` itself)."""
+    editions = config.editions
+    note = ""
+    if locale.base_language(item.language) != language:
+        _ = locale.translator(language)
+        note = _(
+            "email.item.language_note",
+            language=locale.language_name(item.language, language, capital=False),
+        )
     link = item.link.strip()
     if not link.lower().startswith(SAFE_LINK_SCHEMES):
         # Only web and mail links reach a message; a javascript: or data: link from a
         # feed would be an attack on the reader, and a relative one leads nowhere.
         link = ""
     return ItemView(
-        id=item.id,
-        kind=item.kind,
-        kind_title=_kind_title(item.kind, editions),
+        id=original.id,
+        kind=original.kind,
+        kind_title=_kind_title(original.kind, editions, language),
         title=item.title,
         date=item.date,
         # A date the source gave only as a month shows as that month, not as its first day.
         date_text=(
-            month_label(f"{item.date:%Y-%m}", language)
+            locale.month_label(item.date.year, item.date.month, language)
             if item.date_is_month
-            else format_date(item.date, language)
+            else locale.format_date(item.date, language)
         ),
         summary=item.summary,
         summary_paragraphs=paragraphs(item.summary),
@@ -400,6 +470,7 @@ def _item_view(item: Item | FrozenItem, editions: EditionsConfig, language: str)
         link=link,
         link_text=item.link_text,
         language=item.language,
+        language_note=note,
         tags=list(item.tags or []),
         **_image_fields(item),
     )
@@ -423,10 +494,12 @@ def _image_fields(item: Item | FrozenItem) -> dict[str, Any]:
 
 def _common_context(config: Config, lang: str) -> dict[str, Any]:
     return {
+        # The words of the templates: {{ _("email.footer.unsubscribe") }} (newsletter.locale).
+        "_": locale.translator(lang),
         "org": config.org,
         "brand": brand_style(config.brand, config.org.name),
         "lang": lang,
-        "dir": "rtl" if lang.split("-")[0] in RTL_LANGUAGES else "ltr",
+        "dir": locale.direction(lang),
         "website": config.org.website,
         "archive_url": links.archive_url(config),
         "public_copy": False,

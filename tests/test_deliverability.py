@@ -16,10 +16,10 @@ from sqlalchemy import select
 from test_dispatch_support import SMTPSink, seed_campaign, start_sink
 from webkit import make_lists
 
-from newsletter import dispatch
+from newsletter import dispatch, notices
 from newsletter.app import Newsletter
 from newsletter.audience import is_suppressed
-from newsletter.audience.signup import subscribe
+from newsletter.audience.joining import subscribe
 from newsletter.dispatch import EngineOptions
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dkim import generate_key
@@ -158,6 +158,7 @@ def test_confirmation_emails_are_signed_too(make_app, run_cli, tmp_path: Path) -
     make_lists(app)
     outcome = subscribe(app, "new.person@example.org", list_names=["members"])
     assert outcome.action == "confirmation_sent"
+    assert notices.send_signup_notice(app, outcome)
     (file,) = (tmp_path / "outbox" / "new").iterdir()
     data = file.read_bytes().replace(b"\n", b"\r\n")
     assert b"To: new.person@example.org" in data

@@ -24,7 +24,7 @@ from werkzeug.test import Client
 from newsletter.app import Newsletter
 from newsletter.audience.csvfile import CsvFile, from_spreadsheet_cell, spreadsheet_cell
 from newsletter.audience.exports import export_subscribers
-from newsletter.audience.signup import subscribe
+from newsletter.audience.joining import subscribe
 from newsletter.models import Event
 from newsletter.service import HealthRoute, Service
 from newsletter.transports.maildir import MaildirTransport
@@ -97,8 +97,8 @@ def test_odd_authenticated_sendgrid_payloads_are_never_a_500(client: Client, ite
 
 def test_postmark_events_without_an_id_are_keyed_on_their_content(web: WebApp) -> None:
     app = web.app
-    subscribe(app, "p1@example.org", "", "en", ["news"], send=False)
-    subscribe(app, "p2@example.org", "", "en", ["news"], send=False)
+    subscribe(app, "p1@example.org", "", "en", ["news"])
+    subscribe(app, "p2@example.org", "", "en", ["news"])
     client = Client(web)
     auth = ("newsletter", PASSWORD)
 
@@ -165,8 +165,8 @@ def test_csv_exports_neutralise_formulas_and_import_back_as_they_were(
     app: Newsletter, tmp_path: Path
 ) -> None:
     make_lists(app)
-    subscribe(app, "-minus@example.org", '=HYPERLINK("http://x")', "en", ["news"], send=False)
-    subscribe(app, "plain@example.org", "@SUM(1+1)", "en", ["news"], send=False)
+    subscribe(app, "-minus@example.org", '=HYPERLINK("http://x")', "en", ["news"])
+    subscribe(app, "plain@example.org", "@SUM(1+1)", "en", ["news"])
     out = io.StringIO()
     export_subscribers(app, out, list_name="news")
     rows = list(csv.reader(io.StringIO(out.getvalue())))

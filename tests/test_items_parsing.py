@@ -302,8 +302,8 @@ def test_markdown_problems_name_the_file_and_line() -> None:
         "md/empty.md:4: error: the file has no text (no title, summary or body); "
         "it was not imported",
         "md/no-title.md:4: warning: unknown front matter key 'titel' ignored (known: title, "
-        "date, kind, url, summary, tags, language, link_text, image, image_alt, image_width, "
-        "image_height)",
+        "date, kind, url, summary, tags, language, link_text, translation_of, key, image, "
+        "image_alt, image_width, image_height)",
         "md/undated.md:1: error: no date in the front matter, so the file was not imported; "
         "add 'date: YYYY-MM-DD' or give its month with --date YYYY-MM",
     ]

@@ -15,12 +15,10 @@ from lxml import html as lxml_html
 from newsletter import links
 from newsletter.errors import InputError, NotFound
 from newsletter.message import (
-    SAMPLE_RECIPIENT_EMAIL,
     Composer,
     Recipient,
-    build_preview,
-    compose_confirmation,
 )
+from newsletter.notices import SAMPLE_RECIPIENT_EMAIL, build_preview, compose_confirmation
 
 KEY = "test-signing-key"  # the key the test fixtures put in NEWSLETTER_SECRET_KEY
 
@@ -154,7 +152,7 @@ def test_mostly_cyrillic_bodies_are_base64_and_round_trip(make_app, make_campaig
     ]
     campaign_id = make_campaign(app, items=items, language="ru", subject="Бюллетень — июнь 2019")
     composer = Composer(app, campaign_id)
-    recipient = Recipient(5, "olga@example.org", "Ольга Петрова")
+    recipient = Recipient(5, "olga@example.org", "Ольга Петрова", "ru")
     message = parse(composer.compose(recipient).data)
     assert next(message.iter_parts())["Content-Transfer-Encoding"] == "base64"
     expected_html, expected_text = composer.edition.personalise(composer.personal_values(recipient))
@@ -267,7 +265,7 @@ def test_unknown_campaign_is_not_found(app) -> None:
 
 def test_confirmation_email_links_to_a_confirm_token(mail_app) -> None:
     outgoing = compose_confirmation(
-        mail_app, Recipient(12, "new@example.org", "Nour"), [3, 4], ["Members", "Africa"]
+        mail_app, 12, "new@example.org", [3, 4], ["Members", "Africa"], "en"
     )
     message = parse(outgoing.data)
     assert message["Subject"] == "Please confirm your subscription to Réseau Example"

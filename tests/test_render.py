@@ -11,7 +11,7 @@ from lxml import html as lxml_html
 
 from newsletter.errors import ConfigError, InputError
 from newsletter.message import Composer, Recipient
-from newsletter.render import PERSONAL_FIELDS, render_campaign, render_confirmation
+from newsletter.render import CONFIRMATION_FIELDS, PERSONAL_FIELDS, render_campaign, render_notice
 
 ITEMS = [
     {
@@ -315,8 +315,13 @@ def test_language_specific_template_is_preferred(make_app, make_campaign, tmp_pa
 
 
 def test_confirmation_email_renders_with_its_own_fields(app) -> None:
-    rendered = render_confirmation(
-        app.config, list_titles=["Members", "Eurasia network"], subject="Please confirm"
+    rendered = render_notice(
+        app.config,
+        "confirm",
+        CONFIRMATION_FIELDS,
+        "en",
+        "Please confirm",
+        lists=["Members", "Eurasia network"],
     )
     assert "confirm_url" in rendered.html.fields
     assert "unsubscribe_url" not in rendered.html.fields + rendered.text.fields

@@ -224,6 +224,14 @@ def test_cli_segments_create_show_list(run_cli, tmp_path) -> None:
     data = json.loads(shown.stdout)
     assert data["matching"] == 4 and len(data["sample"]) == 4
     assert {s["language"] for s in data["sample"]} == {"ru"}
+    assert data["languages"] == {"ru": 4}
+    active = run_cli(
+        "segments", "create", "everyone-active", "--definition",
+        '{"all": [{"field": "status", "op": "eq", "value": "active"}]}',
+    )  # fmt: skip
+    assert active.returncode == 0, active.stderr
+    everyone = run_cli("segments", "show", "everyone-active")
+    assert "languages: en 14, ru 4, es 3, fr 3" in everyone.stdout
 
     drug_policy = run_cli(
         "segments", "create", "drug-policy", "--file", str(samples / "segments/drug-policy.json")

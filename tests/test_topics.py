@@ -17,8 +17,9 @@ from webkit import make_lists
 
 from newsletter import audience, editing, editions
 from newsletter.app import Newsletter
+from newsletter.audience.joining import subscribe
+from newsletter.audience.preferences import get_preferences, update_preferences
 from newsletter.audience.segments import matching_query
-from newsletter.audience.signup import get_preferences, subscribe, update_preferences
 from newsletter.audience.topics import Topics, slugify
 from newsletter.errors import InvalidState
 from newsletter.models import Item, Subscriber
@@ -61,9 +62,7 @@ def test_csv_import_stores_topic_slugs(make_app, tmp_path: Path) -> None:
 
 def test_a_web_signup_matches_a_segment_written_with_the_label(app: Newsletter) -> None:
     make_lists(app)
-    outcome = subscribe(
-        app, "kim@example.org", list_names=["news"], topics=["harm-reduction"], send=False
-    )
+    outcome = subscribe(app, "kim@example.org", list_names=["news"], topics=["harm-reduction"])
     assert outcome.subscriber_id is not None
     saved = audience.save_segment(
         app,
@@ -128,7 +127,7 @@ def _app_with_person(make_app) -> Newsletter:
     if key not in _APPS:
         app = make_app({"web": {"topic_labels": {"harm-reduction": LABELS}}})
         make_lists(app)
-        outcome = subscribe(app, "pat@example.org", list_names=["news"], name="Pat", send=False)
+        outcome = subscribe(app, "pat@example.org", list_names=["news"], name="Pat")
         assert outcome.action != "refused"
         _APPS.clear()
         _APPS[key] = app
@@ -137,7 +136,7 @@ def _app_with_person(make_app) -> Newsletter:
 
 def test_unticking_a_topic_keeps_the_ones_the_page_does_not_offer(app: Newsletter) -> None:
     make_lists(app)
-    outcome = subscribe(app, "lou@example.org", list_names=["news"], send=False)
+    outcome = subscribe(app, "lou@example.org", list_names=["news"])
     sid = outcome.subscriber_id
     with app.session() as session:
         session.execute(

@@ -31,7 +31,7 @@ from werkzeug.test import Client
 from newsletter import editions, links
 from newsletter.app import Newsletter
 from newsletter.audience import recipients_query
-from newsletter.audience.signup import confirm, subscribe
+from newsletter.audience.joining import confirm, subscribe
 from newsletter.models import Campaign, Delivery, Event, Item, Subscriber, Subscription, utcnow
 from newsletter.web import WebApp, make_wsgi_app
 
@@ -51,7 +51,7 @@ def client(web: WebApp) -> Client:
 
 def subscribed(app: Newsletter, address: str, *lists: str, name: str = "Known") -> int:
     """A confirmed subscriber, made through the service functions."""
-    outcome = subscribe(app, address, name, "en", list(lists), send=False)
+    outcome = subscribe(app, address, name, "en", list(lists))
     assert outcome.subscriber_id is not None
     if outcome.action == "confirmation_sent":
         token = links.confirm_token(app.signing_key, outcome.subscriber_id, list(outcome.list_ids))
@@ -198,9 +198,12 @@ def test_page_language_follows_accept_language_then_falls_back_to_english(
     assert '<html lang="ru"' in russian.get_data(as_text=True)
     assert "Подписаться" in russian.get_data(as_text=True)
     assert russian.headers["Content-Language"] == "ru"
-    # French has no catalogue: the page is in English, and says so in its lang attribute.
-    french = client.get("/subscribe", headers={"Accept-Language": "fr"})
-    assert '<html lang="en"' in french.get_data(as_text=True)
+    # German has no catalogue: the page is in English, and says so in its lang attribute.
+    german = client.get("/subscribe", headers={"Accept-Language": "de"})
+    assert '<html lang="en"' in german.get_data(as_text=True)
+    spanish = client.get("/subscribe", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    assert '<html lang="es"' in spanish.get_data(as_text=True)
+    assert "Suscribirse" in spanish.get_data(as_text=True)
     # An explicit choice wins over the browser's.
     chosen = client.get("/subscribe?lang=ru", headers={"Accept-Language": "en"})
     assert '<html lang="ru"' in chosen.get_data(as_text=True)

@@ -1,4 +1,5 @@
-"""The service functions behind the subscriber pages (newsletter.audience.signup)."""
+"""The service functions behind the subscriber pages (newsletter.audience: joining,
+leaving, preferences) and the notices they call for (newsletter.notices)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,12 @@ import pytest
 from sqlalchemy import select
 from webkit import make_lists, outbox, subscription_statuses
 
-from newsletter import editions, links
+from newsletter import editions, links, notices
 from newsletter.app import Newsletter
 from newsletter.audience import suppress
-from newsletter.audience.signup import (
-    SignupError,
-    confirm,
-    get_preferences,
-    subscribe,
-    unsubscribe,
-    update_preferences,
-)
+from newsletter.audience.joining import SignupError, confirm, subscribe
+from newsletter.audience.leaving import unsubscribe
+from newsletter.audience.preferences import get_preferences, update_preferences
 from newsletter.models import Delivery, Item, Subscriber, Subscription
 
 
@@ -30,7 +26,7 @@ def lists(app: Newsletter) -> Newsletter:
 
 
 def confirmed(app: Newsletter, address: str, *list_names: str, **details: str) -> int:
-    outcome = subscribe(app, address, list_names=list(list_names), send=False, **details)
+    outcome = subscribe(app, address, list_names=list(list_names), **details)
     assert outcome.subscriber_id is not None
     if outcome.action == "confirmation_sent":
         token = links.confirm_token(app.signing_key, outcome.subscriber_id, list(outcome.list_ids))
@@ -72,7 +68,6 @@ def test_a_stranger_cannot_change_a_known_persons_details(lists: Newsletter) -> 
         language="ru",
         list_names=["members"],
         topics=["hiv"],
-        send=False,
     )
     assert outcome.action == "already_subscribed"
     with lists.session() as session:
@@ -80,15 +75,18 @@ def test_a_stranger_cannot_change_a_known_persons_details(lists: Newsletter) -> 
         assert (subscriber.name, subscriber.language, subscriber.attributes) == ("Kim", "en", {})
 
 
-def test_confirmation_email_is_sent_by_subscribe(lists: Newsletter) -> None:
+def test_the_confirmation_notice_the_outcome_calls_for_is_sent(lists: Newsletter) -> None:
     outcome = subscribe(lists, "new@example.org", list_names=["members"], language="ru")
     assert outcome.action == "confirmation_sent"
+    assert outcome.notice == "confirm"
+    assert outbox(lists) == []
+    assert notices.send_signup_notice(lists, outcome)
     (message,) = outbox(lists)
     assert message["Content-Language"] == "ru"
 
 
 def test_a_confirmation_clicked_after_leaving_does_not_put_them_back(lists: Newsletter) -> None:
-    outcome = subscribe(lists, "lee@example.org", list_names=["members"], send=False)
+    outcome = subscribe(lists, "lee@example.org", list_names=["members"])
     assert outcome.subscriber_id is not None
     token = links.confirm_token(lists.signing_key, outcome.subscriber_id, list(outcome.list_ids))
     assert confirm(lists, token).state == "confirmed"
@@ -101,9 +99,7 @@ def test_bounced_or_blocked_addresses_cannot_come_back_by_themselves(lists: News
     sid = confirmed(lists, "bob@example.org", "members")
     with lists.session() as session:
         suppress(session, lists.suppression_key, "bob@example.org", "hard_bounce")
-    assert subscribe(lists, "bob@example.org", list_names=["news"], send=False).action == (
-        "refused"
-    )
+    assert subscribe(lists, "bob@example.org", list_names=["news"]).action == ("refused")
     prefs = update_preferences(
         lists, sid, name="", language="en", topics=[], list_names=["members", "news"]
     )
@@ -176,7 +172,7 @@ def test_a_strangers_request_leaves_the_record_of_leaving_for_imports(
 
     sid = confirmed(lists, "left@example.org", "members", "news")
     unsubscribe(lists, sid, lists=["members"])
-    outcome = subscribe(lists, "left@example.org", list_names=["members"], send=False)
+    outcome = subscribe(lists, "left@example.org", list_names=["members"])
     assert outcome.action == "confirmation_sent"
     assert subscription_statuses(lists, "left@example.org")["members"] == "unsubscribed"
     csv = tmp_path / "members.csv"

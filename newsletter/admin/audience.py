@@ -32,6 +32,7 @@ from newsletter.admin.imports import ImportJob, ImportJobs
 from newsletter.admin.security import requires
 from newsletter.audience.addresses import email_key
 from newsletter.audience.imports import IMPORT_MODES
+from newsletter.audience.leaving import unsubscribe_address
 from newsletter.audience.lists import create_list, list_lists
 from newsletter.audience.privacy import erase_person
 from newsletter.audience.segments import count_rules, list_segments, save_segment
@@ -40,7 +41,6 @@ from newsletter.audience.subscribers import (
     search_subscribers,
     show_subscriber,
     subscriber_address,
-    unsubscribe_address,
 )
 from newsletter.audience.suppression import suppress_address
 from newsletter.errors import UserError

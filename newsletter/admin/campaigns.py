@@ -30,8 +30,8 @@ from newsletter.audience.segments import list_segments
 from newsletter.dispatch import service as dispatch
 from newsletter.errors import UserError
 from newsletter.items import list_items
-from newsletter.message import build_preview
 from newsletter.models import CAMPAIGN_STATUSES
+from newsletter.notices import build_preview
 from newsletter.schedule.campaigns import schedule_campaign, unschedule_campaign
 from newsletter.schedule.times import parse_local_time
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, g
 
 from newsletter.app import Newsletter
-from newsletter.audience.signup import mask_email
+from newsletter.audience.preferences import mask_email
 from newsletter.dashboard import FinishedSends
 from newsletter.roles import can_see_addresses
 

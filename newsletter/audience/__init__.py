@@ -7,7 +7,8 @@ The front door for other stages:
 - `suppress(session, key, email, reason)` (also marks the subscriber bounced,
   complained, … ), `is_suppressed`, `suppression_hash`, `lift_suppression`;
 - `add_to_list`, `end_subscriptions`: one person's subscriptions, inside the
-  caller's transaction (what people do themselves on the web is in `signup`);
+  caller's transaction (what people do themselves on the web is in `joining`,
+  `leaving` and `preferences`);
 - whole admin operations, each its own transaction: `create_list`,
   `ensure_list`, `import_subscribers`, `export_subscribers`, `save_segment`,
   `export_person`, `erase_person`, …
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from newsletter.audience.consent import Consent
     from newsletter.audience.exports import export_subscribers
     from newsletter.audience.imports import IMPORT_MODES, ImportReport, import_subscribers
+    from newsletter.audience.joining import confirm, subscribe
+    from newsletter.audience.leaving import unsubscribe, unsubscribe_address
     from newsletter.audience.lists import (
         archive_list,
         create_list,
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
         list_lists,
         show_list,
     )
+    from newsletter.audience.preferences import get_preferences, update_preferences
     from newsletter.audience.privacy import ErasureReport, erase_person, export_person, find_address
     from newsletter.audience.resolve import (
         audience_query,
@@ -47,13 +51,6 @@ if TYPE_CHECKING:
         save_segment,
         show_segment,
     )
-    from newsletter.audience.signup import (
-        confirm,
-        get_preferences,
-        subscribe,
-        unsubscribe,
-        update_preferences,
-    )
     from newsletter.audience.subscribers import (
         add_subscriber,
         add_to_list,
@@ -61,7 +58,6 @@ if TYPE_CHECKING:
         remove_subscriber,
         search_subscribers,
         show_subscriber,
-        unsubscribe_address,
     )
     from newsletter.audience.suppression import (
         SUPPRESSION_REASONS,
@@ -103,18 +99,18 @@ __getattr__, __dir__ = lazy_exports(
         "list_segments": "segments",
         "save_segment": "segments",
         "show_segment": "segments",
-        "confirm": "signup",
-        "get_preferences": "signup",
-        "subscribe": "signup",
-        "unsubscribe": "signup",
-        "update_preferences": "signup",
+        "confirm": "joining",
+        "subscribe": "joining",
+        "unsubscribe": "leaving",
+        "unsubscribe_address": "leaving",
+        "get_preferences": "preferences",
+        "update_preferences": "preferences",
         "add_subscriber": "subscribers",
         "add_to_list": "subscribers",
         "end_subscriptions": "subscribers",
         "remove_subscriber": "subscribers",
         "search_subscribers": "subscribers",
         "show_subscriber": "subscribers",
-        "unsubscribe_address": "subscribers",
         "SUPPRESSION_REASONS": "suppression",
         "is_suppressed": "suppression",
         "lift_suppression": "suppression",

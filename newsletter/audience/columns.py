@@ -19,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from newsletter.errors import InputError
+from newsletter.locale import language_code
 
 
 def header_token(header: str) -> str:
@@ -198,20 +199,14 @@ def clean_name(value: str) -> str:
     return " ".join(text.split())
 
 
-# Language names people type instead of codes, in the network's four languages.
-LANGUAGE_NAMES = {
-    **dict.fromkeys(("english", "anglais", "inglés", "ingles", "английский"), "en"),
-    **dict.fromkeys(("russian", "russe", "ruso", "русский"), "ru"),
-    **dict.fromkeys(("french", "français", "francais", "francés", "frances", "французский"), "fr"),
-    **dict.fromkeys(("spanish", "espagnol", "español", "espanol", "испанский"), "es"),
-}  # fmt: skip
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 
 
 def normalise_language(value: str) -> str:
     """'EN', 'en_GB', 'Russian', 'русский' → 'en', 'en-gb', 'ru', 'ru'; ValueError otherwise."""
     text = value.strip().casefold().replace("_", "-")
-    text = LANGUAGE_NAMES.get(text, text)
+    # Language names people type instead of codes ("Russian", "русский", "ruso").
+    text = language_code(text) or text
     if not LANGUAGE_RE.match(text) or len(text) > 10:
         raise ValueError(f"language {value.strip()!r} is not a language code (e.g. en, ru, fr, es)")
     return text

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -181,7 +181,8 @@ def list_segments(app: Newsletter) -> list[dict[str, Any]]:
 
 
 def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, Any]:
-    """A segment with its counts and a few of its reachable members."""
+    """A segment with its counts, its reachable members by language (the editions each
+    language's readers get) and a few of them."""
     with app.session() as session:
         segment = get_segment(session, name)
         rules = segment.definition
@@ -192,10 +193,19 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, An
             .order_by(Subscriber.id)
             .limit(sample)
         )
+        sample_rows = [{"email": e, "name": n, "language": lang} for e, n, lang in rows]
+        # One GROUP BY over the same members: how many readers each language has.
+        by_language = session.execute(
+            select(Subscriber.language, func.count())
+            .join(members, members.c.subscriber_id == Subscriber.id)
+            .group_by(Subscriber.language)
+            .order_by(func.count().desc(), Subscriber.language)
+        )
         return {
             **segment_summary(segment),
             **_counts(session, rules),
-            "sample": [{"email": e, "name": n, "language": lang} for e, n, lang in rows],
+            "languages": {language: count for language, count in by_language},
+            "sample": sample_rows,
         }
 
 

@@ -7,7 +7,7 @@ someone explicitly forces it, and then the consent record says so.
 `add_to_list` and `end_subscriptions` take a session, so that other stages can
 use them inside their own transaction; the functions that take the app are
 whole admin operations, one transaction each. What subscribers do themselves
-on the web (subscribe with double opt-in, confirm, leave) is in `signup`.
+on the web is in `joining`, `leaving` and `preferences`.
 """
 
 from __future__ import annotations
@@ -398,41 +398,6 @@ def search_subscribers(
             }
             for s in session.scalars(statement)
         ]
-
-
-def unsubscribe_address(
-    app: Newsletter, email: str, *, list_name: str | None = None, actor: str
-) -> dict[str, Any]:
-    """An admin records that a person left one list, or everything.
-
-    The same path as the person's own unsubscribe link (signup.unsubscribe):
-    their waiting deliveries are cancelled, an event is kept, and leaving the
-    last list is leaving everything, which suppresses the address.
-    """
-    # Imported here: signup builds on this module.
-    from newsletter.audience.signup import unsubscribe
-
-    with app.session() as session:
-        subscriber = get_subscriber(session, email)
-        if list_name is not None:
-            get_list(session, list_name)
-        subscriber_id, shown = subscriber.id, subscriber.email
-        audit.record(session, actor, "unsubscribe", "subscriber", subscriber_id,
-                     f"from {list_name!r}" if list_name else "from every list")  # fmt: skip
-    outcome = unsubscribe(
-        app,
-        subscriber_id,
-        lists=[list_name] if list_name else None,
-        everything=list_name is None,
-        source="admin",
-    )
-    return {
-        "email": shown,
-        "list": list_name,
-        "left": list(outcome.left),
-        "everything": outcome.everything,
-        "already": outcome.already,
-    }
 
 
 def remove_subscriber(

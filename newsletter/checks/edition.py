@@ -37,8 +37,9 @@ from urllib.parse import urlsplit
 from newsletter.app import Newsletter
 from newsletter.checks.findings import ERROR, WARNING, Finding
 from newsletter.errors import NotFound
-from newsletter.message import SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME, Composer, Recipient
+from newsletter.message import Composer, Recipient
 from newsletter.models import Campaign
+from newsletter.notices import SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME
 from newsletter.render import SAFE_LINK_SCHEMES
 from newsletter.transports.dsn import parse_dsn
 from newsletter.transports.factory import dsn_source

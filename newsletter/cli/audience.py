@@ -584,6 +584,9 @@ def segments_show(ctx: AppContext, name: str, sample: int, as_json: bool) -> Non
         echo_json(result)
         return
     echo_record({k: result[k] for k in ("name", "description", "rules", "matching", "reachable")})
+    if result["languages"]:
+        languages = ", ".join(f"{code} {count}" for code, count in result["languages"].items())
+        click.echo(f"languages: {languages}")
     if result["sample"]:
         click.echo("")
         echo_table(result["sample"], ["email", "name", "language"])

@@ -215,6 +215,11 @@ def _report(outcome: SendOutcome, as_json: bool) -> None:
     metavar="ADDRESS",
     help="Send one test message to ADDRESS through the transport; nothing is recorded.",
 )
+@click.option(
+    "--language",
+    metavar="LANG",
+    help="With --to: the language of the test message (default: the campaign's).",
+)
 @click.option("--dry-run", is_flag=True, help="Count the recipients and show a few; send nothing.")
 @detach_option
 @json_option
@@ -223,6 +228,7 @@ def send(
     ctx: AppContext,
     campaign_id: int,
     to: str | None,
+    language: str | None,
     dry_run: bool,
     detach: bool,
     as_json: bool,
@@ -234,15 +240,17 @@ def send(
     crash, simply started again: nobody already sent to gets it twice. Run it
     again on a campaign that is sending to continue it.
 
-    Example: newsletter send 3 --to me@example.org && newsletter send 3
+    Example: newsletter send 3 --to me@example.org --language ru && newsletter send 3
     """
+    if language and not to:
+        raise click.UsageError("--language goes with --to (a test message in that language)")
     if to and (dry_run or detach):
         raise click.UsageError("--to sends one test message; it cannot go with --dry-run/--detach")
     if dry_run and detach:
         raise click.UsageError("--dry-run sends nothing; it cannot go with --detach")
     app = ctx.app
     if to:
-        test = dispatch.send_test(app, campaign_id, to)
+        test = dispatch.send_test(app, campaign_id, to, language=language)
         if as_json:
             echo_json(
                 {

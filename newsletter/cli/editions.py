@@ -303,3 +303,44 @@ def campaigns_delete(ctx: AppContext, campaign_id: int, as_json: bool) -> None:
         echo_json(deleted)
     else:
         click.echo(f"Campaign {campaign_id} deleted ({deleted.subject}).")
+
+
+@edition_group.command(
+    "text",
+    epilog="Example: newsletter edition text 3 --language ru --subject 'Бюллетень — июнь 2019' "
+    "--intro-file intro.ru.txt",
+)
+@click.argument("campaign_id", type=int)
+@click.option("--language", required=True, metavar="LANG", help="The language of these texts.")
+@subject_option
+@intro_option
+@click.option("--preheader", help="The preview line mail programs show after the subject.")
+@json_option
+@pass_context
+def edition_text(
+    ctx: AppContext,
+    campaign_id: int,
+    language: str,
+    subject: str | None,
+    intro_file: str | None,
+    preheader: str | None,
+    as_json: bool,
+) -> None:
+    """Give an edition its subject, intro and preheader in another language.
+
+    Readers of that language see them; what is not given reads in the edition's
+    own language. An approved edition goes back to draft.
+    """
+    result = editions.set_text(
+        ctx.app,
+        campaign_id,
+        language,
+        actor=ctx.actor,
+        subject=subject,
+        intro_file=intro_file,
+        preheader=preheader,
+    )
+    if as_json:
+        echo_json(result)
+    else:
+        echo_record(result)

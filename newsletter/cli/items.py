@@ -9,6 +9,7 @@ import click
 from newsletter import items
 from newsletter.cli.context import AppContext, pass_context
 from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
+from newsletter.items.translations import link_items
 from newsletter.models.items import ITEM_KINDS
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -304,3 +305,30 @@ def items_include(ctx: AppContext, item_id: int, as_json: bool) -> None:
     Example: newsletter items include 7
     """
     _set_excluded(ctx, item_id, False, as_json)
+
+
+@items_group.command(
+    "link",
+    epilog="Example: newsletter items link 12 13 14   (13 and 14 translate item 12)",
+)
+@click.argument("original_id", type=int)
+@click.argument("version_ids", type=int, nargs=-1, required=True)
+@json_option
+@pass_context
+def items_link(
+    ctx: AppContext, original_id: int, version_ids: tuple[int, ...], as_json: bool
+) -> None:
+    """Make items language versions of ORIGINAL_ID (one per language).
+
+    An edition lists the original; each reader sees its version in their
+    language where there is one. Editions already built use the versions too.
+    """
+    report = link_items(ctx.app, original_id, version_ids, actor=ctx.actor)
+    if as_json:
+        echo_json(report)
+        return
+    echo_record({"id": report.id, "language": report.language, "title": report.title})
+    echo_table(
+        [{"id": v.id, "language": v.language, "title": v.title} for v in report.versions],
+        ("id", "language", "title"),
+    )

@@ -9,12 +9,13 @@ import click
 from newsletter.cli.context import AppContext, pass_context
 from newsletter.cli.output import echo_json, echo_record
 from newsletter.errors import InputError
-from newsletter.message import build_preview
+from newsletter.notices import build_preview
 
 
 @click.command(
     "preview",
-    epilog="Example: newsletter preview 3 --out preview/ --subscriber ana@example.org",
+    epilog="Example: newsletter preview 3 --out preview/ --subscriber ana@example.org\n\n"
+    "newsletter preview 3 --out preview-ru/ --language ru",
 )
 @click.argument("campaign_id", type=int)
 @click.option(
@@ -31,13 +32,24 @@ from newsletter.message import build_preview
     help="Render for this subscriber (default: the campaign's first recipient, else a "
     "made-up sample person).",
 )
+@click.option(
+    "--language",
+    metavar="LANG",
+    help="Render the edition in this language (default: the subscriber's, if the config "
+    "offers it, else the campaign's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the paths as JSON.")
 @pass_context
 def preview(
-    ctx: AppContext, campaign_id: int, out_dir: Path, email: str | None, as_json: bool
+    ctx: AppContext,
+    campaign_id: int,
+    out_dir: Path,
+    email: str | None,
+    language: str | None,
+    as_json: bool,
 ) -> None:
     """Write a campaign's HTML, text and complete .eml message for one subscriber."""
-    result = build_preview(ctx.app, campaign_id, email)
+    result = build_preview(ctx.app, campaign_id, email, language)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -57,6 +69,7 @@ def preview(
     record = {
         "id": campaign_id,
         "subject": result.subject,
+        "language": result.language,
         "subscriber": result.recipient.email,
         **{kind: str(path) for kind, path in paths.items()},
     }

@@ -1,8 +1,10 @@
 """The demo: the whole pipeline on bundled content, with no config at all.
 
-It imports the bundled example items and the sample subscriber lists, builds
-the March 2019 and June 2019 bulletins, approves them and delivers one
-message per subscriber to the configured transport (the ./outbox maildir by
+It imports the bundled example items (a news listing, and a folder of Markdown
+posts with one item in English and Russian) and the sample subscriber lists (in
+English, Russian, French and Spanish), builds the March 2019 and June 2019
+bulletins, approves them and delivers one message per subscriber, in the
+subscriber's language, to the configured transport (the ./outbox maildir by
 default). Every step finds what an earlier run made and reuses it, so running
 the demo twice duplicates nothing.
 """
@@ -19,6 +21,8 @@ from newsletter.app import Newsletter, bundled_path
 
 CONTENT = Path(__file__).resolve().parent
 NEWS_LISTING = CONTENT / "news.txt"
+# Markdown posts; one is a Russian version of another (front matter `translation_of`).
+POSTS = CONTENT / "posts"
 # The bundled listing, like many real exports, lost the date line of its first item.
 NEWS_FIRST_MONTH = "2019-06"
 MONTHS = ("2019-03", "2019-06")
@@ -45,9 +49,10 @@ def run_demo(app: Newsletter) -> DemoReport:
     imported = items.import_source(
         app, str(NEWS_LISTING), month=NEWS_FIRST_MONTH, source_name="demo:news.txt"
     )
-    report.items_added = imported.added
-    report.items_updated = imported.updated
-    report.items_unchanged = imported.unchanged
+    posts = items.import_source(app, str(POSTS), source_name="demo:posts")
+    report.items_added = imported.added + posts.added
+    report.items_updated = imported.updated + posts.updated
+    report.items_unchanged = imported.unchanged + posts.unchanged
 
     samples = bundled_path("subscribers")
     for name, (file_name, title, description) in LISTS.items():

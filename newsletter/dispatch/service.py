@@ -19,7 +19,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
-from newsletter import lifecycle
+from newsletter import lifecycle, notices
 from newsletter.actors import WORKER
 from newsletter.app import Newsletter
 from newsletter.dispatch import ledger, workers
@@ -28,7 +28,7 @@ from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
 from newsletter.feedback.summary import came_back_reasons, events_by_delivery
 from newsletter.logs import log_event
-from newsletter.message import Composer, Recipient, finishing_steps
+from newsletter.message import finishing_steps
 from newsletter.models import Campaign, utcnow
 from newsletter.render import render_campaign
 from newsletter.transports import SendResult, Transport, open_transport
@@ -224,23 +224,29 @@ def dry_run(app: Newsletter, campaign_id: int, *, sample_size: int = 5) -> DryRu
 
 
 def send_test(
-    app: Newsletter, campaign_id: int, address: str, *, transport: Transport | None = None
+    app: Newsletter,
+    campaign_id: int,
+    address: str,
+    *,
+    language: str | None = None,
+    transport: Transport | None = None,
 ) -> TestSend:
-    """One message of the campaign to `address`, in any status; nothing is written."""
+    """One message of the campaign to `address`, in any status; nothing is written.
+
+    In `language` (default: the campaign's); the message is the "edition_test"
+    notice of newsletter.notices.
+    """
     try:
         address = validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InputError(f"--to {address!r} is not an email address: {exc}") from None
     name = _campaign_transport_name(app, campaign_id)
-    with app.session() as session:
-        language = session.get_one(Campaign, campaign_id).language
     opened = transport is None
     transport = transport or open_transport(app, name)
     try:
         # Finished (return path, DKIM) as the campaign's own messages are.
-        composer = Composer(app, campaign_id, steps=finishing_steps(app, transport), test=True)
-        message = composer.compose(
-            Recipient(subscriber_id=None, email=address, name="", language=language)
+        message = notices.compose_test(
+            app, campaign_id, address, language, steps=finishing_steps(app, transport)
         )
         result = transport.send([message])[0]
         description = transport.describe()

@@ -98,7 +98,7 @@ def _record_one(app: Newsletter, event: FeedbackEvent, now: datetime) -> Feedbac
         if match is not None:
             report.suppressed = int(_suppress_if_due(app, session, event, match, now))
     if match is not None and event.type in ("complaint", "unsubscribe"):
-        # The person's own unsubscribe path (newsletter.audience.signup), in its own
+        # The person's own unsubscribe path (newsletter.audience.leaving), in its own
         # transaction: it ends the subscriptions, cancels waiting deliveries and keeps
         # its own event. Doing it twice is harmless, so a crash between the two
         # transactions loses nothing that matters: the address is already suppressed

@@ -58,6 +58,7 @@ from newsletter.items.detect import source_key, source_type
 from newsletter.items.parsed import ParsedItem, ParseResult, Problem, normalise_language
 from newsletter.items.prose import shorten
 from newsletter.items.store import ImportReport, LookAlike, StoredRow, upsert
+from newsletter.items.translations import link_imported
 from newsletter.models.campaigns import CampaignItem
 from newsletter.models.items import ITEM_KINDS, Item, ItemIdentity
 from newsletter.snapshot import reopen
@@ -175,6 +176,8 @@ def import_source(
         problems=report.problems,
     )
     problems_of_rows = report.problems[len(parsed.problems) :]
+    # What each entry says of its language versions, in the order of `rows`.
+    declared = [{"translation_of": p.translation_of, "where": p.where} for p in parsed.items]
     # Two imports of the same source at once may both insert an item; the loser
     # of that race tries again and then finds the winner's rows to update.
     for attempt in (1, 2):
@@ -185,6 +188,15 @@ def import_source(
             with app.session() as session:
                 upsert(session, key, rows, report)
                 report.problems.extend(_missing_links(session, report.item_ids, rows))
+                link_imported(
+                    session,
+                    key,
+                    report.item_ids,
+                    declared,
+                    app.config.editions.default_language,
+                    report.problems,
+                    by_link=kind_of_source == "feed",
+                )
             break
         except IntegrityError:
             if attempt == 2:
@@ -258,7 +270,8 @@ def _rows(
         if parsed.guid:
             identity = identities.guid_identity(parsed.guid)
         elif link and links[identities.normalise_link(link)] == 1:
-            identity = identities.link_identity(link)
+            own = parsed.language or language
+            identity = identities.link_identity(link, "" if own == language else own)
         else:
             identity = identities.title_identity(month, title)
         rows.append(
@@ -277,6 +290,7 @@ def _rows(
                     "link_text": shorten(parsed.link_text, _LINK_TEXT_MAX),
                     "language": parsed.language or language,
                     "tags": list(parsed.tags),
+                    "translation_key": parsed.translation_key,
                     "image": parsed.image,
                     "image_alt": shorten(parsed.image_alt, _LINK_TEXT_MAX),
                     "image_width": parsed.image_width,
@@ -337,7 +351,9 @@ def list_items(
 def items_for_month(session: Session, month: str) -> list[Item]:
     """The items of a `YYYY-MM` month that editions may use: not excluded, by date then id."""
     first, following = month_range(month)
-    return list(session.scalars(queries.listed_items(first=first, following=following)))
+    # Language versions are not items of their own: they stand in for their original.
+    query = queries.listed_items(first=first, following=following)
+    return list(session.scalars(query.where(Item.original_id.is_(None))))
 
 
 def _load(session: Session, item_id: int) -> Item:

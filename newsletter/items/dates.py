@@ -22,59 +22,7 @@ import re
 from datetime import date, datetime
 
 from newsletter.errors import InputError
-
-# Month names and their usual abbreviations, in the languages items are
-# published in (en, fr, es, ru); Russian also in the genitive of full dates.
-_MONTH_NAMES: dict[int, tuple[str, ...]] = {
-    1: ("january", "jan", "janvier", "janv", "enero", "ene", "январь", "января", "янв"),
-    2: (
-        "february",
-        "feb",
-        "février",
-        "fevrier",
-        "févr",
-        "fevr",
-        "febrero",
-        "feb",
-        "февраль",
-        "февраля",
-        "фев",
-    ),
-    3: ("march", "mar", "mars", "marzo", "март", "марта"),
-    4: ("april", "apr", "avril", "avr", "abril", "abr", "апрель", "апреля", "апр"),
-    5: ("may", "mai", "mayo", "май", "мая"),
-    6: ("june", "jun", "juin", "junio", "июнь", "июня"),
-    7: ("july", "jul", "juillet", "juil", "julio", "июль", "июля"),
-    8: ("august", "aug", "août", "aout", "agosto", "ago", "август", "августа", "авг"),
-    9: (
-        "september",
-        "sep",
-        "sept",
-        "septembre",
-        "septiembre",
-        "setiembre",
-        "set",
-        "сентябрь",
-        "сентября",
-        "сен",
-        "сент",
-    ),
-    10: ("october", "oct", "octobre", "octubre", "октябрь", "октября", "окт"),
-    11: ("november", "nov", "novembre", "noviembre", "ноябрь", "ноября", "ноя"),
-    12: (
-        "december",
-        "dec",
-        "décembre",
-        "decembre",
-        "déc",
-        "diciembre",
-        "dic",
-        "декабрь",
-        "декабря",
-        "дек",
-    ),
-}
-MONTHS: dict[str, int] = {name: number for number, names in _MONTH_NAMES.items() for name in names}
+from newsletter.locale import month_number
 
 _WORD = r"(?P<month>[^\W\d_]+)\.?"
 _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th|er)?"
@@ -119,7 +67,7 @@ def parse_date_line(line: str) -> date | None:
         if match is None:
             continue
         groups = match.groupdict()
-        month = int(groups["num"]) if groups.get("num") else MONTHS.get(groups["month"].lower(), 0)
+        month = int(groups["num"]) if groups.get("num") else month_number(groups["month"])
         day = int(groups.get("day") or 1)
         try:
             return date(int(groups["year"]), month, day)

@@ -14,6 +14,10 @@ words:
                  page, not the item's); else its month and its normalised
                  title: ``title:YYYY-MM:<words>``.
 
+An item in another language than the import's default adds its language to a
+link identity (``link:ru:<link>``): its versions in other languages share the
+original's link (newsletter/items/translations.py) and are items of their own.
+
 Links are compared without their scheme (http and https are the same page),
 with the host in lower case, without ``www.``, a default port, a trailing
 slash or a ``#fragment``. A normalised title is its words (letters and digits)
@@ -89,7 +93,11 @@ def guid_identity(guid: str) -> str:
     return fit(f"guid:{guid.strip()}")
 
 
-def link_identity(link: str) -> str:
+def link_identity(link: str, language: str = "") -> str:
+    """``link:<link>``; a language version of an item shares its original's link, so an item
+    in another language than the import's default is ``link:<language>:<link>``."""
+    if language:
+        return fit(f"link:{language}:{normalise_link(link)}")
     return fit(f"link:{normalise_link(link)}")
 
 

@@ -5,7 +5,10 @@ path order; hidden files and folders (a leading dot) are skipped. The front
 matter (YAML between ``---`` lines, or JSON) may give:
 
   title, date, kind, url, summary, tags, language, link_text,
-  image, image_alt, image_width, image_height
+  image, image_alt, image_width, image_height, translation_of, key
+
+(``translation_of`` names the file this one translates, ``key`` a name shared by
+the language versions of one piece: see newsletter.items.translations.)
 
 ``date`` is a YAML date, ``YYYY-MM-DD``, ``YYYY-MM`` or a listing's date-line
 spelling; without one the import's ``--date`` month is used, else the file is
@@ -73,6 +76,8 @@ FRONT_MATTER_KEYS = (
     "tags",
     "language",
     "link_text",
+    "translation_of",
+    "key",
     "image",
     "image_alt",
     "image_width",
@@ -253,6 +258,8 @@ def _parse_file(path: Path, source_id: str, where: str, month: Any, result: Pars
             kind=kind,
             language=language,
             tags=_tags(meta.get("tags"), lambda m: warn("tags", m)),
+            translation_of=_text_value(meta, "translation_of", warn),
+            translation_key=_text_value(meta, "key", warn)[:200],
             where=where,
             dated_by_source="date" in meta,
             month_only="date" not in meta or names_only_a_month(meta["date"]),

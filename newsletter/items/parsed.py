@@ -56,6 +56,10 @@ class ParsedItem:
     kind: str | None = None
     language: str | None = None
     tags: list[str] = field(default_factory=list)
+    # Language versions the source declares (newsletter.items.translations): another
+    # entry of the same source this one translates, or a key its versions share.
+    translation_of: str = ""
+    translation_key: str = ""
     # An image shown with the item: an absolute http(s) URL, its alt text, and its size
     # in pixels when the source gives it.
     image: str = ""

@@ -32,6 +32,7 @@ SOURCE_FIELDS = (
     "link_text",
     "language",
     "tags",
+    "translation_key",
     "image",
     "image_alt",
     "image_width",

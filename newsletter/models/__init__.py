@@ -17,6 +17,7 @@ from newsletter.models.campaigns import (
     Campaign,
     CampaignItem,
     CampaignLink,
+    CampaignText,
     campaign_lists,
 )
 from newsletter.models.deliveries import (
@@ -28,6 +29,7 @@ from newsletter.models.deliveries import (
 )
 from newsletter.models.feedback import FeedbackReceipt
 from newsletter.models.items import ITEM_KINDS, Item
+from newsletter.models.notices import NoticeSent
 from newsletter.models.scheduling import (
     SCHEDULE_OUTCOMES,
     ScheduleRun,
@@ -50,12 +52,14 @@ __all__ = [
     "Campaign",
     "CampaignItem",
     "CampaignLink",
+    "CampaignText",
     "Delivery",
     "Event",
     "FeedbackReceipt",
     "Item",
     "MailingList",
     "Meta",
+    "NoticeSent",
     "ScheduleRun",
     "Segment",
     "ServiceInstance",

@@ -91,6 +91,9 @@ class Campaign(Base):
         cascade="all, delete-orphan",
         order_by="CampaignItem.position",
     )
+    texts: Mapped[list[CampaignText]] = relationship(
+        cascade="all, delete-orphan", order_by="CampaignText.language"
+    )
 
     @property
     def items(self) -> list[Item]:
@@ -112,6 +115,24 @@ class CampaignItem(Base):
 
     campaign: Mapped[Campaign] = relationship(back_populates="entries")
     item: Mapped[Item] = relationship()
+
+
+class CampaignText(Base):
+    """A campaign's subject, intro and preheader in one more language.
+
+    The campaign's own columns are its default language's; a language without
+    a row here (or with an empty field) reads the default's (newsletter.render).
+    """
+
+    __tablename__ = "campaign_texts"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(10), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    intro: Mapped[str] = mapped_column(Text, default="")
+    preheader: Mapped[str] = mapped_column(String(500), default="")
 
 
 class CampaignLink(Base):

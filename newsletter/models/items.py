@@ -44,6 +44,15 @@ class Item(Base):
     # The call to action shown with the link ("Read the full report").
     link_text: Mapped[str] = mapped_column(String(500), default="")
     language: Mapped[str] = mapped_column(String(10), default="en")
+    # Set on a language version of another item (its original): the version is not an
+    # item of its own in an edition, it replaces the original for readers of its
+    # language. See newsletter.items.translations.
+    original_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+    # The key a source gives the versions of one piece (Markdown front matter `key`), so
+    # that a version imported later finds its original.
+    translation_key: Mapped[str] = mapped_column(String(200), default="")
     # An image shown with the item (Markdown front matter `image`, a feed's enclosure or
     # media content): an absolute URL, its alt text, and its size in pixels when known.
     image: Mapped[str] = mapped_column(String(2000), default="")

@@ -1,7 +1,7 @@
 """The subscriber pages: subscribe, confirm, unsubscribe, preferences, archive.
 
 `make_wsgi_app(app)` is the front door: a WSGI application over the service
-functions of newsletter.audience.signup, newsletter.render and
+functions of newsletter.audience (joining, leaving, preferences), newsletter.render and
 newsletter.links. See newsletter/web/README.md for the pages, the embeddable
 form and the security decisions.
 """

@@ -32,6 +32,8 @@ from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from newsletter import db, failures
+from newsletter.audience.joining import NAME_MAX
+from newsletter.locale import Translator, language_name, shipped_languages, translator
 from newsletter.web import (
     archive,
     clicks,
@@ -46,13 +48,7 @@ from newsletter.web import (
 )
 from newsletter.web.background import BackgroundTasks
 from newsletter.web.csrf import CsrfTokens
-from newsletter.web.i18n import (
-    Translator,
-    choose_language,
-    language_name,
-    shipped_languages,
-    translator,
-)
+from newsletter.web.i18n import choose_language
 from newsletter.web.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
@@ -130,6 +126,8 @@ class WebApp:
         env.globals["org"] = self.config.org
         # The footer says what is not collected only while the config keeps it so.
         env.globals["privacy"] = self.config.privacy
+        # The forms' maxlength for a name: the length the service keeps.
+        env.globals["name_max"] = NAME_MAX
         return env
 
     @cached_property

@@ -7,7 +7,10 @@
 
 An edition is rendered with every personal field neutral (no name, no
 address, no personal link), so the page is the same for everyone and can be
-cached and shared. Only sent editions of public lists are in the archive; the
+cached and shared. It is shown in the reader's language where the edition is
+rendered in it (`web.languages`): `?lang=` (the view-online link of each
+language's email carries its own), else the browser's Accept-Language, else
+the edition's own language. Only sent editions of public lists are in the archive; the
 signed view-online link opens any edition it was made for, since only the
 people it was sent to have it.
 """
@@ -29,6 +32,7 @@ from newsletter.errors import NotFound
 from newsletter.models import Campaign, MailingList, campaign_lists
 from newsletter.render import greeting, render_campaign
 from newsletter.web import headers
+from newsletter.web.i18n import choose_language
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -142,8 +146,14 @@ def view_online(web: WebApp, request: Request, token: str) -> Response:
 
 
 def _edition_page(web: WebApp, request: Request, campaign_id: int) -> Response:
+    language = choose_language(
+        explicit=request.args.get("lang"),
+        accept=request.accept_languages,
+        available=web.config.web.languages,
+        default="",
+    )
     try:
-        html = web.edition_pages.page(campaign_id)
+        html = web.edition_pages.page(campaign_id, language or None)
     except NotFound:
         return web.error_page(request, 404)
     response = Response(html, mimetype="text/html")
@@ -156,34 +166,35 @@ class EditionPages:
     def __init__(self, app: Newsletter, size: int = CACHE_SIZE) -> None:
         self.app = app
         self.size = size
-        self._pages: OrderedDict[int, tuple[datetime | None, str]] = OrderedDict()
+        self._pages: OrderedDict[tuple[int, str], tuple[datetime | None, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def page(self, campaign_id: int) -> str:
+    def page(self, campaign_id: int, language: str | None = None) -> str:
         app = self.app
+        key = (campaign_id, language or "")
         with app.reading() as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
                 raise NotFound(f"no campaign with id {campaign_id}")
             changed = campaign.updated_at
         with self._lock:
-            cached = self._pages.get(campaign_id)
+            cached = self._pages.get(key)
             if cached is not None and cached[0] == changed:
-                self._pages.move_to_end(campaign_id)
+                self._pages.move_to_end(key)
                 return cached[1]
-        html = render_public(app, campaign_id)
+        html = render_public(app, campaign_id, language)
         with self._lock:
-            self._pages[campaign_id] = (changed, html)
-            self._pages.move_to_end(campaign_id)
+            self._pages[key] = (changed, html)
+            self._pages.move_to_end(key)
             while len(self._pages) > self.size:
                 self._pages.popitem(last=False)
         return html
 
 
-def render_public(app: Newsletter, campaign_id: int) -> str:
-    """An edition's HTML with nothing personal in it: no name, address or personal link."""
-
-    rendered = render_campaign(app, campaign_id, public=True)
+def render_public(app: Newsletter, campaign_id: int, language: str | None = None) -> str:
+    """An edition's HTML in `language` (default: its own) with nothing personal in it: no
+    name, address or personal link."""
+    rendered = render_campaign(app, campaign_id, language, public=True)
     base = app.config.web.base_url.rstrip("/")
     html, _text = rendered.personalise(
         {

@@ -14,7 +14,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from newsletter import links
-from newsletter.audience.signup import ConfirmOutcome, confirm, confirmation_state
+from newsletter.audience.joining import ConfirmOutcome, confirm, confirmation_state
 from newsletter.web.csrf import FIELD as CSRF_FIELD
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ The link comes from the person's own mailbox, so it proves the address is
 theirs: lists ticked here are joined at once (the consent record keeps the
 wording shown under the form), unticked ones are left at once, and "Leave all
 lists" unsubscribes from everything. The page shows the address only masked
-(newsletter.audience.signup.mask_email), since messages get forwarded with
+(newsletter.audience.preferences.mask_email), since messages get forwarded with
 their links.
 """
 
@@ -16,13 +16,9 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from newsletter import links
-from newsletter.audience.signup import (
-    Preferences,
-    SignupError,
-    get_preferences,
-    unsubscribe,
-    update_preferences,
-)
+from newsletter.audience.joining import SignupError
+from newsletter.audience.leaving import unsubscribe
+from newsletter.audience.preferences import Preferences, get_preferences, update_preferences
 from newsletter.web.csrf import FIELD as CSRF_FIELD
 from newsletter.web.subscribe import language_choices, topic_choices
 

@@ -35,19 +35,19 @@ from sqlalchemy import select
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from newsletter.audience.signup import (
+from newsletter import notices
+from newsletter.audience.joining import (
+    NAME_MAX,
     SignupError,
     check_signup,
-    deliver,
-    mask_email,
     public_lists,
-    send_confirmation,
     subscribe,
 )
+from newsletter.audience.preferences import mask_email
+from newsletter.locale import Translator, language_name
 from newsletter.models import MailingList
-from newsletter.web import headers, notices
+from newsletter.web import headers
 from newsletter.web.csrf import FIELD as CSRF_FIELD
-from newsletter.web.i18n import Translator, language_name
 
 if TYPE_CHECKING:
     from newsletter.app import Newsletter
@@ -177,7 +177,7 @@ def _form_page(
     form = request.form
     values = FormValues(
         email=form.get("email", "").strip()[:320],
-        name=form.get("name", "")[:300],
+        name=form.get("name", "")[:NAME_MAX],
         language=form.get("language", "") or _default_language(web, lang),
         lists=[lists[0].name] if single else form.getlist("lists"),
         topics=form.getlist("topics"),
@@ -328,7 +328,7 @@ def _submit(web: WebApp, values: FormValues, wording: str, *, source: str, ip: s
 def run_subscribe(
     app: Newsletter, values: FormValues, wording: str, *, source: str, ip: str | None
 ) -> None:
-    """Subscribe, then send the one email the outcome calls for, in the chosen language."""
+    """Subscribe, then send the one notice the outcome calls for, in the chosen language."""
     outcome = subscribe(
         app,
         values.email,
@@ -339,16 +339,8 @@ def run_subscribe(
         wording,
         ip,
         source=source,
-        send=False,
     )
-    from newsletter.web.i18n import translator
-
-    _ = translator(outcome.language)
-    org = app.config.org.name
-    if outcome.action == "confirmation_sent":
-        send_confirmation(app, outcome, subject=_("email.confirm.subject", org=org))
-    elif outcome.action == "already_subscribed" and outcome.subscriber_id is not None:
-        deliver(app, notices.already_subscribed(app, outcome, _))
+    notices.send_signup_notice(app, outcome)
 
 
 # Helpers -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ An unsubscription is recorded before the answer is sent; when the database
 cannot record it (busy beyond its timeout and two more tries), the answer is
 503 with Retry-After, which a provider's one-click request honours.
 The token says who and which campaign; the person leaves that campaign's lists
-(newsletter.audience.signup.unsubscribe), which takes effect at once.
+(newsletter.audience.leaving.unsubscribe), which takes effect at once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from newsletter import db, links
-from newsletter.audience.signup import UnsubscribeOutcome, unsubscribe
+from newsletter.audience.leaving import UnsubscribeOutcome, unsubscribe
 from newsletter.models import Campaign, MailingList, Subscriber, Subscription, campaign_lists
 from newsletter.web.csrf import FIELD as CSRF_FIELD
 

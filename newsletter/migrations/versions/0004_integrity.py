@@ -1,7 +1,7 @@
 """Integrity: item identities, month-only dates, approval snapshots, greetings, topic slugs.
 
 Revision ID: 0004_integrity
-Revises: 0007_deliverability
+Revises: 0006_languages
 
 - item_identities: how a re-import recognises an item (newsletter/items/identity.py).
   Stored items are re-keyed: a feed entry by its guid and link, a listing item or
@@ -34,7 +34,7 @@ from newsletter.items import identity as identities
 from newsletter.snapshot import freeze
 
 revision: str = "0004_integrity"
-down_revision: str | None = "0007_deliverability"
+down_revision: str | None = "0006_languages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
