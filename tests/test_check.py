@@ -16,13 +16,14 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+from sqlalchemy import select
 
 from newsletter.app import Newsletter
 from newsletter.checks import check_domain, check_edition
 from newsletter.checks.edition import message_findings
 from newsletter.dkim import generate_key
 from newsletter.message import Composer, Recipient
-from newsletter.models import Campaign, CampaignItem, Item
+from newsletter.models import Campaign, CampaignItem, Item, Subscriber, Subscription
 
 # --- the edition ----------------------------------------------------------------------------
 
@@ -147,6 +148,31 @@ def test_a_message_without_its_list_headers_is_an_error(make_app, make_campaign)
     assert codes == {"no-list-unsubscribe", "no-one-click"}
 
 
+def test_check_reads_the_edition_in_every_language_its_audience_reads(
+    make_app, make_campaign
+) -> None:
+    """Without --language, each offered language present in the audience is checked, and a
+    reader of a language not offered gets (and is checked in) the campaign's own."""
+    app = make_app({"web": {"base_url": "https://news.example.org"}})
+    campaign_id = make_campaign(app, subscribers=[("ana@example.org", "Ana")])
+    with app.session() as session:
+        for email, language in [("ivan@example.org", "ru"), ("eva@example.org", "es-MX"),
+                                ("hans@example.org", "de")]:  # fmt: skip
+            session.add(Subscriber(email=email, email_key=email, name="", language=language))
+        session.flush()
+        members = session.get_one(Campaign, campaign_id).lists[0]
+        for subscriber in session.scalars(select(Subscriber)):
+            if subscriber.language != "en":
+                session.add(
+                    Subscription(
+                        subscriber_id=subscriber.id, list_id=members.id, status="confirmed"
+                    )
+                )
+    report = check_edition(app, campaign_id)
+    assert report.languages == ("en", "es", "ru")
+    assert check_edition(app, campaign_id, "fr").languages == ("fr",)
+
+
 def test_the_demo_has_nothing_to_fix(run_cli) -> None:
     assert run_cli("demo").returncode == 0
     campaigns = json.loads(run_cli("campaigns", "list", "--json").stdout)
@@ -154,7 +180,10 @@ def test_the_demo_has_nothing_to_fix(run_cli) -> None:
     for campaign in campaigns:
         result = run_cli("check", str(campaign["id"]))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert result.stdout.strip() == f"No findings for campaign {campaign['id']} (en)."
+        # The demo's lists hold English, Spanish, French and Russian readers: each is checked.
+        assert (
+            result.stdout.strip() == f"No findings for campaign {campaign['id']} (en, es, fr, ru)."
+        )
 
 
 def test_check_usage_errors_exit_2(run_cli) -> None:

@@ -34,11 +34,16 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from newsletter.app import Newsletter
+from newsletter.audience.resolve import recipients_query
 from newsletter.checks.findings import ERROR, WARNING, Finding
 from newsletter.errors import NotFound
+from newsletter.locale import base_language
 from newsletter.message import Composer, Recipient
-from newsletter.models import Campaign
+from newsletter.models import Campaign, Subscriber
 from newsletter.notices import SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME
 from newsletter.render import SAFE_LINK_SCHEMES
 from newsletter.transports.dsn import parse_dsn
@@ -65,12 +70,13 @@ class EditionReport:
 
 
 def check_edition(app: Newsletter, campaign_id: int, language: str | None = None) -> EditionReport:
-    """Every finding of one campaign, rendered in `language`, else in the campaign's own."""
+    """Every finding of one campaign, rendered in `language`, else in every language its
+    audience will read it in (the campaign's own, and each offered language present)."""
     with app.session() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
-        languages = (language,) if language else (campaign.language,)
+        languages = (language,) if language else _audience_languages(app, session, campaign)
         transport_name = campaign.transport or app.config.default_transport
         # The words of a call to action with nowhere to go: the template drops the button.
         lost_actions = [
@@ -94,22 +100,43 @@ def check_edition(app: Newsletter, campaign_id: int, language: str | None = None
     findings: list[Finding] = []
     findings += config_findings(app, transport_name)
     findings += image_findings
+    # Said once, not per language: it is the item's, whatever language it is read in.
+    findings += [
+        Finding(
+            WARNING,
+            "cta-without-url",
+            f"item {title!r} has a call to action but no http(s) or mailto link; "
+            "the button is left out: add the item's url",
+        )
+        for title in lost_actions
+    ]
+    # One composer renders each language once (stage 1), as a send does.
+    composer = Composer(app, campaign_id)
     for lang in languages:
-        composer = Composer(app, campaign_id, lang)
         recipient = Recipient(None, SAMPLE_RECIPIENT_EMAIL, SAMPLE_RECIPIENT_NAME, lang)
-        message = composer.compose(recipient)
+        message = composer.compose(recipient, lang)
         findings += message_findings(message.data, app.config.web.base_url, lang)
-        findings += [
-            Finding(
-                WARNING,
-                "cta-without-url",
-                f"item {title!r} has a call to action but no http(s) or mailto link; "
-                "the button is left out: add the item's url",
-                lang,
-            )
-            for title in lost_actions
-        ]
     return EditionReport(campaign_id, languages, tuple(findings))
+
+
+def _audience_languages(app: Newsletter, session: Session, campaign: Campaign) -> tuple[str, ...]:
+    """The edition languages the campaign's audience reads: one DISTINCT over the audience
+    query (set-based, so a million recipients never pass through Python), each mapped as the
+    composer maps a reader (an offered language, else the campaign's own)."""
+    offered = {base_language(code) for code in app.config.web.languages}
+    own = base_language(campaign.language) or campaign.language
+    audience = recipients_query(session, campaign).subquery()
+    present = session.scalars(
+        select(Subscriber.language)
+        .where(Subscriber.id.in_(select(audience.c.subscriber_id)))
+        .distinct()
+    )
+    found = {own}
+    for code in present:
+        base = base_language(code)
+        if base and base in offered:
+            found.add(base)
+    return (own, *sorted(found - {own}))
 
 
 def config_findings(app: Newsletter, transport_name: str) -> list[Finding]:
