@@ -52,8 +52,13 @@ class LinkClicks:
     clicks: int
 
 
-def count_links(app: Newsletter, campaign_id: int, literals: tuple[str, ...]) -> tuple[str, ...]:
-    """Rendered HTML (its literal chunks) with each web link of the campaign counted."""
+def count_links(
+    app: Newsletter, session: Session, campaign_id: int, literals: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Rendered HTML (its literal chunks) with each web link of the campaign counted.
+
+    The link rows are made in the caller's transaction (the render's): on SQLite a second
+    write transaction opened here would wait on the first until it timed out."""
     own = links.archive_url(app.config).rsplit("/", 1)[0] + "/"
     # href values are HTML-escaped (&amp;); the rows keep the addresses themselves.
     found = {
@@ -64,8 +69,7 @@ def count_links(app: Newsletter, campaign_id: int, literals: tuple[str, ...]) ->
     }
     if not found:
         return literals
-    with app.session() as session:
-        ids = _link_ids(session, campaign_id, sorted(set(found.values())))
+    ids = _link_ids(session, campaign_id, sorted(set(found.values())))
     key = app.signing_key
     targets = {
         href: links.click_url(app.config, links.click_token(key, campaign_id, ids[url]))

@@ -266,7 +266,7 @@ def render_campaign(
     if config.privacy.count_clicks and not public:
         # Counted links (newsletter.clicks) in the messages only; the public copy and
         # the text part keep the real addresses.
-        html = PersonalTemplate(count_links(app, campaign_id, html.literals), html.fields)
+        html = PersonalTemplate(count_links(app, session, campaign_id, html.literals), html.fields)
     return RenderedEdition(
         subject=view.subject,
         language=lang,

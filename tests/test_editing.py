@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from newsletter import audit, dispatch, editing, editions, items
 from newsletter.audience import add_subscriber
 from newsletter.errors import InputError, InvalidState, UserError
-from newsletter.message import build_preview
 from newsletter.models import Campaign, Delivery, Item, MailingList
+from newsletter.notices import build_preview
 from newsletter.render import render_campaign
 from newsletter.schedule.campaigns import schedule_campaign
 from newsletter.schedule.due import start_due_campaign
