@@ -359,7 +359,14 @@ def run(
             with StatusWatch(app, campaign_id) as watch:
                 usage = time_newsletter_send(config, env, campaign_id, workers)
             sent, phase = sending_phase(app, campaign_id)
+            with app.engine.connect() as conn:
+                from newsletter.dispatch import counters
+
+                kept = counters.read(conn, campaign_id).counts
+                truth = counters.recount(conn, campaign_id)
             app.close()
+            print(f"  counters {kept} " + ("= the ledger's recount" if kept == truth
+                  else f"!= the ledger's recount {truth}"))  # fmt: skip
         rate = n / usage.seconds
         what = f"{workers} worker(s)" if workers else "newsletter send"
         print(f"  {what}: {sent:,} sent in {usage.seconds:.2f} s = {rate:,.0f} messages/s "

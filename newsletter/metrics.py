@@ -6,26 +6,25 @@ would count nothing, or only its own share. The database is the one place
 where the whole truth is kept, so `DatabaseCollector` reads it at scrape
 time, in one short read transaction of a handful of grouped queries:
 
-- deliveries by transport and state (`newsletter_deliveries_total`), and those
-  that needed more than one attempt (`newsletter_deliveries_retried_total`):
-  monotonic as long as campaigns are not deleted, so `rate()` gives the send
-  rate over any window;
+- deliveries by transport and state (`newsletter_deliveries_total`), and the
+  temporary failures recorded (`newsletter_deliveries_retried_total`, one per
+  delivery sent back to wait for another try): monotonic as long as campaigns
+  are not deleted, so `rate()` gives the send rate over any window;
 - per campaign that is sending or paused: its queue (`newsletter_queue_depth`)
-  and its rate over the last minute (`newsletter_send_rate`);
+  and its rate over the last 30 to 60 seconds (`newsletter_send_rate`);
 - throttling replies per transport, every worker's (kept in transport_rates);
 - each `newsletter serve`'s heartbeat and whether its scheduler runs;
 - bounces, complaints and unsubscribes by type (the events table).
 
 Labels are transport names, campaign ids, event types and service ids: never
-an address, a name or anything else about a subscriber. The delivery counts
-are one grouped pass over the ledger (a few hundred milliseconds at ten
-million rows on PostgreSQL): scrape every 30 s or more on large installations.
+an address, a name or anything else about a subscriber. The delivery figures
+come from the per-campaign counters the senders keep (dispatch/counters.py):
+one row per campaign, however large the ledger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -33,17 +32,23 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, case, func, select
 
 from newsletter.app import Newsletter
-from newsletter.dispatch import rates
-from newsletter.models import Campaign, Delivery, Event, ServiceInstance, utcnow
+from newsletter.dispatch import counters, rates
+from newsletter.models import (
+    DELIVERY_STATUSES,
+    Campaign,
+    Event,
+    SendCounters,
+    ServiceInstance,
+    utcnow,
+)
 
-D = Delivery.__table__
+K = SendCounters.__table__
 C = Campaign.__table__
 E = Event.__table__
 I = ServiceInstance.__table__  # noqa: E741 - one letter per table, as in the ledger
 
-# The window of the per-campaign send rate.
-RATE_WINDOW = timedelta(seconds=60)
 OPEN = ("pending", "sending", "retry")
+STATES = DELIVERY_STATUSES
 
 
 class DatabaseCollector(Collector):
@@ -66,17 +71,20 @@ class DatabaseCollector(Collector):
 
 
 def _deliveries(conn: Connection, default_transport: str) -> Iterator[Metric]:
-    """Deliveries by transport and state: one grouped pass over ledger and campaigns."""
+    """Deliveries by transport and state: the campaigns' counters, summed per transport.
+
+    One row per campaign (dispatch/counters.py), where counting the ledger itself
+    was a pass over every delivery ever recorded, at every scrape.
+    """
     transport = case((C.c.transport == "", default_transport), else_=C.c.transport)
     rows = conn.execute(
         select(
             transport.label("transport"),
-            D.c.status,
-            func.count(),
-            func.sum(case((D.c.attempts > 1, 1), else_=0)),
+            func.sum(K.c.retries),
+            *(func.sum(K.c[state]) for state in STATES),
         )
-        .join(C, C.c.id == D.c.campaign_id)
-        .group_by(transport, D.c.status)
+        .join(C, C.c.id == K.c.campaign_id)
+        .group_by(transport)
     ).all()
     states = CounterMetricFamily(
         "newsletter_deliveries",
@@ -85,21 +93,20 @@ def _deliveries(conn: Connection, default_transport: str) -> Iterator[Metric]:
     )
     retried = CounterMetricFamily(
         "newsletter_deliveries_retried",
-        "Deliveries that needed more than one attempt, by transport.",
+        "Temporary failures recorded (a delivery waiting to be tried again), by transport.",
         labels=["transport"],
     )
-    retries: dict[str, int] = {}
-    for name, status, count, more_than_once in rows:
-        states.add_metric([name, status], count)
-        retries[name] = retries.get(name, 0) + int(more_than_once or 0)
-    for name, count in sorted(retries.items()):
-        retried.add_metric([name], count)
+    for name, retries, *numbers in rows:
+        for state, number in zip(STATES, numbers, strict=True):
+            if number:
+                states.add_metric([name, state], int(number))
+        retried.add_metric([name], int(retries or 0))
     yield states
     yield retried
 
 
 def _campaigns(conn: Connection) -> Iterator[Metric]:
-    """Queue and rate of each campaign being sent (or paused): a few index ranges."""
+    """Queue and rate of each campaign being sent (or paused): their counters' rows."""
     depth = GaugeMetricFamily(
         "newsletter_queue_depth",
         "Deliveries not yet final (pending, sending or waiting to retry), by campaign.",
@@ -107,31 +114,18 @@ def _campaigns(conn: Connection) -> Iterator[Metric]:
     )
     rate = GaugeMetricFamily(
         "newsletter_send_rate",
-        "Messages sent per second over the last minute, by campaign being sent.",
+        "Messages sent per second over the last 30 to 60 seconds, by campaign being sent.",
         labels=["campaign"],
     )
     active = list(
         conn.execute(select(C.c.id).where(C.c.status.in_(("sending", "paused")))).scalars()
     )
-    if active:
-        since = utcnow() - RATE_WINDOW
-        queued: dict[int, int] = dict(
-            conn.execute(
-                select(D.c.campaign_id, func.count())
-                .where(D.c.campaign_id.in_(active), D.c.status.in_(OPEN))
-                .group_by(D.c.campaign_id)
-            ).all()
-        )
-        recent: dict[int, int] = dict(
-            conn.execute(
-                select(D.c.campaign_id, func.count())
-                .where(D.c.campaign_id.in_(active), D.c.status == "sent", D.c.sent_at >= since)
-                .group_by(D.c.campaign_id)
-            ).all()
-        )
-        for campaign_id in active:
-            depth.add_metric([str(campaign_id)], queued.get(campaign_id, 0))
-            rate.add_metric([str(campaign_id)], recent.get(campaign_id, 0) / RATE_WINDOW.seconds)
+    kept = counters.read_many(conn, active)
+    now = utcnow().timestamp()
+    for campaign_id in active:
+        found = kept.get(campaign_id) or counters.Counters(counts={})
+        depth.add_metric([str(campaign_id)], sum(found.counts.get(s, 0) for s in OPEN))
+        rate.add_metric([str(campaign_id)], found.rate(now))
     yield depth
     yield rate
 

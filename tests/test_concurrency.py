@@ -28,7 +28,7 @@ from test_dispatch_support import seed_campaign
 
 from newsletter import links
 from newsletter.app import Newsletter
-from newsletter.dispatch import ledger
+from newsletter.dispatch import counters, ledger
 from newsletter.models import Campaign, MailingList, Subscriber, Subscription
 
 # Under a minute on an idle machine; the generous timeout is for a busy one.
@@ -169,6 +169,8 @@ def test_a_send_the_pages_and_the_cli_at_once_lose_nothing(
         assert added == CLI_ADDS
     with app.read_engine.connect() as conn:
         counts = ledger.counts(conn, cid)
+        # The counters the send and the unsubscribes kept say what the ledger says.
+        assert counts == counters.recount(conn, cid)
     # Everyone got the message or, having left before their turn, was spared it.
     assert set(counts) <= {"sent", "cancelled"}, counts
     assert counts["sent"] + counts.get("cancelled", 0) == RECIPIENTS

@@ -20,7 +20,7 @@ from test_dispatch_support import SMTPSink, seed_campaign, start_sink
 from newsletter import dispatch
 from newsletter.app import Newsletter
 from newsletter.audience import is_suppressed
-from newsletter.dispatch import EngineOptions, ledger
+from newsletter.dispatch import EngineOptions, counters, ledger
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.models import Campaign, Delivery
 from newsletter.transports import SendLimits
@@ -57,8 +57,11 @@ def everyone(count: int, prefix: str = "person") -> dict[str, int]:
 
 
 def ledger_counts(app: Newsletter, campaign_id: int) -> dict[str, int]:
+    """Deliveries by state once nothing sends: the counters, checked against a recount."""
     with app.engine.connect() as conn:
-        return ledger.counts(conn, campaign_id)
+        kept, truth = ledger.counts(conn, campaign_id), counters.recount(conn, campaign_id)
+    assert kept == truth, f"counters {kept} but the ledger says {truth}"
+    return truth
 
 
 # --- the engine over real SMTP --------------------------------------------------------

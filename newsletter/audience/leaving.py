@@ -20,15 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter import audit, db
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.audience.lists import get_list
 from newsletter.audience.resolve import recipients_query
 from newsletter.audience.subscribers import end_subscriptions, get_subscriber
 from newsletter.audience.suppression import suppression_reason
+from newsletter.dispatch import ledger
 from newsletter.models import Campaign, Delivery, Event, MailingList, Subscriber, Subscription
 
 # Deliveries that have not reached a worker yet, and so can still be stopped.
@@ -172,12 +173,8 @@ def cancel_waiting_deliveries(session: Session, subscriber_id: int, *, everythin
         stop.append(delivery_id)
     if not stop:
         return 0
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(stop), Delivery.status.in_(WAITING_DELIVERIES))
-        .values(status="cancelled", last_response="unsubscribed before it was sent")
-    )
-    return db.rows_changed(result) or 0
+    # Through the ledger, which keeps each campaign's counters in step.
+    return ledger.cancel_waiting(session.connection(), stop, "unsubscribed before it was sent")
 
 
 def unsubscribe_address(

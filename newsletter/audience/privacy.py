@@ -33,6 +33,7 @@ from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
 from newsletter.audience.subscribers import subscriber_profile, subscription_record
 from newsletter.audience.suppression import address_key, hash_key
+from newsletter.dispatch import ledger
 from newsletter.errors import OperationFailed
 from newsletter.models import (
     Base,
@@ -185,19 +186,24 @@ def erase_person(app: Newsletter, email: str, *, actor: str) -> ErasureReport:
         subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.email_key == key))
         report.found = subscriber_id is not None
         removed = {
-            "events": session.execute(delete(Event).where(_events_query(subscriber_id, email)))
+            "events": db.rows_changed(
+                session.execute(delete(Event).where(_events_query(subscriber_id, email)))
+            )
         }
         if subscriber_id is not None:
-            removed["deliveries"] = session.execute(
-                delete(Delivery).where(Delivery.subscriber_id == subscriber_id)
+            # Through the ledger, which takes them off their campaigns' counters too.
+            removed["deliveries"] = ledger.delete_for_subscriber(
+                session.connection(), subscriber_id
             )
-            removed["subscriptions"] = session.execute(
-                delete(Subscription).where(Subscription.subscriber_id == subscriber_id)
+            removed["subscriptions"] = db.rows_changed(
+                session.execute(
+                    delete(Subscription).where(Subscription.subscriber_id == subscriber_id)
+                )
             )
-            removed["subscribers"] = session.execute(
-                delete(Subscriber).where(Subscriber.id == subscriber_id)
+            removed["subscribers"] = db.rows_changed(
+                session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
             )
-        report.removed = {table: db.rows_changed(result) for table, result in removed.items()}
+        report.removed = removed
         keyed = hash_key(app.suppression_key, key)
         _keep_suppression(session, keyed)
         # The trail names the person by the keyed hash the suppression list keeps: it says an

@@ -683,7 +683,7 @@ class CampaignSender:
     def _recorder(self) -> None:
         self._recorder_db = HeldConnection(self.app.engine)
         self._writer = ledger.OutcomeWriter(
-            self.app.engine, wait_for_disk=self.options.wait_for_disk
+            self.app.engine, self.campaign_id, wait_for_disk=self.options.wait_for_disk
         )
         try:
             self._record_until_done()

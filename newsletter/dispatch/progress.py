@@ -1,24 +1,22 @@
 """How far a campaign's send has got: counts by state, the current rate, an ETA.
 
-Read from the ledger, so that it is true whatever the number of workers and
-wherever they run; `newsletter status` and the progress shown during `send`
-both come from here.
+Read from the campaign's counters, which every worker keeps in step with the
+ledger (dispatch/counters.py), so that it is true whatever the number of
+workers and wherever they run, and costs one row however large the send;
+`newsletter status` and the progress shown during `send` both come from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from newsletter.dispatch import ledger
+from newsletter.dispatch import counters, ledger
 from newsletter.errors import NotFound
 from newsletter.models import DELIVERY_STATUSES, Campaign, utcnow
-
-# The window over which the current rate is measured.
-RATE_WINDOW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,8 @@ class Progress:
     campaign_id: int
     status: str
     counts: dict[str, int] = field(default_factory=dict)
-    # Messages per second: over the last minute while sending, the average when done.
+    # Messages per second: over the last 30 to 60 seconds while sending (see
+    # counters.RATE_SAMPLE), the average when done.
     rate: float = 0.0
     eta_seconds: float | None = None
     next_retry_at: datetime | None = None
@@ -76,10 +75,10 @@ def campaign_progress(
     if row is None:
         raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
     status, note, started_at, finished_at = row
-    found = ledger.counts(conn, campaign_id)
-    counts = {state: found.get(state, 0) for state in DELIVERY_STATUSES}
+    kept = counters.read(conn, campaign_id)
+    counts = {state: kept.counts.get(state, 0) for state in DELIVERY_STATUSES}
     if rate is None:
-        rate = _measured_rate(conn, campaign_id, counts["sent"], started_at, finished_at, now)
+        rate = _measured_rate(kept, started_at, finished_at, now)
     remaining = sum(counts[state] for state in ledger.OPEN_STATUSES)
     eta = remaining / rate if rate > 0 and remaining else None
     next_retry = ledger.next_retry_at(conn, campaign_id) if counts["retry"] else None
@@ -98,21 +97,17 @@ def campaign_progress(
 
 
 def _measured_rate(
-    conn: Connection,
-    campaign_id: int,
-    sent: int,
+    kept: counters.Counters,
     started_at: datetime | None,
     finished_at: datetime | None,
     now: datetime,
 ) -> float:
+    sent = kept.counts.get("sent", 0)
     if not sent or started_at is None:
         return 0.0
     if finished_at is not None:
-        last = ledger.last_sent_at(conn, campaign_id) or finished_at
-        seconds = (last - started_at).total_seconds()
+        # The average of the whole send, up to its last message.
+        last = kept.last_sent_at or finished_at.timestamp()
+        seconds = last - started_at.timestamp()
         return sent / seconds if seconds > 0 else 0.0
-    since = max(now - RATE_WINDOW, started_at)
-    seconds = (now - since).total_seconds()
-    if seconds <= 0:
-        return 0.0
-    return ledger.sent_since(conn, campaign_id, since) / seconds
+    return kept.rate(now.timestamp())

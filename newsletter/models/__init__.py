@@ -25,6 +25,7 @@ from newsletter.models.deliveries import (
     Delivery,
     Event,
     Meta,
+    SendCounters,
     TransportRate,
 )
 from newsletter.models.feedback import FeedbackReceipt
@@ -62,6 +63,7 @@ __all__ = [
     "NoticeSent",
     "ScheduleRun",
     "Segment",
+    "SendCounters",
     "ServiceInstance",
     "StaffUser",
     "Subscriber",

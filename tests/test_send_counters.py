@@ -1,0 +1,213 @@
+"""A campaign's counters always equal a recount of its ledger, whatever happened to it.
+
+The counters (newsletter/dispatch/counters.py) are moved by every statement
+that moves deliveries between states. These tests drive those statements in
+any order hypothesis finds (claims by several workers, outcomes recorded
+through the senders' own writer, including for rows another worker took over,
+leases lapsing, dead workers' claims taken over, releases, cancelling, people
+leaving and being erased mid-send) and check after every step that the counters
+say what a recount says. The end-to-end tests send for real: with failures,
+retries, a pause and a resume, and a worker killed mid-send.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from conftest import wait_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from test_dispatch_support import seed_campaign
+
+from newsletter import dispatch
+from newsletter.app import Newsletter
+from newsletter.dispatch import CampaignSender, EngineOptions, counters, ledger
+from newsletter.dispatch.retry import RetryPolicy
+from newsletter.models import Campaign, Delivery, Subscriber, utcnow
+from newsletter.transports import OutgoingMessage, SendLimits, SendResult
+from newsletter.transports.memory import MemoryTransport
+
+WORKERS = ("w:1:a", "w:1:b", "w:1:c")
+PEOPLE = 12
+
+worker = st.sampled_from(WORKERS)
+step = st.one_of(
+    st.tuples(st.just("claim"), worker, st.integers(1, 6)),
+    st.tuples(
+        st.just("outcome"), worker, st.sampled_from(["sent", "retry", "failed"]), st.integers(1, 6)
+    ),
+    # A worker whose lease lapsed records outcomes for rows that are no longer its own.
+    st.tuples(st.just("late outcome"), worker, st.sampled_from(["sent", "failed"])),
+    st.tuples(st.just("leases lapse")),
+    st.tuples(st.just("worker dies"), worker),
+    st.tuples(st.just("release"), worker, st.booleans()),
+    st.tuples(st.just("unsubscribe"), st.integers(0, PEOPLE - 1)),
+    st.tuples(st.just("erase"), st.integers(0, PEOPLE - 1)),
+    st.tuples(st.just("cancel")),
+    st.tuples(st.just("write ledger again")),
+)
+
+
+def assert_counters_true(app: Newsletter, campaign_id: int) -> dict[str, int]:
+    with app.engine.connect() as conn:
+        kept = counters.read(conn, campaign_id).counts
+        truth = counters.recount(conn, campaign_id)
+    assert kept == truth, f"counters {kept} but the ledger says {truth}"
+    return truth
+
+
+def outcome_row(kind: str, delivery_id: int, holder: str) -> dict:
+    row = {"b_id": delivery_id, "b_worker": holder, "b_response": "x", "b_message_id": None}
+    if kind == "sent":
+        row.update(b_at=utcnow(), b_provider_id=None)
+    else:
+        row["b_attempts"] = 1
+    if kind == "retry":
+        # Due at once, so that the next claim can take it again.
+        row["b_next"] = utcnow() - timedelta(seconds=1)
+    return row
+
+
+def held(app: Newsletter, campaign_id: int, holder: str) -> list[int]:
+    with app.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(Delivery.id).where(
+                    Delivery.campaign_id == campaign_id,
+                    Delivery.claimed_by == holder,
+                    Delivery.status == "sending",
+                )
+            ).scalars()
+        )
+
+
+def run_step(app: Newsletter, cid: int, action: tuple, memory: dict) -> None:
+    """One move of the ledger; `memory` keeps what each worker claimed, and the people's prefix."""
+    kind = action[0]
+    now = utcnow()
+    if kind == "claim":
+        _, holder, number = action
+        with app.engine.begin() as conn:
+            claims = ledger.claim(conn, cid, holder, number, now, now + timedelta(minutes=5))
+        memory.setdefault(holder, []).extend(c.delivery_id for c in claims)
+    elif kind in ("outcome", "late outcome"):
+        holder = action[1]
+        outcome = action[2]
+        if kind == "outcome":
+            ids = held(app, cid, holder)[: action[3]]
+        else:
+            # Rows this worker once claimed, whatever became of them since.
+            ids = memory.get(holder, [])[-3:]
+        writer = ledger.OutcomeWriter(app.engine, cid)
+        groups: dict[str, list] = {"sent": [], "retry": [], "failed": []}
+        groups[outcome] = [outcome_row(outcome, i, holder) for i in ids]
+        writer.write(groups)
+        writer.close()
+    elif kind == "leases lapse":
+        with app.engine.begin() as conn:
+            ledger.reclaim(conn, cid, now + timedelta(hours=1), [])
+    elif kind == "worker dies":
+        with app.engine.begin() as conn:
+            ledger.reclaim(conn, cid, now, [action[1]])
+    elif kind == "release":
+        with app.engine.begin() as conn:
+            ledger.release(conn, cid, action[1], cancelled=action[2])
+    elif kind in ("unsubscribe", "erase"):
+        email = f"{memory['prefix']}{action[1]}@example.org"
+        with app.engine.begin() as conn:
+            subscriber_id = conn.scalar(select(Subscriber.id).where(Subscriber.email == email))
+            if subscriber_id is None:
+                return
+            if kind == "erase":
+                ledger.delete_for_subscriber(conn, subscriber_id)
+            else:
+                ids = conn.execute(
+                    select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
+                ).scalars()
+                ledger.cancel_waiting(conn, list(ids), "unsubscribed before it was sent")
+    elif kind == "cancel":
+        with app.engine.begin() as conn:
+            ledger.cancel_open(conn, cid, now, [])
+    elif kind == "write ledger again":
+        with app.session() as session:
+            ledger.write_ledger(session, session.get_one(Campaign, cid))
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(step, min_size=1, max_size=25))
+def test_counters_equal_a_recount_after_any_sequence_of_ledger_moves(
+    app: Newsletter, steps: list[tuple]
+) -> None:
+    # Each example has its own people: the database lives as long as the test.
+    prefix = f"p{uuid.uuid4().hex[:8]}-"
+    cid = seed_campaign(app, PEOPLE, prefix=prefix)
+    dispatch.start_campaign(app, cid, actor="tester")
+    assert assert_counters_true(app, cid) == {"pending": PEOPLE}
+    memory: dict[str, list[int]] = {"prefix": prefix}  # type: ignore[dict-item]
+    for action in steps:
+        run_step(app, cid, action, memory)
+        assert_counters_true(app, cid)
+
+
+def test_a_send_with_failures_retries_a_pause_and_a_resume_keeps_true_counters(
+    app: Newsletter,
+) -> None:
+    cid = seed_campaign(app, 300)
+
+    def script(message: OutgoingMessage, tries: int) -> SendResult:
+        number = int(message.recipient.removeprefix("person").split("@")[0])
+        if number % 17 == 0:
+            return SendResult("failed", "550 5.1.1 User unknown", hard_bounce=True)
+        if number % 5 == 0 and tries < 1:
+            return SendResult("retry", "451 4.3.0 Try again later")
+        return SendResult("sent", "250 ok")
+
+    options = EngineOptions(batch_size=20, retry=RetryPolicy(0.05, 0.2, max_attempts=4))
+    transport = MemoryTransport(script=script, limits=SendLimits(connections=3), delay=0.002)
+    dispatch.start_campaign(app, cid, actor="tester")
+    sender = CampaignSender(app, cid, transport, options=options)
+    thread = threading.Thread(target=sender.run)
+    thread.start()
+    wait_for(lambda: len(transport.sent) >= 100, 30)
+    dispatch.pause_campaign(app, cid, actor="tester")
+    thread.join(30)
+    middle = assert_counters_true(app, cid)
+    assert middle.get("sent", 0) >= 50 and middle.get("sending", 0) == 0
+    dispatch.resume_campaign(app, cid, actor="tester")
+    outcome = dispatch.send_campaign(app, cid, transport=transport, options=options, actor="t")
+    assert outcome.reason == "finished"
+    final = assert_counters_true(app, cid)
+    assert final == {"sent": 300 - 18, "failed": 18}
+    with app.engine.connect() as conn:
+        # Every temporary failure was counted for /metrics: 60 recipients, once each.
+        assert counters.read(conn, cid).retries == 60 - 4
+    progress = dispatch.campaign_status(app, cid)
+    assert progress.counts["sent"] == 282 and progress.rate > 0
+
+
+def test_a_campaign_deleted_takes_its_counters_with_it(app: Newsletter) -> None:
+    cid = seed_campaign(app, 3)
+    dispatch.start_campaign(app, cid, actor="tester")
+    dispatch.cancel_campaign(app, cid, actor="tester")
+    assert assert_counters_true(app, cid) == {"cancelled": 3}
+    with app.session() as session:
+        session.delete(session.get_one(Campaign, cid))
+    with app.engine.connect() as conn:
+        assert counters.read(conn, cid).counts == {}
+
+
+@pytest.mark.parametrize("people", [0, 7])
+def test_a_ledger_written_twice_counts_once(app: Newsletter, people: int) -> None:
+    cid = seed_campaign(app, people)
+    dispatch.start_campaign(app, cid, actor="tester")
+    with app.session() as session:
+        assert ledger.write_ledger(session, session.get_one(Campaign, cid)) == 0
+    assert assert_counters_true(app, cid) == ({"pending": people} if people else {})
