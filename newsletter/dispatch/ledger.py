@@ -214,12 +214,11 @@ def _unclaim(conn: Connection, campaign_id: int, which: Any) -> int:
         ("pending", D.c.next_attempt_at.is_(None)),
         ("retry", D.c.next_attempt_at.is_not(None)),
     ):
-        result = conn.execute(
-            update(D)
-            .where(D.c.campaign_id == campaign_id, D.c.status == "sending", which, came_from)
-            .values(status=state, claimed_by=None, lease_until=None)
+        moved[state] = _update_unlocked(
+            conn,
+            (D.c.campaign_id == campaign_id) & (D.c.status == "sending") & which & came_from,
+            {"status": state, "claimed_by": None, "lease_until": None},
         )
-        moved[state] = db.rows_changed(result)
     freed = sum(moved.values())
     counters.move(conn, campaign_id, {**moved, "sending": -freed})
     return freed
@@ -238,14 +237,27 @@ def reclaim(conn: Connection, campaign_id: int, now: datetime, dead: Sequence[st
     return _unclaim(conn, campaign_id, stale)
 
 
+def _update_unlocked(conn: Connection, where: Any, values: dict[str, Any]) -> int:
+    """UPDATE the deliveries `where` picks, leaving alone rows another transaction holds.
+
+    For the statements that sweep many 'sending' rows (renewing a lease, taking
+    over lapsed ones) while the recorder may be writing outcomes to some of them:
+    on PostgreSQL both would lock rows one by one in different orders and could
+    deadlock (a 200,000-recipient send died of it, renewing its lease). A row
+    being recorded right now is leaving 'sending' anyway: skipping it loses
+    nothing. The rows are locked in a CTE, evaluated once (see `claim`). On
+    SQLite one writer holds the whole database, so nothing is ever skipped.
+    """
+    if conn.dialect.name == "postgresql":
+        picked = select(D.c.id).where(where).with_for_update(skip_locked=True).cte("picked")
+        return db.rows_changed(conn.execute(update(D).where(D.c.id == picked.c.id).values(values)))
+    return db.rows_changed(conn.execute(update(D).where(where).values(values)))
+
+
 def renew_lease(conn: Connection, campaign_id: int, worker_id: str, lease_until: datetime) -> int:
     """Keep our claims while a slow send (a low rate) works through them."""
-    result = conn.execute(
-        update(D)
-        .where(D.c.campaign_id == campaign_id, D.c.claimed_by == worker_id, D.c.status == "sending")
-        .values(lease_until=lease_until)
-    )
-    return db.rows_changed(result)
+    ours = (D.c.campaign_id == campaign_id) & (D.c.claimed_by == worker_id)
+    return _update_unlocked(conn, ours & (D.c.status == "sending"), {"lease_until": lease_until})
 
 
 def release(conn: Connection, campaign_id: int, worker_id: str, *, cancelled: bool) -> int:
