@@ -332,12 +332,10 @@ def deliveries(campaign_id: int) -> str:
     page = dispatch.delivery_page(
         app, campaign_id, failed_only=failed_only, after=after, limit=DELIVERY_ROWS
     )
-    for row in page.rows:
-        row["address"] = shown_address(row["address"])
     return render_template(
         "campaigns/deliveries.html",
         c=editions.show_campaign(app, campaign_id, counts=False),
-        rows=page.rows,
+        rows=[dataclasses.replace(row, address=shown_address(row.address)) for row in page.rows],
         following=page.next_after,
         after=after,
         failed_only=failed_only,
@@ -366,9 +364,11 @@ def deliveries_csv(campaign_id: int) -> Response:
                 app, campaign_id, failed_only=failed_only, after=after, limit=CSV_CHUNK
             )
             for row in page.rows:
-                row["address"] = shown_address(row["address"])
-                row["events"] = "; ".join(row["events"])
-                writer.writerow([row.get(column, "") for column in CSV_COLUMNS])
+                shown = dataclasses.replace(row, address=shown_address(row.address))
+                writer.writerow(
+                    "; ".join(row.events) if column == "events" else getattr(shown, column)
+                    for column in CSV_COLUMNS
+                )
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
