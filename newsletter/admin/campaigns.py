@@ -22,7 +22,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from newsletter import audit, editions
+from newsletter import audit, editing, editions
 from newsletter.admin.context import actor, finished, newsletter, shown_address
 from newsletter.admin.security import requires
 from newsletter.audience.lists import list_lists
@@ -200,7 +200,7 @@ def edit(campaign_id: int) -> ResponseReturnValue:
     order = [item_id for _, item_id in sorted(positions)]
     if not errors:
         try:
-            editions.edit_campaign(
+            editing.edit_edition(
                 app, campaign_id, subject=subject, intro=intro, order=order, actor=actor()
             )
         except UserError as exc:
