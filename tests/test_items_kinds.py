@@ -90,7 +90,7 @@ def test_an_edited_kind_survives_reimport_and_an_inferred_one_follows_the_source
         "Sad news: our friend and colleague Anna Berg has left us after a long illness.",
         "Our new report on prisons and health is out today, in ten chapters.",
     )
-    imported = items.import_source(app, source)
+    imported = items.import_source(app, source, actor="cli:test")
     by_title = {items.get_item(app, i)["title"]: i for i in imported.item_ids}
     anna, prisons = by_title["Anna Berg"], by_title["Prisons and health"]
     assert items.get_item(app, anna)["kind"] == "tribute"
@@ -105,7 +105,7 @@ def test_an_edited_kind_survives_reimport_and_an_inferred_one_follows_the_source
         "Anna Berg begins a tour to present our open letter to health ministers.",
         "Our new report on prisons and health is out today, now in twelve chapters.",
     )
-    again = items.import_source(app, source)
+    again = items.import_source(app, source, actor="cli:test")
     assert again.added == 0 and again.updated == 2
     assert items.get_item(app, anna)["kind"] == "statement"
     assert items.get_item(app, prisons)["kind"] == "news"

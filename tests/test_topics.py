@@ -68,6 +68,7 @@ def test_a_web_signup_matches_a_segment_written_with_the_label(app: Newsletter) 
         app,
         "harm",
         text='{"field": "topics", "op": "contains", "value": "Harm reduction"}',
+        actor="cli:test",
     )
     assert saved["definition"]["value"] == "harm-reduction"
     with app.session() as session:
@@ -150,9 +151,11 @@ def test_unticking_a_topic_keeps_the_ones_the_page_does_not_offer(app: Newslette
 
 def test_segments_edit_and_delete(app: Newsletter, run_cli) -> None:
     audience.create_list(app, "members", actor="cli:t")
-    audience.save_segment(app, "asia", text='{"field": "region", "op": "eq", "value": "Asia"}')
+    audience.save_segment(
+        app, "asia", text='{"field": "region", "op": "eq", "value": "Asia"}', actor="cli:test"
+    )
     edited = audience.save_segment(
-        app, "asia", description="People in Asia", replace=True, must_exist=True
+        app, "asia", description="People in Asia", replace=True, must_exist=True, actor="cli:test"
     )
     assert (edited["description"], edited["definition"]["value"]) == ("People in Asia", "Asia")
     with app.session() as session:

@@ -26,7 +26,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from newsletter import audit
 from newsletter.admin.context import actor, newsletter, shown_address
 from newsletter.admin.imports import ImportJob, ImportJobs
 from newsletter.admin.security import requires
@@ -283,11 +282,11 @@ def save() -> ResponseReturnValue:
             name,
             text=json.dumps(rules),
             description=request.form.get("description", "").strip(),
+            actor=actor(),
         )
     except UserError as exc:
         field = "name" if "name" in str(exc) or "segment" in str(exc) else "rules"
         return _builder({field: str(exc)}, 400)
-    audit.note(newsletter(), actor(), "segment.save", "segment", saved["id"], saved["name"])
     flash(f"Segment {saved['name']} saved: {saved['reachable']} subscriber(s) reachable.")
     return redirect(url_for("audience.lists"))
 

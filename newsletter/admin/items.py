@@ -10,7 +10,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
-from newsletter import audit
 from newsletter import items as items_service
 from newsletter.admin.context import actor, newsletter
 from newsletter.admin.security import requires
@@ -67,7 +66,7 @@ def import_items() -> ResponseReturnValue:
         if url:
             if not url.startswith(("http://", "https://")):
                 return _index({"url": "a feed address starts with http:// or https://"}, None, 400)
-            report = items_service.import_source(app, url, month=month)
+            report = items_service.import_source(app, url, month=month, actor=actor())
         else:
             assert upload is not None
             name = secure_filename(upload.filename or "") or "upload.txt"
@@ -85,13 +84,11 @@ def import_items() -> ResponseReturnValue:
                 # Stored under the upload's name, so that uploading it again updates the
                 # same items instead of adding them twice.
                 report = items_service.import_source(
-                    app, str(path), month=month, source_name=f"upload:{name}"
+                    app, str(path), month=month, source_name=f"upload:{name}", actor=actor()
                 )
     except UserError as exc:
         field = "date" if "--date" in str(exc) else "url" if url else "file"
         return _index({field: str(exc).replace("--date", "the month")}, None, 400)
-    audit.note(app, actor(), "items.import", "source", report.source,
-               f"{report.added} added, {report.updated} updated")  # fmt: skip
     return _index({}, report)
 
 
@@ -119,10 +116,7 @@ def edit(item_id: int) -> ResponseReturnValue:
             named = str(exc).split(" ", 1)[0]
             errors[named if named in changes else next(iter(changes))] = str(exc)
     if not errors and toggled:
-        items_service.exclude_item(app, item_id, excluded)
-    if not errors and (changes or toggled):
-        done = sorted(changes) + (["excluded"] if toggled else [])
-        audit.note(app, actor(), "item.edit", "item", item_id, "changed " + ", ".join(done))
+        items_service.exclude_item(app, item_id, excluded, actor=actor())
     if errors:
         item.update(request.form.to_dict())
         page = render_template("items/edit.html", item=item, errors=errors, kinds=KIND_OPTIONS)
@@ -135,9 +129,6 @@ def edit(item_id: int) -> ResponseReturnValue:
 @requires("items.edit")
 def exclude(item_id: int) -> ResponseReturnValue:
     excluded = request.form.get("excluded", "1") == "1"
-    item = items_service.exclude_item(newsletter(), item_id, excluded)
-    audit.note(
-        newsletter(), actor(), "item.exclude" if excluded else "item.include", "item", item_id
-    )
+    item = items_service.exclude_item(newsletter(), item_id, excluded, actor=actor())
     flash(f"Item {item_id} {'excluded from' if excluded else 'included in'} editions.")
     return redirect(url_for("items.index", month=str(item["date"])[:7]))

@@ -116,8 +116,10 @@ def save_segment(
     description: str | None = None,
     replace: bool = False,
     must_exist: bool = False,
+    actor: str,
 ) -> dict[str, Any]:
-    """Create (or with `replace`, redefine) a segment from JSON or TOML rules.
+    """Create (or with `replace`, redefine) a segment from JSON or TOML rules, in the audit
+    trail with `actor`.
 
     `must_exist` is `segments edit`: the segment must be there already.
 
@@ -163,6 +165,7 @@ def save_segment(
             )
             segment.updated_at = utcnow()
             session.flush()
+            audit.record(session, actor, "segment.save", "segment", segment.id, name)
             warnings = [
                 f"no subscriber has an attribute {key!r} (yet); check the spelling"
                 for key in _unused_attributes(session, rules)

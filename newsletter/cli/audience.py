@@ -476,7 +476,13 @@ def segments_create(
     if (path is None) == (text is None):
         raise InputError("give the rules with either --file F or --definition RULES")
     result = audience.save_segment(
-        ctx.app, name, text=text, path=path, description=description, replace=replace
+        ctx.app,
+        name,
+        text=text,
+        path=path,
+        description=description,
+        replace=replace,
+        actor=ctx.actor,
     )
     if as_json:
         echo_json(result)
@@ -526,6 +532,7 @@ def segments_edit(
         description=description,
         replace=True,
         must_exist=True,
+        actor=ctx.actor,
     )
     if as_json:
         echo_json(result)

@@ -90,7 +90,13 @@ def items_import(
     Example: newsletter items import news.txt --date 2019-06
     """
     report = items.import_source(
-        ctx.app, source, month=month, language=language, kind=kind, encoding=encoding
+        ctx.app,
+        source,
+        month=month,
+        language=language,
+        kind=kind,
+        encoding=encoding,
+        actor=ctx.actor,
     )
     for problem in report.problems:
         click.echo(str(problem), err=True)
@@ -272,7 +278,7 @@ def items_delete(ctx: AppContext, item_id: int, as_json: bool) -> None:
 
 
 def _set_excluded(ctx: AppContext, item_id: int, excluded: bool, as_json: bool) -> None:
-    record = items.exclude_item(ctx.app, item_id, excluded=excluded)
+    record = items.exclude_item(ctx.app, item_id, excluded=excluded, actor=ctx.actor)
     if as_json:
         echo_json({"id": record["id"], "excluded": record["excluded"]})
     elif excluded:

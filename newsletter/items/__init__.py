@@ -42,6 +42,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.items import identity as identities
@@ -132,10 +133,14 @@ def import_source(
     month: str | None = None,
     language: str | None = None,
     kind: str | None = None,
+    actor: str,
     source_name: str | None = None,
     encoding: str | None = None,
 ) -> ImportReport:
     """Read a source and store its items: new ones added, changed ones updated.
+
+    The audit trail names `actor` and what the import did, in the import's own
+    transaction.
 
     Items are recognised by their identity (see this module's docstring), not by
     where the source lies; the source's absolute path or address, or
@@ -197,6 +202,8 @@ def import_source(
                     report.problems,
                     by_link=kind_of_source == "feed",
                 )
+                audit.record(session, actor, "items.import", "source", key,
+                             f"{report.added} added, {report.updated} updated")  # fmt: skip
             break
         except IntegrityError:
             if attempt == 2:
@@ -459,6 +466,8 @@ def edit_item(
             f"campaign {cid} has gone out; its messages and archive keep what was sent"
             for cid in gone
         ]
+        audit.record(session, actor, "item.edit", "item", item_id,
+                     "changed " + ", ".join(sorted(cleaned)))  # fmt: skip
         session.flush()
         return ItemEdited(
             id=item_id,
@@ -508,11 +517,17 @@ def _checked(name: str, value: Any) -> Any:
     return text
 
 
-def exclude_item(app: Newsletter, item_id: int, excluded: bool = True) -> dict[str, Any]:
-    """Keep an item out of editions (or, with excluded=False, let it back in)."""
+def exclude_item(
+    app: Newsletter, item_id: int, excluded: bool = True, *, actor: str
+) -> dict[str, Any]:
+    """Keep an item out of editions (or, with excluded=False, let it back in), in the audit
+    trail with `actor`."""
     with app.session() as session:
         item = _load(session, item_id)
         item.excluded = excluded
+        audit.record(
+            session, actor, "item.exclude" if excluded else "item.include", "item", item_id
+        )
         session.flush()
         return item_record(item)
 
