@@ -68,7 +68,7 @@ def write(path: Path, text: str) -> str:
 
 
 def titles(app) -> list[str]:
-    return sorted(row["title"] for row in items.list_items(app, include_excluded=True))
+    return sorted(row.title for row in items.list_items(app, include_excluded=True))
 
 
 def test_next_months_page_adds_only_the_new_item(app, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_the_same_file_from_another_path_adds_nothing(app, tmp_path: Path) -> No
     again = items.import_source(app, str(moved), actor="cli:test")
     assert (again.added, again.updated, again.unchanged) == (0, 0, 4)
     # The item remembers where it was read last, for people.
-    assert {items.get_item(app, i)["source"] for i in again.item_ids} == {str(moved.resolve())}
+    assert {items.get_item(app, i).source for i in again.item_ids} == {str(moved.resolve())}
 
 
 def test_a_typo_fixed_in_the_first_sentence_updates_the_item(app, tmp_path: Path) -> None:
@@ -131,13 +131,13 @@ def test_the_same_feed_from_a_file_then_its_url_adds_nothing(app, served_items: 
 def test_staff_edits_survive_a_reimport_that_also_fixes_a_typo(app, tmp_path: Path) -> None:
     source = write(tmp_path / "news.txt", JULY_PAGE.replace("Vienna", "Viena"))
     report = items.import_source(app, source, actor="cli:test")
-    vienna = next(i for i in report.item_ids if "Viena" in items.get_item(app, i)["title"])
+    vienna = next(i for i in report.item_ids if "Viena" in items.get_item(app, i).title)
     items.edit_item(app, vienna, actor="cli:test", title="Vienna planning meeting")
     write(tmp_path / "news.txt", JULY_PAGE)
     again = items.import_source(app, source, actor="cli:test")
     assert again.added == 0
-    assert items.get_item(app, vienna)["title"] == "Vienna planning meeting"
-    assert "Vienna to plan" in items.get_item(app, vienna)["body_text"]
+    assert items.get_item(app, vienna).title == "Vienna planning meeting"
+    assert "Vienna to plan" in items.get_item(app, vienna).body_text
 
 
 def test_a_rewritten_title_is_added_and_reported_as_looking_like_the_old(
@@ -145,7 +145,7 @@ def test_a_rewritten_title_is_added_and_reported_as_looking_like_the_old(
 ) -> None:
     source = write(tmp_path / "news.txt", JULY_PAGE)
     first = items.import_source(app, source, actor="cli:test")
-    old = next(i for i in first.item_ids if "Ana" in items.get_item(app, i)["title"])
+    old = next(i for i in first.item_ids if "Ana" in items.get_item(app, i).title)
     write(
         tmp_path / "news.txt",
         JULY_PAGE.replace("We mourn the passing of Ana", "With sorrow we mourn our Ana"),
@@ -168,7 +168,7 @@ def test_merge_moves_campaign_entries_and_later_imports_find_the_kept_item(
 ) -> None:
     source = write(tmp_path / "news.txt", JULY_PAGE)
     first = items.import_source(app, source, actor="cli:test")
-    keep = next(i for i in first.item_ids if "Ana" in items.get_item(app, i)["title"])
+    keep = next(i for i in first.item_ids if "Ana" in items.get_item(app, i).title)
     changed = JULY_PAGE.replace("We mourn the passing of Ana", "With sorrow we mourn our Ana")
     write(tmp_path / "news.txt", changed)
     drop = items.import_source(app, source, actor="cli:test").look_alikes[0].item_id
@@ -193,7 +193,7 @@ def test_merge_moves_campaign_entries_and_later_imports_find_the_kept_item(
 def test_delete_is_refused_for_an_item_of_an_approved_campaign(app, tmp_path: Path) -> None:
     report = items.import_source(app, write(tmp_path / "news.txt", JULY_PAGE), actor="cli:test")
     bulletin = editions.new_bulletin(app, "2019-07", actor="cli:test")
-    (july,) = [i for i in report.item_ids if items.get_item(app, i)["date"].month == 7]
+    (july,) = [i for i in report.item_ids if items.get_item(app, i).date.month == 7]
     editions.approve(app, bulletin.id, actor="cli:test")
     with pytest.raises(
         InvalidState, match=rf"item {july} is in campaign {bulletin.id} \(approved\)"
@@ -202,7 +202,7 @@ def test_delete_is_refused_for_an_item_of_an_approved_campaign(app, tmp_path: Pa
     assert count_items(app) == 4
 
     draft = editions.new_bulletin(app, "2019-05", actor="cli:test")
-    (may,) = [i for i in report.item_ids if items.get_item(app, i)["date"].month == 5]
+    (may,) = [i for i in report.item_ids if items.get_item(app, i).date.month == 5]
     deleted = items.delete_item(app, may)
     assert deleted.drafts == (draft.id,)
     assert count_items(app) == 3

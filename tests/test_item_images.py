@@ -116,6 +116,6 @@ def test_alt_text_is_editable(app, tmp_path: Path) -> None:
     edited = items.edit_item(
         app, item_id, image_alt="Two people at a needle exchange", actor="tester"
     )
-    assert edited.item["image_alt"] == "Two people at a needle exchange"
+    assert edited.item.image_alt == "Two people at a needle exchange"
     items.import_source(app, str(tmp_path), actor="cli:test")
-    assert items.get_item(app, item_id)["image_alt"] == "Two people at a needle exchange"
+    assert items.get_item(app, item_id).image_alt == "Two people at a needle exchange"

@@ -58,16 +58,16 @@ def test_import_listing_stores_items_with_kinds_and_dates(app, tmp_path: Path) -
     assert warning.severity == "warning"
     assert warning.message.startswith("item 2 has a call to action ('Read the full report')")
     rows = items.list_items(app)
-    assert [(r["date"], r["kind"], r["title"], r["language"]) for r in rows] == [
+    assert [(r.date, r.kind, r.title, r.language) for r in rows] == [
         (date(2019, 4, 1), "tribute", "We mourn the passing of a friend of the network", "fr"),
         (date(2019, 6, 1), "news", "Networks met in Vienna to plan the year", "fr"),
         (date(2019, 6, 1), "report", "Our new report on prisons and health is out today", "fr"),
     ]
     report_item = items.get_item(app, report.item_ids[1])
-    assert report_item["link_text"] == "Read the full report"
-    assert report_item["kind_origin"] == "inferred"
-    assert report_item["source_id"] == "2019-06/our-new-report-on-prisons-and-health-is"
-    assert report_item["body_html"] == (
+    assert report_item.link_text == "Read the full report"
+    assert report_item.kind_origin == "inferred"
+    assert report_item.source_id == "2019-06/our-new-report-on-prisons-and-health-is"
+    assert report_item.body_html == (
         "<p>Our new report on prisons and health is out today. It has ten chapters.</p>"
     )
 
@@ -83,7 +83,7 @@ def test_reimport_adds_nothing_and_updates_what_changed(app, tmp_path: Path) -> 
     changed = items.import_source(app, source, month="2019-06", actor="cli:test")
     assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 2)
     assert changed.item_ids == first.item_ids
-    assert "twelve chapters" in items.get_item(app, first.item_ids[1])["body_text"]
+    assert "twelve chapters" in items.get_item(app, first.item_ids[1]).body_text
     assert count_items(app) == 3
 
 
@@ -92,7 +92,7 @@ def test_correcting_the_month_moves_the_undated_item(app, tmp_path: Path) -> Non
     first = items.import_source(app, source, month="2019-05", actor="cli:test")
     moved = items.import_source(app, source, month="2019-06", actor="cli:test")
     assert (moved.added, moved.updated) == (0, 1)
-    assert items.get_item(app, first.item_ids[0])["date"] == date(2019, 6, 1)
+    assert items.get_item(app, first.item_ids[0]).date == date(2019, 6, 1)
 
 
 def test_the_same_file_from_another_folder_is_the_same_source(
@@ -117,18 +117,18 @@ def test_edited_fields_survive_reimport(app, tmp_path: Path) -> None:
         date="2019-06-14",
     )
     assert edited.edited_fields == ("date", "kind", "title")
-    assert edited.item["kind_origin"] == "edited"
+    assert edited.item.kind_origin == "edited"
 
     write(tmp_path / "news.txt", LISTING.replace("ten chapters", "twelve chapters"))
     again = items.import_source(app, source, month="2019-06", actor="cli:test")
     assert again.updated == 1
     item = items.get_item(app, report_id)
-    assert item["title"] == "Prisons and health: our report"
-    assert item["kind"] == "statement"
-    assert item["kind_origin"] == "edited"
-    assert item["date"] == date(2019, 6, 14)
+    assert item.title == "Prisons and health: our report"
+    assert item.kind == "statement"
+    assert item.kind_origin == "edited"
+    assert item.date == date(2019, 6, 14)
     # What staff did not touch still follows the source.
-    assert "twelve chapters" in item["body_text"]
+    assert "twelve chapters" in item.body_text
 
 
 def test_edit_rejects_bad_values_and_changes_nothing(app, tmp_path: Path) -> None:
@@ -156,8 +156,8 @@ def test_excluded_items_leave_lists_and_editions(app, tmp_path: Path) -> None:
     source = write(tmp_path / "news.txt", LISTING)
     ids = items.import_source(app, source, month="2019-06", actor="cli:test").item_ids
     items.exclude_item(app, ids[0], actor="cli:test")
-    assert [r["id"] for r in items.list_items(app, month="2019-06")] == [ids[1]]
-    assert [r["id"] for r in items.list_items(app, month="2019-06", include_excluded=True)] == [
+    assert [r.id for r in items.list_items(app, month="2019-06")] == [ids[1]]
+    assert [r.id for r in items.list_items(app, month="2019-06", include_excluded=True)] == [
         ids[0],
         ids[1],
     ]
@@ -165,7 +165,7 @@ def test_excluded_items_leave_lists_and_editions(app, tmp_path: Path) -> None:
         assert [i.id for i in items.items_for_month(session, "2019-06")] == [ids[1]]
     # Exclusion is staff's choice: a re-import does not undo it.
     items.import_source(app, source, month="2019-06", actor="cli:test")
-    assert items.get_item(app, ids[0])["excluded"] is True
+    assert items.get_item(app, ids[0]).excluded is True
     items.exclude_item(app, ids[0], excluded=False, actor="cli:test")
     with app.session() as session:
         assert [i.id for i in items.items_for_month(session, "2019-06")] == ids[:2]
@@ -183,8 +183,8 @@ def test_item_changes_and_their_audit_lines_are_written_together(app, tmp_path: 
         items.exclude_item(app, ids[0], actor="")
     with pytest.raises(ValueError, match="needs an actor"):
         items.edit_item(app, ids[0], actor="", title="Renamed")
-    assert items.get_item(app, ids[0])["excluded"] is False
-    assert items.get_item(app, ids[0])["title"] != "Renamed"
+    assert items.get_item(app, ids[0]).excluded is False
+    assert items.get_item(app, ids[0]).title != "Renamed"
     items.edit_item(app, ids[0], actor="user:ed@example.org", title="Renamed", kind="news")
     items.exclude_item(app, ids[0], actor="user:ed@example.org")
     items.exclude_item(app, ids[0], excluded=False, actor="cli:test")
@@ -211,7 +211,7 @@ def test_items_for_month_orders_by_date_then_id(app, tmp_path: Path) -> None:
             "First day, third item",
             "Later in the month",
         ]
-    assert [r["kind"] for r in items.list_items(app, kind="news", month="2019-02")] == ["news"]
+    assert [r.kind for r in items.list_items(app, kind="news", month="2019-02")] == ["news"]
     with pytest.raises(InputError, match="write it as YYYY-MM"):
         items.list_items(app, month="March")
 
@@ -222,7 +222,7 @@ def test_duplicates_within_one_source_get_unique_ids_in_order(app, tmp_path: Pat
     first = items.import_source(app, source, actor="cli:test")
     again = items.import_source(app, source, actor="cli:test")
     assert first.added == 2 and again.unchanged == 2
-    ids = [items.get_item(app, i)["source_id"] for i in first.item_ids]
+    ids = [items.get_item(app, i).source_id for i in first.item_ids]
     assert ids == ["2019-05/same-words-here", "2019-05/same-words-here~2"]
 
 
@@ -247,20 +247,20 @@ def test_markdown_folder_import_and_kind_from_option(app, tmp_path: Path) -> Non
     report = items.import_source(app, str(folder), kind="news", month="2019-01", actor="cli:test")
     assert report.source_type == "markdown"
     assert (report.added, len(report.problems)) == (4, 3)
-    by_id = {items.get_item(app, i)["source_id"]: items.get_item(app, i) for i in report.item_ids}
-    assert by_id["2019/june-report.md"]["kind"] == "report"
-    assert by_id["2019/june-report.md"]["tags"] == ["prisons", "harm reduction"]
+    by_id = {items.get_item(app, i).source_id: items.get_item(app, i) for i in report.item_ids}
+    assert by_id["2019/june-report.md"].kind == "report"
+    assert by_id["2019/june-report.md"].tags == ["prisons", "harm reduction"]
     # The file says nothing about its kind: the import's --kind applies.
-    assert by_id["statement-ru.md"]["kind"] == "news"
-    assert by_id["statement-ru.md"]["kind_origin"] == "source"
-    assert by_id["undated.md"]["date"] == date(2019, 1, 1)
+    assert by_id["statement-ru.md"].kind == "news"
+    assert by_id["statement-ru.md"].kind_origin == "source"
+    assert by_id["undated.md"].date == date(2019, 1, 1)
     # Re-read without a date, the undated file is a problem again; the others are as they were.
     again = items.import_source(app, str(folder), kind="news", actor="cli:test")
     assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
     # Without --kind, the Russian statement's kind is inferred from its words.
     inferred = items.import_source(app, str(folder), actor="cli:test")
     assert (inferred.updated, inferred.unchanged) == (1, 2)
-    assert items.get_item(app, by_id["statement-ru.md"]["id"])["kind"] == "statement"
+    assert items.get_item(app, by_id["statement-ru.md"].id).kind == "statement"
 
 
 def test_feed_import_keeps_only_sanitised_html(app) -> None:
@@ -313,8 +313,8 @@ def test_long_titles_and_ids_fit_their_columns(app, tmp_path: Path) -> None:
     source = write(tmp_path / "long.xml", feed)
     report = items.import_source(app, source, actor="cli:test")
     stored = items.get_item(app, report.item_ids[0])
-    assert len(stored["title"]) <= 500 and stored["title"].endswith("…")
-    assert len(stored["source_id"]) <= 500
+    assert len(stored.title) <= 500 and stored.title.endswith("…")
+    assert len(stored.source_id) <= 500
     assert items.import_source(app, source, actor="cli:test").unchanged == 1
 
 
@@ -323,7 +323,7 @@ def test_demo_listing_imports_every_item_with_the_right_kind(app) -> None:
     # The demo's listing gives every call to action its address: nothing to report.
     assert report.problems == []
     rows = [items.get_item(app, i) for i in report.item_ids]
-    assert [(r["date"].isoformat()[:7], r["kind"]) for r in rows] == [
+    assert [(r.date.isoformat()[:7], r.kind) for r in rows] == [
         ("2019-06", "statement"),
         ("2019-06", "report"),
         ("2019-05", "news"),
@@ -331,9 +331,9 @@ def test_demo_listing_imports_every_item_with_the_right_kind(app) -> None:
         ("2019-03", "statement"),
         ("2019-03", "statement"),
     ]
-    assert all(r["kind_origin"] == "inferred" for r in rows)
-    assert all(len(r["title"]) <= 90 and not r["title"].endswith("…") for r in rows)
-    assert [r["link_text"] for r in rows] == [
+    assert all(r.kind_origin == "inferred" for r in rows)
+    assert all(len(r.title) <= 90 and not r.title.endswith("…") for r in rows)
+    assert [r.link_text for r in rows] == [
         "Read the full statement",
         "Read the full report",
         "",

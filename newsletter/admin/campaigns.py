@@ -74,13 +74,10 @@ def _new_form(
     items = list_items(app)[-NEWEST_ITEMS:]
     page = render_template(
         "campaigns/new.html",
-        list_options=[
-            (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(app, counts=False)
-        ],
-        segment_options=[("", "No segment")]
-        + [(seg["name"], seg["name"]) for seg in list_segments(app)],
+        list_options=[(lst.name, lst.title or lst.name) for lst in list_lists(app, counts=False)],
+        segment_options=[("", "No segment")] + [(seg.name, seg.name) for seg in list_segments(app)],
         item_options=[("", "Choose an item")]
-        + [(str(i["id"]), f"{i['date']} · {i['kind']} · {i['title']}") for i in reversed(items)],
+        + [(str(i.id), f"{i.date} · {i.kind} · {i.title}") for i in reversed(items)],
         errors=errors,
         form=form,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,11 @@ def edit(item_id: int) -> ResponseReturnValue:
     changes: dict[str, Any] = {
         name: request.form.get(name, "")
         for name in ("title", "summary", "kind", "link")
-        if request.form.get(name, "") != (item.get(name) or "")
+        if request.form.get(name, "") != getattr(item, name)
     }
     errors: dict[str, str] = {}
     excluded = "1" in request.form.getlist("excluded")
-    toggled = excluded != bool(item.get("excluded"))
+    toggled = excluded != item.excluded
     if changes:
         # All the fields at once: a bad one means nothing is written. Its message begins
         # with the field's name, which says where to mark it.
@@ -118,11 +119,20 @@ def edit(item_id: int) -> ResponseReturnValue:
     if not errors and toggled:
         items_service.exclude_item(app, item_id, excluded, actor=actor())
     if errors:
-        item.update(request.form.to_dict())
+        # The page shows what was typed, to be corrected.
+        form = request.form
+        item = dataclasses.replace(
+            item,
+            title=form.get("title", ""),
+            summary=form.get("summary", ""),
+            kind=form.get("kind", ""),
+            link=form.get("link", ""),
+            excluded=excluded,
+        )
         page = render_template("items/edit.html", item=item, errors=errors, kinds=KIND_OPTIONS)
         return page, 400
     flash(f"Item {item_id} saved.")
-    return redirect(url_for("items.index", month=str(item["date"])[:7]))
+    return redirect(url_for("items.index", month=str(item.date)[:7]))
 
 
 @blueprint.route("/<int:item_id>/exclude", methods=["POST"])
@@ -131,4 +141,4 @@ def exclude(item_id: int) -> ResponseReturnValue:
     excluded = request.form.get("excluded", "1") == "1"
     item = items_service.exclude_item(newsletter(), item_id, excluded, actor=actor())
     flash(f"Item {item_id} {'excluded from' if excluded else 'included in'} editions.")
-    return redirect(url_for("items.index", month=str(item["date"])[:7]))
+    return redirect(url_for("items.index", month=str(item.date)[:7]))

@@ -585,7 +585,7 @@ class DeliveryRow(NamedTuple):
     last_response: str
     sent_at: datetime | None
     next_attempt_at: datetime | None
-    message_id: str
+    message_id: str | None
 
 
 def deliveries(

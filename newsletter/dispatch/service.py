@@ -288,7 +288,7 @@ class DeliveryLine:
     last_response: str
     sent_at: datetime | None
     next_attempt_at: datetime | None
-    message_id: str
+    message_id: str | None
     # What came back afterwards: ["hard_bounce (mailgun)", "complaint (sendgrid)", …].
     events: list[str]
     # Why it did not arrive: the bounce or complaint and its diagnostic, else the
