@@ -215,17 +215,6 @@ class ErasureReport:
     # Messages already handed to a maildir outbox: sent mail, outside the database.
     outbox_copies: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "found": self.found,
-            "removed": self.removed,
-            "suppressed": self.suppressed,
-            "storage": self.storage,
-            "remaining": self.remaining,
-            "outbox_copies": self.outbox_copies,
-        }
-
 
 def erase_person(app: Newsletter, email: str, *, actor: str) -> ErasureReport:
     """Delete a person's data everywhere, keep only their suppression entry; say what went."""

@@ -706,7 +706,7 @@ def person_erase(ctx: AppContext, address: str, yes: bool, as_json: bool) -> Non
         click.confirm(f"Erase {address}: {found}, {held}?", abort=True)
     report = audience.erase_person(ctx.app, address, actor=ctx.actor)
     if as_json:
-        echo_json(report.as_dict())
+        echo_json(report)
     else:
         removed = ", ".join(f"{n} {table}" for table, n in report.removed.items())
         who = "Erased" if report.found else "No subscriber found for"

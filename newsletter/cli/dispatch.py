@@ -335,7 +335,7 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
             {
                 "id": campaign_id,
                 **progress.as_dict(),
-                "feedback": came_back.as_dict(),
+                "feedback": came_back,
                 "clicks": counted,
             }
         )
