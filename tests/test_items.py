@@ -268,10 +268,10 @@ def test_feed_import_keeps_only_sanitised_html(app) -> None:
     assert report.source_type == "feed"
     assert report.added == 2
     stored = [items.get_item(app, i) for i in report.item_ids]
-    assert [s["kind"] for s in stored] == ["statement", "news"]
-    assert [s["kind_origin"] for s in stored] == ["source", "inferred"]
+    assert [s.kind for s in stored] == ["statement", "news"]
+    assert [s.kind_origin for s in stored] == ["source", "inferred"]
     for unsafe in ("<script", "onclick", "onerror", "javascript:", "<img"):
-        assert unsafe not in stored[0]["body_html"]
+        assert unsafe not in stored[0].body_html
 
 
 def test_sources_that_cannot_be_read_write_nothing(app, tmp_path: Path) -> None:
