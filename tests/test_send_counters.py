@@ -211,3 +211,26 @@ def test_a_ledger_written_twice_counts_once(app: Newsletter, people: int) -> Non
     with app.session() as session:
         assert ledger.write_ledger(session, session.get_one(Campaign, cid)) == 0
     assert assert_counters_true(app, cid) == ({"pending": people} if people else {})
+
+
+def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
+    app: Newsletter,
+) -> None:
+    """Outcomes skip the disk wait for the writer's whole run, and nobody else's do."""
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    cid = seed_campaign(app, 2)
+    dispatch.start_campaign(app, cid, actor="tester")
+    with app.engine.begin() as conn:
+        claims = ledger.claim(conn, cid, "w:1:a", 2, utcnow(), utcnow() + timedelta(minutes=5))
+    writer = ledger.OutcomeWriter(app.engine, cid)
+    for claim in claims:
+        writer.write({"sent": [outcome_row("sent", claim.delivery_id, "w:1:a")]})
+        setting = writer._raw.driver_connection.execute("SHOW synchronous_commit").fetchone()
+        assert setting[0] == "off"
+    writer.close()
+    assert assert_counters_true(app, cid) == {"sent": 2}
+    # The pool hands out connections it has; every one of them waits for the disk again.
+    for _ in range(3):
+        with app.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
