@@ -1,0 +1,189 @@
+"""Console counts: list members kept by the database, stored audience counts, session ends.
+
+Revision ID: 0009_console_counts
+Revises: 0004_integrity
+
+- list_member_counts: one row per list and subscription status with how many
+  subscriptions of that list have that status. The lists page reads it instead
+  of counting a million subscriptions on every request.
+
+  It is kept up to date by triggers on `subscriptions`, not by the service
+  functions, because memberships change by many paths (sign-up, confirmation,
+  unsubscription, imports, console and CLI, erasure, bounce and complaint
+  suppression, cascades from deleting a subscriber or a list) and by raw
+  bulk statements (executemany, COPY): a trigger sees every one of them,
+  including paths written later, while same-transaction updates in service
+  code would be correct only as long as nobody forgets one. The triggers run
+  inside the changing statement's transaction, so a count is never ahead of
+  or behind what committed.
+
+  On PostgreSQL they are statement-level triggers over transition tables: a
+  statement that adds a million subscriptions updates each counter row once,
+  with the statement's rows grouped by (list_id, status), instead of a million
+  times; the groups are written in key order so that two transactions lock
+  counter rows in the same order. SQLite has only row-level triggers; each
+  costs one upsert of a counter row the row's write already brought into the
+  page cache.
+
+  The counts of existing subscriptions are filled in here; on PostgreSQL the
+  subscriptions table is locked against writes (SHARE) while this migration
+  commits, so that no change slips between the fill and the triggers.
+- audience_counts: counts too costly to make per request (a campaign's
+  recipients, what a segment builder's rules select), stored with the time
+  they were made, so pages can show them as "counted at …"
+  (newsletter/audience/counting.py).
+- staff_users.session_generation: bumped by a password reset, a disable or a
+  role change; a console session made under an older generation is refused.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import newsletter.models.base
+
+revision: str = "0009_console_counts"
+down_revision: str | None = "0004_integrity"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_SQLITE_TRIGGERS = (
+    """
+    CREATE TRIGGER subscriptions_count_insert AFTER INSERT ON subscriptions
+    BEGIN
+        INSERT INTO list_member_counts (list_id, status, members)
+        VALUES (NEW.list_id, NEW.status, 1)
+        ON CONFLICT (list_id, status) DO UPDATE SET members = members + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER subscriptions_count_delete AFTER DELETE ON subscriptions
+    BEGIN
+        UPDATE list_member_counts SET members = members - 1
+        WHERE list_id = OLD.list_id AND status = OLD.status;
+    END
+    """,
+    """
+    CREATE TRIGGER subscriptions_count_update AFTER UPDATE OF list_id, status ON subscriptions
+    WHEN OLD.list_id IS NOT NEW.list_id OR OLD.status IS NOT NEW.status
+    BEGIN
+        UPDATE list_member_counts SET members = members - 1
+        WHERE list_id = OLD.list_id AND status = OLD.status;
+        INSERT INTO list_member_counts (list_id, status, members)
+        VALUES (NEW.list_id, NEW.status, 1)
+        ON CONFLICT (list_id, status) DO UPDATE SET members = members + 1;
+    END
+    """,
+)
+
+# One function for the three statements: the transition tables each trigger declares
+# (new_rows, old_rows or both) are the only difference, and PL/pgSQL plans each branch
+# only when it runs, so a branch never sees a table its trigger lacks.
+_POSTGRESQL_FUNCTION = """
+CREATE FUNCTION list_member_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO list_member_counts AS c (list_id, status, members)
+        SELECT list_id, status, count(*) FROM new_rows
+        GROUP BY list_id, status ORDER BY list_id, status
+        ON CONFLICT (list_id, status) DO UPDATE SET members = c.members + EXCLUDED.members;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE list_member_counts AS c SET members = c.members - gone.members
+        FROM (SELECT list_id, status, count(*) AS members FROM old_rows
+              GROUP BY list_id, status ORDER BY list_id, status) AS gone
+        WHERE c.list_id = gone.list_id AND c.status = gone.status;
+    ELSE
+        -- Most updates of subscriptions change neither key (consent, dates): the
+        -- changes cancel out and nothing is written.
+        INSERT INTO list_member_counts AS c (list_id, status, members)
+        SELECT list_id, status, sum(delta) FROM (
+            SELECT list_id, status, 1 AS delta FROM new_rows
+            UNION ALL
+            SELECT list_id, status, -1 AS delta FROM old_rows
+        ) AS changes
+        GROUP BY list_id, status HAVING sum(delta) <> 0 ORDER BY list_id, status
+        ON CONFLICT (list_id, status) DO UPDATE SET members = c.members + EXCLUDED.members;
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+_POSTGRESQL_TRIGGERS = (
+    """
+    CREATE TRIGGER subscriptions_count_insert AFTER INSERT ON subscriptions
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION list_member_counts_apply()
+    """,
+    """
+    CREATE TRIGGER subscriptions_count_delete AFTER DELETE ON subscriptions
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION list_member_counts_apply()
+    """,
+    """
+    CREATE TRIGGER subscriptions_count_update AFTER UPDATE ON subscriptions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION list_member_counts_apply()
+    """,
+)
+_TRIGGER_NAMES = (
+    "subscriptions_count_insert",
+    "subscriptions_count_delete",
+    "subscriptions_count_update",
+)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "list_member_counts",
+        sa.Column("list_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("members", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["list_id"],
+            ["lists.id"],
+            name=op.f("fk_list_member_counts_list_id_lists"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("list_id", "status", name=op.f("pk_list_member_counts")),
+    )
+    op.create_table(
+        "audience_counts",
+        sa.Column("subject", sa.String(length=100), nullable=False),
+        sa.Column("matching", sa.BigInteger(), nullable=True),
+        sa.Column("reachable", sa.BigInteger(), nullable=False),
+        sa.Column("counted_at", newsletter.models.base.UTCDateTime(), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("subject", name=op.f("pk_audience_counts")),
+    )
+    with op.batch_alter_table("staff_users", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0")
+        )
+
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        op.execute("LOCK TABLE subscriptions IN SHARE MODE")
+    op.execute(
+        "INSERT INTO list_member_counts (list_id, status, members) "
+        "SELECT list_id, status, count(*) FROM subscriptions GROUP BY list_id, status"
+    )
+    if postgresql:
+        op.execute(_POSTGRESQL_FUNCTION)
+        for statement in _POSTGRESQL_TRIGGERS:
+            op.execute(statement)
+    else:
+        for statement in _SQLITE_TRIGGERS:
+            op.execute(statement)
+
+
+def downgrade() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    for name in _TRIGGER_NAMES:
+        op.execute(f"DROP TRIGGER {name}" + (" ON subscriptions" if postgresql else ""))
+    if postgresql:
+        op.execute("DROP FUNCTION list_member_counts_apply()")
+    with op.batch_alter_table("staff_users", schema=None) as batch_op:
+        batch_op.drop_column("session_generation")
+    op.drop_table("audience_counts")
+    op.drop_table("list_member_counts")
