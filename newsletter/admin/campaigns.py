@@ -29,6 +29,7 @@ from newsletter.admin.security import requires
 from newsletter.audience.counting import campaign_subject, count_campaign, stored_count
 from newsletter.audience.lists import list_lists
 from newsletter.audience.segments import list_segments
+from newsletter.clicks import campaign_clicks
 from newsletter.dispatch import service as dispatch
 from newsletter.errors import UserError
 from newsletter.items import list_items
@@ -159,10 +160,13 @@ def _show_page(
     progress = None
     if campaign.status in LEDGER_STATUSES:
         progress = finished().progress(app, campaign_id)
+    # Clicks are counted only when an admin turned counting on; off, there is nothing to show.
+    clicks = campaign_clicks(app, campaign_id) if app.config.privacy.count_clicks else None
     page = render_template(
         "campaigns/show.html",
         c=campaign,
         progress=progress,
+        clicks=clicks,
         events=audit.list_events(app, campaign_id=campaign_id, limit=50),
         zones=_zones(),
         default_zone=zone or app.config.schedule.timezone,
