@@ -6,6 +6,7 @@ links name subscribers by id, never by address, so addresses stay out of logs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from newsletter import audit
-from newsletter.admin.context import actor, newsletter, shown_address
+from newsletter.admin.context import actor, newsletter, shown_address, shown_text
 from newsletter.admin.counts import count_jobs
 from newsletter.admin.imports import ImportJob, ImportJobs
 from newsletter.admin.security import requires
+from newsletter.audience import history
 from newsletter.audience.addresses import email_key
 from newsletter.audience.counting import (
     Estimate,
@@ -152,11 +154,35 @@ def add() -> ResponseReturnValue:
 
 @blueprint.route("/subscribers/<int:subscriber_id>")
 @requires("console.read")
-def profile(subscriber_id: int) -> str:
+def profile(subscriber_id: int) -> ResponseReturnValue:
+    return _profile(subscriber_id, {})
+
+
+def _profile(subscriber_id: int, errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
+    """The person, their lists and consent, then their deliveries and feedback events,
+    newest first, each a page at a time (?deliveries_before=, ?events_before=)."""
     app = newsletter()
     person = show_subscriber(app, subscriber_address(app, subscriber_id))
     person["email"] = shown_address(person["email"])
-    return render_template("audience/profile.html", person=person, errors={})
+    deliveries_before = request.args.get("deliveries_before", type=int)
+    events_before = request.args.get("events_before", type=int)
+    size = history.PAGE
+    deliveries = [
+        dataclasses.replace(line, reason=shown_text(line.reason))
+        for line in history.deliveries_of(app, subscriber_id, before=deliveries_before, limit=size)
+    ]
+    events = [
+        dataclasses.replace(line, description=shown_text(line.description))
+        for line in history.events_of(app, subscriber_id, before=events_before, limit=size)
+    ]
+    page = render_template(
+        "audience/profile.html", person=person, errors=errors,
+        deliveries=deliveries, events=events,
+        deliveries_before=deliveries_before, events_before=events_before,
+        more_deliveries=deliveries[-1].id if len(deliveries) == size else None,
+        more_events=events[-1].id if len(events) == size else None,
+    )  # fmt: skip
+    return page, status
 
 
 @blueprint.route("/subscribers/<int:subscriber_id>/unsubscribe", methods=["POST"])
@@ -175,9 +201,8 @@ def erase(subscriber_id: int) -> ResponseReturnValue:
     address = subscriber_address(app, subscriber_id)
     typed = request.form.get("confirm", "")
     if email_key(typed) != email_key(address):
-        person = show_subscriber(app, address)
         errors = {"confirm": "type the subscriber's address exactly to erase them"}
-        return render_template("audience/profile.html", person=person, errors=errors), 400
+        return _profile(subscriber_id, errors, 400)
     erase_person(app, address, actor=actor())
     flash("Erased. Only a keyed hash of the address is kept, so it is never mailed again.")
     return redirect(url_for("audience.subscribers"))

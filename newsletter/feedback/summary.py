@@ -106,6 +106,11 @@ _REASON_KEYS = ("diagnostic", "message", "reason", "description", "feedback_type
 
 
 def _reason(kind: str, source: str, detail: dict[str, Any] | None) -> str:
+    return describe_event(kind, source, detail)
+
+
+def describe_event(kind: str, source: str, detail: dict[str, Any] | None) -> str:
+    """A feedback event in one line: "hard_bounce (mailbox): 550 5.1.1 no such user"."""
     detail = detail or {}
     text = next((str(detail[k]) for k in _REASON_KEYS if detail.get(k)), "")
     label = f"{kind} ({source})" if source else kind
