@@ -57,3 +57,11 @@ document.querySelectorAll("form[data-live-count]").forEach(function (form) {
   });
   plan();
 })();
+// A folder picker where the browser has one (webkitdirectory); without it, or without
+// this script, the plain multiple-file field does the same job.
+document.querySelectorAll("[data-folder-picker]").forEach(function (box) {
+  var input = box.querySelector("input[data-directory]");
+  if (!input || !("webkitdirectory" in input)) { return; }
+  input.webkitdirectory = true;
+  box.hidden = false;
+});
