@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from argon2 import PasswordHasher
 from consolekit import make_staff, signed_in
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from newsletter import staff
 from newsletter.app import Newsletter
-from newsletter.feedback.summary import feedback_by_week
+from newsletter.feedback.summary import feedback_by_week, recount_by_week
 from newsletter.models import Event
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)  # a Wednesday
@@ -79,3 +79,28 @@ def test_the_page_has_a_chart_with_a_text_alternative_and_a_table(
     assert "3 bounces and 1 complaints in the last 53 weeks" in text
     assert text.count('class="bar-bounces"') == 1 and text.count('class="bar-complaints"') == 1
     assert text.count("<tr><td>20") == 53  # one row per week in the table
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_kept_weekly_counts_equal_a_recount_after_adds_deletes_and_changes(
+    app: Newsletter, seed: int
+) -> None:
+    rng = random.Random(seed)
+    kinds = ["hard_bounce", "soft_bounce", "complaint", "unsubscribe"]
+    for _ in range(6):
+        add_events(app, [(rng.choice(kinds), NOW - timedelta(days=rng.uniform(0, 400)))
+                         for _ in range(rng.randint(1, 40))])  # fmt: skip
+        with app.session() as session:
+            ids = list(session.scalars(select(Event.id)))
+            # An erasure's cascade, a bulk correction of a type, a moved time.
+            session.execute(delete(Event).where(Event.id.in_(rng.sample(ids, len(ids) // 5))))
+            session.execute(
+                update(Event).where(Event.id % 7 == rng.randint(0, 6)).values(type="complaint")
+            )
+            session.execute(
+                update(Event)
+                .where(Event.id % 11 == 0)
+                .values(created_at=NOW - timedelta(days=rng.uniform(0, 400)))
+            )
+        assert feedback_by_week(app, now=NOW) == recount_by_week(app, now=NOW)
+    assert sum(w.bounces + w.complaints for w in feedback_by_week(app, now=NOW)) > 0

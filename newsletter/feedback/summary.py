@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, and_, cast, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from newsletter.app import Newsletter
-from newsletter.models import Delivery, Event, utcnow
+from newsletter.models import Delivery, Event, FeedbackWeek, utcnow
 
 # Large mailbox providers treat a complaint rate of 0.1% as the limit.
 COMPLAINT_LIMIT_PERCENT = 0.1
@@ -165,40 +165,57 @@ class WeekFeedback:
         return self.hard_bounces + self.soft_bounces
 
 
-def _week_start(column: Any, dialect: str) -> ColumnElement[Any]:
-    """The Monday of the week a timestamp falls in, computed by the database."""
-    if dialect == "postgresql":
-        return cast(func.date_trunc("week", column), Date)
-    # SQLite: 'weekday 0' moves forward to the Sunday (or stays on one); six days back
-    # is that week's Monday.
-    return func.date(column, "weekday 0", "-6 days")
-
-
 def feedback_by_week(
     app: Newsletter, *, weeks: int = WEEKS_SHOWN, now: datetime | None = None
 ) -> list[WeekFeedback]:
     """Bounces and complaints per week over the last `weeks` weeks, oldest first, every
     week present (zeros included).
 
-    One GROUP BY over a range of ix_events_created_at_type (time, then type), which
-    covers the query: at a million events the database reads the year's index
-    entries and no table row.
+    Reads the weekly counts the database keeps (feedback_weeks, maintained by
+    triggers on events; see migration 0009_console_counts): a few hundred rows
+    whatever the number of events. `recount_by_week` counts the events themselves.
     """
+    mondays = _mondays(weeks, now)
+    with app.session() as session:
+        rows = session.execute(
+            select(FeedbackWeek.week, FeedbackWeek.type, FeedbackWeek.events).where(
+                FeedbackWeek.week >= mondays[0],
+                FeedbackWeek.type.in_((*BOUNCE_TYPES, "complaint")),
+            )
+        ).all()
+    return _weeks(mondays, rows)
+
+
+def recount_by_week(
+    app: Newsletter, *, weeks: int = WEEKS_SHOWN, now: datetime | None = None
+) -> list[WeekFeedback]:
+    """`feedback_by_week` counted over the events themselves: what it must always equal."""
+    mondays = _mondays(weeks, now)
+    since = datetime(mondays[0].year, mondays[0].month, mondays[0].day, tzinfo=UTC)
+    with app.session() as session:
+        rows = session.execute(
+            select(Event.created_at, Event.type).where(
+                Event.created_at >= since, Event.type.in_((*BOUNCE_TYPES, "complaint"))
+            )
+        ).all()
+    counts: dict[tuple[date, str], int] = {}
+    for at, kind in rows:
+        monday = at.date() - timedelta(days=at.weekday())
+        counts[monday, kind] = counts.get((monday, kind), 0) + 1
+    return _weeks(mondays, [(week, kind, n) for (week, kind), n in counts.items()])
+
+
+def _mondays(weeks: int, now: datetime | None) -> list[date]:
     now = now or utcnow()
     first = (now - timedelta(weeks=weeks - 1)).date()
     first -= timedelta(days=first.weekday())
-    since = datetime(first.year, first.month, first.day, tzinfo=now.tzinfo)
-    with app.session() as session:
-        week = _week_start(Event.created_at, session.get_bind().dialect.name).label("week")
-        rows = session.execute(
-            select(week, Event.type, func.count())
-            .where(Event.created_at >= since, Event.type.in_((*BOUNCE_TYPES, "complaint")))
-            .group_by(week, Event.type)
-        ).all()
+    return [first + timedelta(weeks=n) for n in range(weeks)]
+
+
+def _weeks(mondays: list[date], rows: Any) -> list[WeekFeedback]:
     found: dict[date, dict[str, int]] = {}
-    for day, kind, count in rows:
-        monday = day if isinstance(day, date) else date.fromisoformat(str(day))
-        found.setdefault(monday, {})[kind] = count
+    for week, kind, count in rows:
+        found.setdefault(week, {})[kind] = count
     return [
         WeekFeedback(
             week=monday,
@@ -206,5 +223,5 @@ def feedback_by_week(
             soft_bounces=found.get(monday, {}).get("soft_bounce", 0),
             complaints=found.get(monday, {}).get("complaint", 0),
         )
-        for monday in (first + timedelta(weeks=n) for n in range(weeks))
+        for monday in mondays
     ]

@@ -29,7 +29,7 @@ from newsletter.models.deliveries import (
     Meta,
     TransportRate,
 )
-from newsletter.models.feedback import FeedbackReceipt
+from newsletter.models.feedback import FeedbackReceipt, FeedbackWeek
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.notices import NoticeSent
 from newsletter.models.scheduling import (
@@ -59,6 +59,7 @@ __all__ = [
     "Delivery",
     "Event",
     "FeedbackReceipt",
+    "FeedbackWeek",
     "Item",
     "ListMemberCount",
     "MailingList",

@@ -51,12 +51,7 @@ class Event(Base):
     """Something that came back: a bounce, a complaint, an unsubscribe."""
 
     __tablename__ = "events"
-    __table_args__ = (
-        Index("ix_events_subscriber", "subscriber_id"),
-        # Feedback over time groups a year of events by week: a range of this index,
-        # which also holds the type, so the count reads no table row.
-        Index("ix_events_created_at_type", "created_at", "type"),
-    )
+    __table_args__ = (Index("ix_events_subscriber", "subscriber_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))

@@ -32,8 +32,14 @@ Revises: 0004_integrity
   recipients, what a segment builder's rules select), stored with the time
   they were made, so pages can show them as "counted at …"
   (newsletter/audience/counting.py).
-- ix_events_created_at_type: feedback over time (bounces and complaints per
-  week for a year) is one range scan of it, reading no table row.
+- feedback_weeks: bounces, complaints and unsubscriptions per week (its Monday)
+  and type, kept by triggers on `events` exactly as list_member_counts is kept
+  (and for the same reasons: events come from webhooks, the bounce mailbox, the
+  unsubscribe pages, and leave by cascade when a person is erased). Feedback
+  over time reads 53 weeks of it. A GROUP BY over an index on events' time was
+  tried first: at a million events it read the year's half-million index
+  entries, 1 s on SQLite and 2.5 s on a busy PostgreSQL whose visibility map
+  lagged (every index entry then also fetches its row).
 - staff_users.session_generation: bumped by a password reset, a disable or a
   role change; a console session made under an older generation is refused.
 """
@@ -132,6 +138,75 @@ _TRIGGER_NAMES = (
     "subscriptions_count_insert",
     "subscriptions_count_delete",
     "subscriptions_count_update",
+    "events_week_insert",
+    "events_week_delete",
+    "events_week_update",
+)
+
+# The Monday of an event's week, computed by the database ('weekday 0' moves to the
+# Sunday of the week, or stays on one; six days back is its Monday).
+_SQLITE_WEEK = "date({row}.created_at, 'weekday 0', '-6 days')"
+_SQLITE_WEEK_TRIGGERS = (
+    f"""
+    CREATE TRIGGER events_week_insert AFTER INSERT ON events
+    BEGIN
+        INSERT INTO feedback_weeks (week, type, events)
+        VALUES ({_SQLITE_WEEK.format(row="NEW")}, NEW.type, 1)
+        ON CONFLICT (week, type) DO UPDATE SET events = events + 1;
+    END
+    """,
+    f"""
+    CREATE TRIGGER events_week_delete AFTER DELETE ON events
+    BEGIN
+        UPDATE feedback_weeks SET events = events - 1
+        WHERE week = {_SQLITE_WEEK.format(row="OLD")} AND type = OLD.type;
+    END
+    """,
+    f"""
+    CREATE TRIGGER events_week_update AFTER UPDATE OF created_at, type ON events
+    WHEN OLD.created_at IS NOT NEW.created_at OR OLD.type IS NOT NEW.type
+    BEGIN
+        UPDATE feedback_weeks SET events = events - 1
+        WHERE week = {_SQLITE_WEEK.format(row="OLD")} AND type = OLD.type;
+        INSERT INTO feedback_weeks (week, type, events)
+        VALUES ({_SQLITE_WEEK.format(row="NEW")}, NEW.type, 1)
+        ON CONFLICT (week, type) DO UPDATE SET events = events + 1;
+    END
+    """,
+)
+_POSTGRESQL_WEEK_FUNCTION = """
+CREATE FUNCTION feedback_weeks_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO feedback_weeks AS w (week, type, events)
+        SELECT date_trunc('week', created_at)::date AS week, type, count(*) FROM new_rows
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (week, type) DO UPDATE SET events = w.events + EXCLUDED.events;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE feedback_weeks AS w SET events = w.events - gone.events
+        FROM (SELECT date_trunc('week', created_at)::date AS week, type, count(*) AS events
+              FROM old_rows GROUP BY 1, 2 ORDER BY 1, 2) AS gone
+        WHERE w.week = gone.week AND w.type = gone.type;
+    ELSE
+        INSERT INTO feedback_weeks AS w (week, type, events)
+        SELECT week, type, sum(delta) FROM (
+            SELECT date_trunc('week', created_at)::date AS week, type, 1 AS delta
+            FROM new_rows
+            UNION ALL
+            SELECT date_trunc('week', created_at)::date, type, -1 FROM old_rows
+        ) AS changes
+        GROUP BY week, type HAVING sum(delta) <> 0 ORDER BY week, type
+        ON CONFLICT (week, type) DO UPDATE SET events = w.events + EXCLUDED.events;
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+_POSTGRESQL_WEEK_TRIGGERS = tuple(
+    statement.replace("subscriptions_count_", "events_week_")
+    .replace("ON subscriptions", "ON events")
+    .replace("list_member_counts_apply", "feedback_weeks_apply")
+    for statement in _POSTGRESQL_TRIGGERS
 )
 
 
@@ -158,8 +233,13 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("subject", name=op.f("pk_audience_counts")),
     )
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_created_at_type", ["created_at", "type"], unique=False)
+    op.create_table(
+        "feedback_weeks",
+        sa.Column("week", sa.Date(), nullable=False),
+        sa.Column("type", sa.String(length=30), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("week", "type", name=op.f("pk_feedback_weeks")),
+    )
     with op.batch_alter_table("staff_users", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0")
@@ -173,23 +253,34 @@ def upgrade() -> None:
         "SELECT list_id, status, count(*) FROM subscriptions GROUP BY list_id, status"
     )
     if postgresql:
+        op.execute("LOCK TABLE events IN SHARE MODE")
+        week = "date_trunc('week', created_at)::date"
+    else:
+        week = _SQLITE_WEEK.format(row="events")
+    op.execute(
+        f"INSERT INTO feedback_weeks (week, type, events) "
+        f"SELECT {week}, type, count(*) FROM events GROUP BY {week}, type"
+    )
+    if postgresql:
         op.execute(_POSTGRESQL_FUNCTION)
-        for statement in _POSTGRESQL_TRIGGERS:
+        op.execute(_POSTGRESQL_WEEK_FUNCTION)
+        for statement in _POSTGRESQL_TRIGGERS + _POSTGRESQL_WEEK_TRIGGERS:
             op.execute(statement)
     else:
-        for statement in _SQLITE_TRIGGERS:
+        for statement in _SQLITE_TRIGGERS + _SQLITE_WEEK_TRIGGERS:
             op.execute(statement)
 
 
 def downgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     for name in _TRIGGER_NAMES:
-        op.execute(f"DROP TRIGGER {name}" + (" ON subscriptions" if postgresql else ""))
+        table = "subscriptions" if name.startswith("subscriptions") else "events"
+        op.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if postgresql else ""))
     if postgresql:
         op.execute("DROP FUNCTION list_member_counts_apply()")
+        op.execute("DROP FUNCTION feedback_weeks_apply()")
     with op.batch_alter_table("staff_users", schema=None) as batch_op:
         batch_op.drop_column("session_generation")
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_created_at_type")
+    op.drop_table("feedback_weeks")
     op.drop_table("audience_counts")
     op.drop_table("list_member_counts")
