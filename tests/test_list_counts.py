@@ -152,6 +152,6 @@ def test_bulk_statements_and_cascades_keep_the_counts(app: Newsletter) -> None:
     with app.session() as session:
         session.execute(delete(MailingList).where(MailingList.name == "partners"))
     kept_equals_recount(app)
-    members = next(lst for lst in list_lists(app) if lst["name"] == "members")
-    assert members["confirmed"] + members["unsubscribed"] == len(PEOPLE) - 1
-    assert members["unsubscribed"] > 0
+    members = next(lst for lst in list_lists(app) if lst.name == "members")
+    assert members.confirmed + members.unsubscribed == len(PEOPLE) - 1
+    assert members.unsubscribed > 0

@@ -27,7 +27,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from newsletter import audit
 from newsletter.admin.context import actor, newsletter, shown_address, shown_text
 from newsletter.admin.counts import count_jobs
 from newsletter.admin.imports import ImportJob, ImportJobs
@@ -105,7 +104,7 @@ def add_list() -> ResponseReturnValue:
         )
     except UserError as exc:
         return _lists_page({"name": str(exc)}, form, 400)
-    flash(f"List {created['name']} created.")
+    flash(f"List {created.name} created.")
     return redirect(url_for("audience.lists"))
 
 
@@ -122,12 +121,9 @@ def _subscribers_page(errors: dict[str, str], status: int = 200) -> ResponseRetu
     rows = search_subscribers(
         newsletter(), query, limit=PAGE_SIZE, after=after, prefix=not anywhere
     )
-    following = email_key(rows[-1]["email"]) if len(rows) == PAGE_SIZE else None
-    for row in rows:
-        row["email"] = shown_address(row["email"])
-    lists = [
-        (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter(), counts=False)
-    ]
+    following = email_key(rows[-1].email) if len(rows) == PAGE_SIZE else None
+    rows = [dataclasses.replace(row, email=shown_address(row.email)) for row in rows]
+    lists = [(lst.name, lst.title or lst.name) for lst in list_lists(newsletter(), counts=False)]
     page = render_template(
         "audience/subscribers.html", rows=rows, q=query, following=following, after=after,
         anywhere=anywhere,
@@ -148,7 +144,7 @@ def add() -> ResponseReturnValue:
     except UserError as exc:
         field = "list" if "list" in str(exc) else "email"
         return _subscribers_page({field: str(exc)}, 400)
-    flash(f"{added.get('email', email)} added to {list_name}.")
+    flash(f"{added.email} added to {list_name}.")
     return redirect(url_for("audience.subscribers"))
 
 
@@ -163,7 +159,7 @@ def _profile(subscriber_id: int, errors: dict[str, str], status: int = 200) -> R
     newest first, each a page at a time (?deliveries_before=, ?events_before=)."""
     app = newsletter()
     person = show_subscriber(app, subscriber_address(app, subscriber_id))
-    person["email"] = shown_address(person["email"])
+    person = dataclasses.replace(person, email=shown_address(person.email))
     deliveries_before = request.args.get("deliveries_before", type=int)
     events_before = request.args.get("events_before", type=int)
     size = history.PAGE
@@ -352,12 +348,12 @@ def save() -> ResponseReturnValue:
             name,
             text=json.dumps(rules),
             description=request.form.get("description", "").strip(),
+            actor=actor(),
         )
     except UserError as exc:
         field = "name" if "name" in str(exc) or "segment" in str(exc) else "rules"
         return _builder({field: str(exc)}, 400)
-    audit.note(newsletter(), actor(), "segment.save", "segment", saved["id"], saved["name"])
-    flash(f"Segment {saved['name']} saved: {saved['reachable']} subscriber(s) reachable.")
+    flash(f"Segment {saved.name} saved: {saved.reachable} subscriber(s) reachable.")
     return redirect(url_for("audience.lists"))
 
 
@@ -378,9 +374,7 @@ def _jobs() -> ImportJobs:
 
 
 def _import_form(errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
-    lists = [
-        (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter(), counts=False)
-    ]
+    lists = [(lst.name, lst.title or lst.name) for lst in list_lists(newsletter(), counts=False)]
     page = render_template(
         "audience/import.html", lists=lists, modes=MODE_OPTIONS, errors=errors,
         form=request.form,

@@ -102,7 +102,7 @@ def count_rules_exactly(app: Newsletter, rules: dict[str, Any]) -> StoredCount:
     """Count what rules select over every subscriber and store the count."""
     started = time.perf_counter()
     counts = count_rules(app, rules)
-    return _store(app, rules_subject(rules), counts["matching"], counts["reachable"], started)
+    return _store(app, rules_subject(rules), counts.matching, counts.reachable, started)
 
 
 def quick_rules_count(app: Newsletter, rules: dict[str, Any]) -> StoredCount | Estimate:
