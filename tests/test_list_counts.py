@@ -155,3 +155,23 @@ def test_bulk_statements_and_cascades_keep_the_counts(app: Newsletter) -> None:
     members = next(lst for lst in list_lists(app) if lst.name == "members")
     assert members.confirmed + members.unsubscribed == len(PEOPLE) - 1
     assert members.unsubscribed > 0
+
+
+def test_the_lists_page_shows_the_kept_counts(app: Newsletter, monkeypatch) -> None:
+    from argon2 import PasswordHasher
+    from consolekit import make_staff, signed_in
+
+    from newsletter import staff
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(staff, "_hasher", lambda: cheap)
+    create_list(app, "members", optin="double", public=True, actor="test")
+    for person in PEOPLE[:5]:
+        add_subscriber(app, person, "members", actor="test")
+    for person in PEOPLE[5:8]:
+        subscribe(app, person, list_names=["members"])  # awaiting confirmation
+    unsubscribe_address(app, PEOPLE[0], list_name="members", actor="test")
+    make_staff(app, ("viewer",))
+    page = signed_in(app, "viewer").get("/admin/audience/").get_data(as_text=True)
+    row = page.split("<td>members</td>")[1].split("</tr>")[0]
+    assert '<td class="num">4</td><td class="num">3</td><td class="num">1</td>' in row
