@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.audience.resolve import audience_query, count_query
+from newsletter.counts import fold_changes, list_member_counts
 from newsletter.errors import InputError, InvalidState, NotFound
-from newsletter.models import SUBSCRIPTION_STATUSES, ListMemberCount, MailingList, Subscription
+from newsletter.models import SUBSCRIPTION_STATUSES, MailingList, Subscription
 
 LIST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 OPTIN_MODES = ("single", "double")
@@ -60,14 +61,11 @@ def get_open_list(session: Session, name: str) -> MailingList:
 def status_counts(session: Session, list_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
     """Members of each list by subscription status, from the counts the database keeps.
 
-    list_member_counts is maintained by triggers on subscriptions (migration
-    0009_console_counts), so this reads a few rows per list instead of counting
-    a million subscriptions; `recount_statuses` is the same answer counted afresh.
+    Kept by triggers on subscriptions (newsletter.counts), so this reads a few rows per
+    list instead of counting a million subscriptions; `recount_statuses` is the same
+    answer counted afresh.
     """
-    query = select(ListMemberCount.list_id, ListMemberCount.status, ListMemberCount.members)
-    if list_ids is not None:
-        query = query.where(ListMemberCount.list_id.in_(list_ids))
-    return _by_list(session.execute(query))
+    return _by_list(list_member_counts(session, list_ids))
 
 
 def recount_statuses(
@@ -218,6 +216,8 @@ def list_lists(
 ) -> list[ListSummary]:
     """The lists by name, with their members counted by status (all 0 with `counts=False`,
     for a form that only offers the lists)."""
+    if counts:
+        fold_changes(app.engine)
     with app.session() as session:
         query = select(MailingList).order_by(MailingList.name)
         if not include_archived:

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from newsletter.app import Newsletter
-from newsletter.models import Delivery, Event, FeedbackWeek, utcnow
+from newsletter.counts import feedback_weeks as kept_weeks
+from newsletter.counts import fold_changes
+from newsletter.models import Delivery, Event, utcnow
 
 # Large mailbox providers treat a complaint rate of 0.1% as the limit.
 COMPLAINT_LIMIT_PERCENT = 0.1
@@ -168,18 +170,13 @@ def feedback_by_week(
     """Bounces and complaints per week over the last `weeks` weeks, oldest first, every
     week present (zeros included).
 
-    Reads the weekly counts the database keeps (feedback_weeks, maintained by
-    triggers on events; see migration 0009_console_counts): a few hundred rows
+    Reads the weekly counts the database keeps (newsletter.counts): a few hundred rows
     whatever the number of events. `recount_by_week` counts the events themselves.
     """
     mondays = _mondays(weeks, now)
+    fold_changes(app.engine)
     with app.session() as session:
-        rows = session.execute(
-            select(FeedbackWeek.week, FeedbackWeek.type, FeedbackWeek.events).where(
-                FeedbackWeek.week >= mondays[0],
-                FeedbackWeek.type.in_((*BOUNCE_TYPES, "complaint")),
-            )
-        ).all()
+        rows = kept_weeks(session, mondays[0], (*BOUNCE_TYPES, "complaint"))
     return _weeks(mondays, rows)
 
 

@@ -4,6 +4,7 @@ from newsletter.models.audience import (
     SUBSCRIBER_STATUSES,
     SUBSCRIPTION_STATUSES,
     AudienceCount,
+    ListMemberChange,
     ListMemberCount,
     MailingList,
     Segment,
@@ -29,7 +30,7 @@ from newsletter.models.deliveries import (
     Meta,
     TransportRate,
 )
-from newsletter.models.feedback import FeedbackReceipt, FeedbackWeek
+from newsletter.models.feedback import FeedbackReceipt, FeedbackWeek, FeedbackWeekChange
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.notices import NoticeSent
 from newsletter.models.scheduling import (
@@ -60,7 +61,9 @@ __all__ = [
     "Event",
     "FeedbackReceipt",
     "FeedbackWeek",
+    "FeedbackWeekChange",
     "Item",
+    "ListMemberChange",
     "ListMemberCount",
     "MailingList",
     "Meta",

@@ -69,6 +69,18 @@ class ListMemberCount(Base):
     members: Mapped[int] = mapped_column(BigInteger)
 
 
+class ListMemberChange(Base):
+    """A change to list_member_counts not yet folded in (PostgreSQL only; see
+    newsletter.counts): the counts are these rows added to list_member_counts."""
+
+    __tablename__ = "list_member_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    list_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))
+    members: Mapped[int] = mapped_column(BigInteger)
+
+
 class AudienceCount(Base):
     """A count too costly to make per request, with when it was made.
 

@@ -38,3 +38,15 @@ class FeedbackWeek(Base):
     week: Mapped[date] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(30), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedbackWeekChange(Base):
+    """A change to feedback_weeks not yet folded in (PostgreSQL only; see
+    newsletter.counts)."""
+
+    __tablename__ = "feedback_week_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    week: Mapped[date]
+    type: Mapped[str] = mapped_column(String(30))
+    events: Mapped[int] = mapped_column(BigInteger)
