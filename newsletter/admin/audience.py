@@ -273,8 +273,9 @@ def _estimate_text(estimate: Estimate) -> str:
     return (
         f"About {_about(estimate.matching)} subscriber(s) match, about "
         f"{_about(estimate.reachable)} of them can be mailed: estimated from "
-        f"{estimate.sample:,} of {estimate.population:,} subscribers. The exact count is running: "
-        "it replaces this when done (press Count again to see it)."
+        f"{estimate.sample:,} of about {_about(estimate.population)} subscribers. "
+        "The exact count is running: it replaces this when done (press Count again to see "
+        "it)."
     )
 
 
