@@ -80,7 +80,7 @@ def recount_statuses(
     return _by_list(session.execute(query))
 
 
-def _by_list(rows: Iterable[Any]) -> dict[int, dict[str, int]]:
+def _by_list(rows: Iterable[tuple[int, str, int]]) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
     for list_id, status, count in rows:
         counts.setdefault(list_id, dict.fromkeys(SUBSCRIPTION_STATUSES, 0))[status] = count
