@@ -35,6 +35,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,6 +43,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 
 from newsletter.errors import ConfigError, InputError
 from newsletter.transports.base import OutgoingMessage
+
+if TYPE_CHECKING:
+    from newsletter.config import Config
 
 KEY_TYPES = ("rsa", "ed25519")
 RSA_BITS = 2048
@@ -91,6 +95,40 @@ class GeneratedKey:
     selector: str
     record_name: str
     record_value: str
+
+
+@dataclass(frozen=True)
+class DkimStatus:
+    """How signing is set up, for people: what the console's settings page shows."""
+
+    enabled: bool
+    domain: str
+    selector: str
+    key_file: str
+    algorithm: str  # rsa-sha256 | ed25519-sha256, or "" when the key cannot be read
+    key_readable: bool
+    problem: str  # why the key cannot be used, or ""
+    record: DnsRecord | None  # the TXT record to publish for this key
+
+
+def signing_status(config: Config) -> DkimStatus:
+    """Whether messages are signed, with which key, and the DNS record to publish.
+
+    The key file is read again, so the page tells whether it is readable now
+    (start-up checked it once; a file can be moved or its mode changed since).
+    """
+    settings = config.dkim
+    if not settings.domain:
+        return DkimStatus(False, "", "", "", "", False, "", None)
+    path = config.resolve_path(settings.private_key_file)
+    try:
+        key = read_private_key(path)
+    except ConfigError as exc:
+        return DkimStatus(True, settings.domain, settings.selector, str(path), "", False,
+                          str(exc), None)  # fmt: skip
+    algorithm = "rsa-sha256" if isinstance(key, rsa.RSAPrivateKey) else "ed25519-sha256"
+    return DkimStatus(True, settings.domain, settings.selector, str(path), algorithm, True, "",
+                      dns_record(settings.domain, settings.selector, key))  # fmt: skip
 
 
 def read_private_key(path: Path) -> PrivateKey:

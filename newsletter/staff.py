@@ -45,6 +45,8 @@ class StaffUserRecord:
     disabled: bool
     created_at: datetime
     last_login_at: datetime | None
+    # Console sessions made under another generation are over (see end_sessions).
+    session_generation: int = 0
 
     @property
     def actor(self) -> str:
@@ -85,6 +87,7 @@ def _record(user: StaffUser) -> StaffUserRecord:
         disabled=user.disabled,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
+        session_generation=user.session_generation,
     )
 
 
@@ -141,6 +144,8 @@ def set_role(app: Newsletter, email: str, role: str, *, actor: str) -> StaffUser
         user = _load(session, email)
         if user.role == "admin" and role != "admin":
             _keep_an_admin(session, user.id)
+        if user.role != role:
+            end_sessions(user)
         user.role = role
         _audit(session, actor, "user.set_role", user.id, f"role {role}")
         return _record(user)
@@ -154,6 +159,8 @@ def set_disabled(
         user = _load(session, email)
         if disabled and user.role == "admin":
             _keep_an_admin(session, user.id)
+        if disabled:
+            end_sessions(user)
         user.disabled = disabled
         _audit(session, actor, "user.disable" if disabled else "user.enable", user.id)
         return _record(user)
@@ -164,8 +171,17 @@ def reset_password(app: Newsletter, email: str, password: str, *, actor: str) ->
     with app.session() as session:
         user = _load(session, email)
         user.password_hash = hashed
+        end_sessions(user)
         _audit(session, actor, "user.reset_password", user.id)
         return _record(user)
+
+
+def end_sessions(user: StaffUser) -> None:
+    """End every console session of the account: a password reset (the old one may be
+    known to someone), a disable or a role change must not leave a session open with
+    what the account was before. Sessions carry the generation they were made under
+    and newsletter.admin.security refuses any other."""
+    user.session_generation += 1
 
 
 def _keep_an_admin(session: Session, user_id: int) -> None:

@@ -172,6 +172,15 @@ def test_the_monthly_job_in_the_console(
     editor.click("Import")
     report = page.get_by_role("status").first.inner_text()
     assert "added" in report and " 0 added" not in report
+    # And a few Markdown files at once; where the browser can pick a folder, it offers to.
+    assert page.get_by_label("Or pick a whole folder").is_visible()
+    markdown = sorted((Path(__file__).parent / "data" / "items" / "markdown" / "2019").glob("*.md"))
+    page.get_by_label("Markdown files (.md), or one .zip of a folder").set_input_files(
+        [str(path) for path in markdown]
+    )
+    editor.click("Import the files")
+    report = page.get_by_role("status").first.inner_text()
+    assert "(markdown)" in report and f"{len(markdown)} added" in report
 
     # Builds the June bulletin for the members list, and looks at it.
     editor.click("Campaigns", role="link")

@@ -27,15 +27,25 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from newsletter.admin.context import actor, newsletter, shown_address
+from newsletter.admin.context import actor, newsletter, shown_address, shown_text
+from newsletter.admin.counts import count_jobs
 from newsletter.admin.imports import ImportJob, ImportJobs
 from newsletter.admin.security import requires
+from newsletter.audience import history
 from newsletter.audience.addresses import email_key
+from newsletter.audience.counting import (
+    Estimate,
+    StoredCount,
+    count_rules_exactly,
+    quick_rules_count,
+    rules_subject,
+    stored_count,
+)
 from newsletter.audience.imports import IMPORT_MODES
 from newsletter.audience.leaving import unsubscribe_address
 from newsletter.audience.lists import create_list, list_lists
 from newsletter.audience.privacy import erase_person
-from newsletter.audience.segments import count_rules, list_segments, save_segment
+from newsletter.audience.segments import list_segments, save_segment
 from newsletter.audience.subscribers import (
     add_subscriber,
     search_subscribers,
@@ -52,6 +62,9 @@ RULE_FIELDS = ("language", "status", "name", "domain", "list", "region", "countr
 RULE_OPS = [("eq", "is"), ("in", "is one of (comma-separated)"), ("contains", "contains"),
             ("exists", "is set")]  # fmt: skip
 PAGE_SIZE = 50
+# A stored exact count of the builder's rules younger than this is shown, with its time,
+# rather than estimated and counted again.
+FRESH_SECONDS = 300
 OPTIN_OPTIONS = [("double", "Double opt-in (a confirmation email)"), ("single", "Single opt-in")]
 
 
@@ -137,11 +150,35 @@ def add() -> ResponseReturnValue:
 
 @blueprint.route("/subscribers/<int:subscriber_id>")
 @requires("console.read")
-def profile(subscriber_id: int) -> str:
+def profile(subscriber_id: int) -> ResponseReturnValue:
+    return _profile(subscriber_id, {})
+
+
+def _profile(subscriber_id: int, errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
+    """The person, their lists and consent, then their deliveries and feedback events,
+    newest first, each a page at a time (?deliveries_before=, ?events_before=)."""
     app = newsletter()
     person = show_subscriber(app, subscriber_address(app, subscriber_id))
     person = dataclasses.replace(person, email=shown_address(person.email))
-    return render_template("audience/profile.html", person=person, errors={})
+    deliveries_before = request.args.get("deliveries_before", type=int)
+    events_before = request.args.get("events_before", type=int)
+    size = history.PAGE
+    deliveries = [
+        dataclasses.replace(line, reason=shown_text(line.reason))
+        for line in history.deliveries_of(app, subscriber_id, before=deliveries_before, limit=size)
+    ]
+    events = [
+        dataclasses.replace(line, description=shown_text(line.description))
+        for line in history.events_of(app, subscriber_id, before=events_before, limit=size)
+    ]
+    page = render_template(
+        "audience/profile.html", person=person, errors=errors,
+        deliveries=deliveries, events=events,
+        deliveries_before=deliveries_before, events_before=events_before,
+        more_deliveries=deliveries[-1].id if len(deliveries) == size else None,
+        more_events=events[-1].id if len(events) == size else None,
+    )  # fmt: skip
+    return page, status
 
 
 @blueprint.route("/subscribers/<int:subscriber_id>/unsubscribe", methods=["POST"])
@@ -160,9 +197,8 @@ def erase(subscriber_id: int) -> ResponseReturnValue:
     address = subscriber_address(app, subscriber_id)
     typed = request.form.get("confirm", "")
     if email_key(typed) != email_key(address):
-        person = show_subscriber(app, address)
         errors = {"confirm": "type the subscriber's address exactly to erase them"}
-        return render_template("audience/profile.html", person=person, errors=errors), 400
+        return _profile(subscriber_id, errors, 400)
     erase_person(app, address, actor=actor())
     flash("Erased. Only a keyed hash of the address is kept, so it is never mailed again.")
     return redirect(url_for("audience.subscribers"))
@@ -208,14 +244,47 @@ def _rules_from(form: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
     return {combine: rules}, rows
 
 
-def _count_text(rules: dict[str, Any]) -> str:
+def _count(rules: dict[str, Any]) -> dict[str, Any]:
+    """What the builder says about the rules' count: exact (now, or stored with its
+    time), or a labelled estimate while the exact count runs in the background."""
     if not next(iter(rules.values())):
-        return "Add a rule to count who it selects."
-    counts = count_rules(newsletter(), rules)
+        return {"text": "Add a rule to count who it selects.", "exact": True, "pending": False}
+    app = newsletter()
+    subject = rules_subject(rules)
+    stored = stored_count(app, subject)
+    if stored is None or stored.age_seconds() > FRESH_SECONDS:
+        quick = quick_rules_count(app, rules)
+        if isinstance(quick, Estimate):
+            count_jobs().start(subject, lambda: count_rules_exactly(app, rules))
+            return {"text": _estimate_text(quick), "exact": False, "pending": True}
+        stored = quick
+    return {"text": _exact_text(stored), "exact": True, "pending": False}
+
+
+def _exact_text(count: StoredCount) -> str:
     return (
-        f"{counts.matching} subscriber(s) match; {counts.reachable} of them can be "
-        "mailed (confirmed on a list, not unsubscribed, bounced or suppressed)."
+        f"{count.matching or 0:,} subscriber(s) match; {count.reachable:,} of them can be "
+        "mailed (confirmed on a list, not unsubscribed, bounced or suppressed). "
+        f"Counted at {count.counted_at:%H:%M:%S} UTC."
     )
+
+
+def _estimate_text(estimate: Estimate) -> str:
+    return (
+        f"About {_about(estimate.matching)} subscriber(s) match, about "
+        f"{_about(estimate.reachable)} of them can be mailed: estimated from "
+        f"{estimate.sample:,} of about {_about(estimate.population)} subscribers. "
+        "The exact count is running: it replaces this when done (press Count again to see "
+        "it)."
+    )
+
+
+def _about(number: int) -> str:
+    """An estimate rounded to two significant figures, so it does not look exact."""
+    if number < 100:
+        return f"{number:,}"
+    digits = len(str(number)) - 2
+    return f"{round(number, -digits):,}"
 
 
 def _builder(
@@ -225,7 +294,7 @@ def _builder(
     count = ""
     if count_it and not errors:
         try:
-            count = _count_text(rules)
+            count = _count(rules)["text"]
         except UserError as exc:
             errors["rules"] = str(exc)
             status = 400
@@ -262,9 +331,9 @@ def segment_count() -> ResponseReturnValue:
     """The live count, as JSON, for the builder's script."""
     rules, _ = _rules_from(request.args)
     try:
-        return jsonify(text=_count_text(rules))
+        return jsonify(_count(rules))
     except UserError as exc:
-        return jsonify(text=str(exc)), 400
+        return jsonify(text=str(exc), exact=False, pending=False), 400
 
 
 @blueprint.route("/segments", methods=["POST"])

@@ -24,9 +24,12 @@ from flask.typing import ResponseReturnValue
 
 from newsletter import audit, editing, editions
 from newsletter.admin.context import actor, finished, newsletter, shown_address
+from newsletter.admin.counts import count_jobs
 from newsletter.admin.security import requires
+from newsletter.audience.counting import campaign_subject, count_campaign, stored_count
 from newsletter.audience.lists import list_lists
 from newsletter.audience.segments import list_segments
+from newsletter.clicks import campaign_clicks
 from newsletter.dispatch import service as dispatch
 from newsletter.errors import UserError
 from newsletter.items import list_items
@@ -139,6 +142,8 @@ def show(campaign_id: int) -> ResponseReturnValue:
     return _show_page(campaign_id, {})
 
 
+# A stored recipient count older than this is counted again when its page is opened.
+FRESH_SECONDS = 300
 # Statuses in which a campaign has a deliveries ledger to count.
 LEDGER_STATUSES = ("sending", "paused", "sent", "cancelled")
 
@@ -152,10 +157,13 @@ def _show_page(
     progress = None
     if campaign.status in LEDGER_STATUSES:
         progress = finished().progress(app, campaign_id)
+    # Clicks are counted only when an admin turned counting on; off, there is nothing to show.
+    clicks = campaign_clicks(app, campaign_id) if app.config.privacy.count_clicks else None
     page = render_template(
         "campaigns/show.html",
         c=campaign,
         progress=progress,
+        clicks=clicks,
         events=audit.list_events(app, campaign_id=campaign_id, limit=50),
         zones=_zones(),
         default_zone=zone or app.config.schedule.timezone,
@@ -165,14 +173,28 @@ def _show_page(
     return page, status
 
 
-@blueprint.route("/<int:campaign_id>/audience")
+@blueprint.route("/<int:campaign_id>/audience", methods=["GET", "POST"])
 @requires("console.read")
-def audience(campaign_id: int) -> str:
-    """Who the campaign would go to now: the one console page that resolves the audience
-    (seconds with a million subscribers), so the others need not."""
+def audience(campaign_id: int) -> ResponseReturnValue:
+    """Who the campaign goes to. Counting a million subscribers takes seconds, so the
+    page shows the last stored count with its time while a fresh one runs in the
+    background (POST asks for one); once sending has started, the count is the
+    size of the deliveries ledger, which no longer changes."""
+    app = newsletter()
+    campaign = editions.show_campaign(app, campaign_id, counts=False)
+    if campaign.status in LEDGER_STATUSES:
+        ledger = finished().progress(app, campaign_id).total
+        return render_template("campaigns/audience.html", c=campaign, ledger=ledger)
+    subject = campaign_subject(campaign_id)
+    stored = stored_count(app, subject)
+    if request.method == "POST" or stored is None or stored.age_seconds() > FRESH_SECONDS:
+        count_jobs().start(subject, lambda: count_campaign(app, campaign_id))
+    if request.method == "POST":
+        return redirect(url_for("campaigns.audience", campaign_id=campaign_id))
     return render_template(
-        "campaigns/audience.html", c=editions.show_campaign(newsletter(), campaign_id)
-    )
+        "campaigns/audience.html", c=campaign, ledger=None, stored=stored,
+        pending=count_jobs().pending(subject),
+    )  # fmt: skip
 
 
 @blueprint.route("/<int:campaign_id>/edit", methods=["GET", "POST"])

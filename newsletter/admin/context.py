@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, g
 
 from newsletter.app import Newsletter
@@ -25,6 +27,17 @@ def shown_address(email: str) -> str:
     if not email or can_see_addresses(g.user.role):
         return email
     return mask_email(email)
+
+
+# Addresses inside free text (a server's "550 <ana@example.org>: no such user").
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
+
+
+def shown_text(text: str) -> str:
+    """Free text with any address in it masked, for a role that may not see addresses."""
+    if not text or can_see_addresses(g.user.role):
+        return text
+    return _ADDRESS.sub(lambda match: mask_email(match.group(0)), text)
 
 
 def finished() -> FinishedSends:

@@ -15,6 +15,7 @@ from newsletter import items as items_service
 from newsletter.admin.context import actor, newsletter
 from newsletter.admin.security import requires
 from newsletter.errors import UserError
+from newsletter.items.uploads import MAX_FILES, unpack_upload
 from newsletter.models import ITEM_KINDS
 
 blueprint = Blueprint("items", __name__, url_prefix="/items")
@@ -43,6 +44,7 @@ def _index(
             kinds=[("", "Any kind")] + [(k, k) for k in ITEM_KINDS],
             errors=errors,
             report=report,
+            max_files=MAX_FILES,
         ),
         status,
     )
@@ -90,6 +92,41 @@ def import_items() -> ResponseReturnValue:
     except UserError as exc:
         field = "date" if "--date" in str(exc) else "url" if url else "file"
         return _index({field: str(exc).replace("--date", "the month")}, None, 400)
+    return _index({}, report)
+
+
+@blueprint.route("/import-folder", methods=["POST"])
+@requires("items.import")
+def import_folder() -> ResponseReturnValue:
+    """Several Markdown files, a picked folder, or a .zip of one: imported as
+    `newsletter items import FOLDER` imports a folder, with the same report."""
+    app = newsletter()
+    month = request.form.get("date", "").strip() or None
+    uploads = [
+        (upload.filename, upload.stream)
+        for name in ("files", "folder")
+        for upload in request.files.getlist(name)
+        if upload.filename
+    ]
+    with tempfile.TemporaryDirectory(prefix="newsletter-items-") as scratch:
+        try:
+            unpacked = unpack_upload(uploads, Path(scratch))
+            # Stored under the upload's name, as a single uploaded file is.
+            label = f"upload:{unpacked.name}"
+            report = items_service.import_source(
+                app, scratch, month=month, source_name=label, actor=actor()
+            )
+        except UserError as exc:
+            field = "date" if "--date" in str(exc) else "files"
+            return _index({field: str(exc).replace("--date", "the month")}, None, 400)
+        # Problems name the files as uploaded, not the temporary folder they were read from.
+        report.problems[:] = [
+            dataclasses.replace(p, where=p.where.replace(scratch, unpacked.name, 1))
+            for p in report.problems
+        ]
+    if unpacked.skipped:
+        flash(f"Skipped, not Markdown: {', '.join(unpacked.skipped[:10])}"
+              + (" …" if len(unpacked.skipped) > 10 else ""))  # fmt: skip
     return _index({}, report)
 
 

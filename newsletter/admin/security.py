@@ -1,11 +1,16 @@
 """What every console request goes through: the session, sign-in, CSRF and permissions.
 
 - The session is Flask's signed cookie, scoped to /admin, HttpOnly,
-  SameSite=Strict, Secure when web.base_url is https. It holds the account id
-  and a CSRF token, nothing else. It is re-signed on every request and refused
-  when its signature is older than admin.idle_minutes: that is the idle timeout.
+  SameSite=Strict, Secure when web.base_url is https. It holds the account id,
+  the account's session generation and a CSRF token, nothing else. It is
+  re-signed on every request and refused when its signature is older than
+  admin.idle_minutes: that is the idle timeout.
 - Every request but the sign-in page needs a signed-in, enabled account (read
-  from the database each time, so a disabled account's session ends at once).
+  from the database each time, so a disabled account's session ends at once),
+  whose session generation is still the one the session was made under: a
+  password reset, a disable or a role change bumps it (staff.end_sessions), which
+  ends every session of that account at its next request. When staff change their
+  own account, the console carries their own session over (keep_own_session).
 - Every POST carries the session's CSRF token in the `csrf_token` field.
 - `@requires(permission)` next to a route checks the account's role against
   newsletter.roles; a role without it gets the 403 page and nothing changes.
@@ -67,7 +72,15 @@ def sign_in(user: staff.StaffUserRecord) -> None:
     session.clear()
     session.permanent = True
     session["uid"] = user.id
+    session["gen"] = user.session_generation
     session["csrf"] = secrets.token_urlsafe(32)
+
+
+def keep_own_session(user: staff.StaffUserRecord) -> None:
+    """After a change that ended the account's sessions: if it is the signed-in
+    account's own, this session goes on (the others have ended)."""
+    if session.get("uid") == user.id:
+        session["gen"] = user.session_generation
 
 
 def sign_out() -> None:
@@ -85,7 +98,11 @@ def before_request() -> Response | None:
     user_id = session.get("uid")
     if isinstance(user_id, int):
         user = staff.get_user(current_app.config["NEWSLETTER"], user_id)
-        if user is not None and not user.disabled:
+        if (
+            user is not None
+            and not user.disabled
+            and session.get("gen", 0) == user.session_generation
+        ):
             g.user = user
         else:
             session.clear()

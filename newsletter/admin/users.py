@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from newsletter import staff
 from newsletter.admin.context import actor, newsletter
-from newsletter.admin.security import requires
+from newsletter.admin.security import keep_own_session, requires
 from newsletter.errors import NotFound, UserError
 from newsletter.roles import ROLE_NAMES, ROLES
 
@@ -66,6 +66,7 @@ def set_role(user_id: int) -> ResponseReturnValue:
     record = staff.set_role(
         newsletter(), _email(user_id), request.form.get("role", ""), actor=actor()
     )
+    keep_own_session(record)
     flash(f"{record.email} is now {record.role}.")
     return redirect(url_for("users.index"))
 
@@ -87,7 +88,8 @@ def reset_password(user_id: int) -> ResponseReturnValue:
         record = staff.reset_password(newsletter(), _email(user_id), password, actor=actor())
     except UserError as exc:
         return _page({f"password-{user_id}": str(exc)}, {}, 400)
-    flash(f"New password set for {record.email}.")
+    keep_own_session(record)
+    flash(f"New password set for {record.email}; their other sessions have ended.")
     return redirect(url_for("users.index"))
 
 

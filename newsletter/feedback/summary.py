@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
 from newsletter.app import Newsletter
+from newsletter.counts import feedback_weeks as kept_weeks
+from newsletter.counts import fold_changes
 from newsletter.dispatch import ledger
-from newsletter.models import Delivery, Event
+from newsletter.models import Delivery, Event, utcnow
 
 # Large mailbox providers treat a complaint rate of 0.1% as the limit.
 COMPLAINT_LIMIT_PERCENT = 0.1
@@ -99,6 +102,11 @@ _REASON_KEYS = ("diagnostic", "message", "reason", "description", "feedback_type
 
 
 def _reason(kind: str, source: str, detail: dict[str, Any] | None) -> str:
+    return describe_event(kind, source, detail)
+
+
+def describe_event(kind: str, source: str, detail: dict[str, Any] | None) -> str:
+    """A feedback event in one line: "hard_bounce (mailbox): 550 5.1.1 no such user"."""
     detail = detail or {}
     text = next((str(detail[k]) for k in _REASON_KEYS if detail.get(k)), "")
     label = f"{kind} ({source})" if source else kind
@@ -133,3 +141,77 @@ def came_back_reasons(app: Newsletter, campaign_id: int) -> dict[int, str]:
         for delivery_id, kind, source, detail in conn.execute(query):
             found[delivery_id] = _reason(kind, source, detail)
     return found
+
+
+# Feedback over time: what the weekly chart counts.
+BOUNCE_TYPES = ("hard_bounce", "soft_bounce")
+WEEKS_SHOWN = 53
+
+
+@dataclass(frozen=True)
+class WeekFeedback:
+    week: date  # its Monday
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+
+    @property
+    def bounces(self) -> int:
+        return self.hard_bounces + self.soft_bounces
+
+
+def feedback_by_week(
+    app: Newsletter, *, weeks: int = WEEKS_SHOWN, now: datetime | None = None
+) -> list[WeekFeedback]:
+    """Bounces and complaints per week over the last `weeks` weeks, oldest first, every
+    week present (zeros included).
+
+    Reads the weekly counts the database keeps (newsletter.counts): a few hundred rows
+    whatever the number of events. `recount_by_week` counts the events themselves.
+    """
+    mondays = _mondays(weeks, now)
+    fold_changes(app.engine)
+    with app.session() as session:
+        rows = kept_weeks(session, mondays[0], (*BOUNCE_TYPES, "complaint"))
+    return _weeks(mondays, rows)
+
+
+def recount_by_week(
+    app: Newsletter, *, weeks: int = WEEKS_SHOWN, now: datetime | None = None
+) -> list[WeekFeedback]:
+    """`feedback_by_week` counted over the events themselves: what it must always equal."""
+    mondays = _mondays(weeks, now)
+    since = datetime(mondays[0].year, mondays[0].month, mondays[0].day, tzinfo=UTC)
+    with app.session() as session:
+        rows = session.execute(
+            select(Event.created_at, Event.type).where(
+                Event.created_at >= since, Event.type.in_((*BOUNCE_TYPES, "complaint"))
+            )
+        ).all()
+    counts: dict[tuple[date, str], int] = {}
+    for at, kind in rows:
+        monday = at.date() - timedelta(days=at.weekday())
+        counts[monday, kind] = counts.get((monday, kind), 0) + 1
+    return _weeks(mondays, [(week, kind, n) for (week, kind), n in counts.items()])
+
+
+def _mondays(weeks: int, now: datetime | None) -> list[date]:
+    now = now or utcnow()
+    first = (now - timedelta(weeks=weeks - 1)).date()
+    first -= timedelta(days=first.weekday())
+    return [first + timedelta(weeks=n) for n in range(weeks)]
+
+
+def _weeks(mondays: list[date], rows: Any) -> list[WeekFeedback]:
+    found: dict[date, dict[str, int]] = {}
+    for week, kind, count in rows:
+        found.setdefault(week, {})[kind] = count
+    return [
+        WeekFeedback(
+            week=monday,
+            hard_bounces=found.get(monday, {}).get("hard_bounce", 0),
+            soft_bounces=found.get(monday, {}).get("soft_bounce", 0),
+            complaints=found.get(monday, {}).get("complaint", 0),
+        )
+        for monday in mondays
+    ]

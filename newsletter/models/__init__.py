@@ -3,6 +3,9 @@
 from newsletter.models.audience import (
     SUBSCRIBER_STATUSES,
     SUBSCRIPTION_STATUSES,
+    AudienceCount,
+    ListMemberChange,
+    ListMemberCount,
     MailingList,
     Segment,
     Subscriber,
@@ -28,7 +31,7 @@ from newsletter.models.deliveries import (
     SendCounters,
     TransportRate,
 )
-from newsletter.models.feedback import FeedbackReceipt
+from newsletter.models.feedback import FeedbackReceipt, FeedbackWeek, FeedbackWeekChange
 from newsletter.models.items import ITEM_KINDS, Item
 from newsletter.models.notices import NoticeSent
 from newsletter.models.scheduling import (
@@ -48,6 +51,7 @@ __all__ = [
     "SCHEDULE_OUTCOMES",
     "SUBSCRIBER_STATUSES",
     "SUBSCRIPTION_STATUSES",
+    "AudienceCount",
     "AuditEvent",
     "Base",
     "Campaign",
@@ -57,7 +61,11 @@ __all__ = [
     "Delivery",
     "Event",
     "FeedbackReceipt",
+    "FeedbackWeek",
+    "FeedbackWeekChange",
     "Item",
+    "ListMemberChange",
+    "ListMemberCount",
     "MailingList",
     "Meta",
     "NoticeSent",

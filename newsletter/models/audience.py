@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.models.base import Base, utcnow
@@ -50,6 +50,53 @@ class MailingList(Base):
     visibility: Mapped[str] = mapped_column(String(10), default="private")  # public | private
     archived: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ListMemberCount(Base):
+    """How many subscriptions of a list have a status, kept by triggers on subscriptions.
+
+    Never written by the package: the triggers of migration 0009_console_counts
+    keep it equal to a COUNT over subscriptions after every statement, whatever
+    path changed the memberships (newsletter.audience.lists reads it).
+    """
+
+    __tablename__ = "list_member_counts"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    members: Mapped[int] = mapped_column(BigInteger)
+
+
+class ListMemberChange(Base):
+    """A change to list_member_counts not yet folded in (PostgreSQL only; see
+    newsletter.counts): the counts are these rows added to list_member_counts."""
+
+    __tablename__ = "list_member_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    list_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))
+    members: Mapped[int] = mapped_column(BigInteger)
+
+
+class AudienceCount(Base):
+    """A count too costly to make per request, with when it was made.
+
+    `subject` names what was counted: "campaign:<id>" (its recipients) or
+    "rules:<digest>" (what a segment builder's rules select); see
+    newsletter.audience.counting.
+    """
+
+    __tablename__ = "audience_counts"
+
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    matching: Mapped[int | None] = mapped_column(BigInteger)
+    reachable: Mapped[int] = mapped_column(BigInteger)
+    counted_at: Mapped[datetime]
+    # How long the count took: pages say so, and it tells whether counting again is cheap.
+    seconds: Mapped[float] = mapped_column(Float)
 
 
 class Subscription(Base):

@@ -25,3 +25,7 @@ class StaffUser(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Bumped by a password reset, a disable or a role change: a console session
+    # remembers the generation it was made under and ends when that is no longer
+    # the account's (newsletter.admin.security).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -7,25 +7,33 @@ document.addEventListener("submit", function (event) {
   }
 });
 // Forms with data-live-count show how many subscribers the segment rules select, as they
-// change. Counting reads every subscriber (seconds with a million), so a count starts only
-// after a pause in typing, and a newer one cancels the one still running.
+// change. A count starts only after a pause in typing, and a newer one cancels the one
+// still running. With many subscribers the first answer is a labelled estimate
+// ("pending": the exact count runs on the server); the script asks again until the
+// exact count replaces it.
 document.querySelectorAll("form[data-live-count]").forEach(function (form) {
   var output = document.getElementById(form.dataset.liveCount);
   var timer = null;
   var running = null;
+  function ask(query) {
+    if (running) { running.abort(); }
+    running = new AbortController();
+    fetch(form.dataset.countUrl + "?" + query, { credentials: "same-origin", signal: running.signal })
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        if (!data || !output) { return; }
+        output.textContent = data.text;
+        if (data.pending) { timer = setTimeout(function () { ask(query); }, 2000); }
+      })
+      .catch(function () {});
+  }
   form.addEventListener("input", function () {
     clearTimeout(timer);
     timer = setTimeout(function () {
-      if (running) { running.abort(); }
-      running = new AbortController();
       var body = new URLSearchParams(new FormData(form));
       body.delete("csrf_token");
       if (output) { output.textContent = "Counting…"; }
-      fetch(form.dataset.countUrl + "?" + body.toString(),
-            { credentials: "same-origin", signal: running.signal })
-        .then(function (r) { return r.json(); })
-        .then(function (data) { if (data && output) { output.textContent = data.text; } })
-        .catch(function () {});
+      ask(body.toString());
     }, 600);
   });
 });
@@ -49,3 +57,11 @@ document.querySelectorAll("form[data-live-count]").forEach(function (form) {
   });
   plan();
 })();
+// A folder picker where the browser has one (webkitdirectory); without it, or without
+// this script, the plain multiple-file field does the same job.
+document.querySelectorAll("[data-folder-picker]").forEach(function (box) {
+  var input = box.querySelector("input[data-directory]");
+  if (!input || !("webkitdirectory" in input)) { return; }
+  input.webkitdirectory = true;
+  box.hidden = false;
+});
