@@ -33,6 +33,7 @@ import csv
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -60,6 +61,7 @@ from newsletter.audience.columns import (
     clean_name,
     map_header,
     normalise_language,
+    split_topics,
 )
 from newsletter.audience.consent import DEFAULT_IMPORT_TEXT, Consent
 from newsletter.audience.csvfile import CsvFile, Record, spreadsheet_cell
@@ -76,6 +78,8 @@ IMPORT_MODES = ("add", "update", "sync")
 BATCH_SIZE = 2000
 # How many rejected rows a report keeps to show on screen; the file has them all.
 PREVIEW_REJECTS = 10
+# Distinct cell values (languages, topic cells) whose reading is remembered during an import.
+CELL_CACHE = 4096
 
 SUBSCRIBERS = cast(Table, Subscriber.__table__)
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
@@ -370,7 +374,7 @@ def _person(record: Record, columns: ColumnMap, run: _ImportRun) -> Person | Non
     raw_language = _cell(fields, columns.language).strip()
     if raw_language:
         try:
-            language = normalise_language(raw_language)
+            language = run.language_code(raw_language)
         except ValueError as exc:
             run.reject(record, str(exc))
             return None
@@ -378,10 +382,11 @@ def _person(record: Record, columns: ColumnMap, run: _ImportRun) -> Person | Non
     for index, key in columns.attributes:
         value = _cell(fields, index).strip()
         if value:
-            attributes[key] = attribute_value(key, value)
-    if isinstance(attributes.get("topics"), list):
-        # One spelling per topic: "harm reduction" and "harm-reduction" are one slug.
-        attributes["topics"] = run.topics.to_slugs(attributes["topics"])
+            if key == "topics":
+                # One spelling per topic: "harm reduction" and "harm-reduction" are one slug.
+                attributes[key] = list(run.topic_slugs(value))
+            else:
+                attributes[key] = attribute_value(key, value)
     return Person(
         line=record.line,
         email=address.email,
@@ -423,6 +428,14 @@ class _ImportRun:
         self.seen = _seen_table()
         self._writers: dict[tuple[str, tuple[str, ...]], BulkInsert] = {}
         self.topics = Topics.from_config(app.config.web)
+        # A file holds few distinct languages and topic cells, repeated on every row:
+        # each is worked out once (bounded, so that a file of all-distinct cells keeps
+        # memory flat). A cell that is refused raises every time; errors are not kept.
+        self.language_code = lru_cache(maxsize=CELL_CACHE)(normalise_language)
+        self.topic_slugs = lru_cache(maxsize=CELL_CACHE)(self._topic_slugs)
+
+    def _topic_slugs(self, cell: str) -> tuple[str, ...]:
+        return tuple(self.topics.to_slugs(split_topics(cell)))
 
     # --- bookkeeping ---------------------------------------------------------
 
