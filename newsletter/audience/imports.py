@@ -70,7 +70,7 @@ from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
 from newsletter.audience.suppression import KeyHasher, suppressed_among
 from newsletter.audience.topics import Topics
-from newsletter.db import BulkInsert
+from newsletter.db import BulkInsert, among
 from newsletter.errors import InputError, OperationFailed
 from newsletter.models import Subscriber, Subscription, Suppression, utcnow
 
@@ -426,6 +426,7 @@ class _ImportRun:
         self.default_language = app.config.editions.default_language
         self.hasher = KeyHasher(app.suppression_key)
         self.seen = _seen_table()
+        self.dialect = session.connection().dialect.name
         self._writers: dict[tuple[str, tuple[str, ...]], BulkInsert] = {}
         self.topics = Topics.from_config(app.config.web)
         # A file holds few distinct languages and topic cells, repeated on every row:
@@ -466,7 +467,7 @@ class _ImportRun:
         earlier = dict(
             self.session.execute(
                 select(self.seen.c.email_key, self.seen.c.line).where(
-                    self.seen.c.email_key.in_(keys)
+                    among(self.seen.c.email_key, keys, self.dialect)
                 )
             ).all()
         )
@@ -527,7 +528,7 @@ class _ImportRun:
                         Subscription.list_id == self.list_id,
                     ),
                 )
-                .where(Subscriber.email_key.in_([p.key for p in people]))
+                .where(among(SUBSCRIBERS.c.email_key, [p.key for p in people], self.dialect))
             )
         }
         suppressed = suppressed_among(session, [p.hash for p in people])
@@ -676,7 +677,7 @@ class _ImportRun:
         )
         rows = self.session.execute(
             select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email_key).where(
-                SUBSCRIBERS.c.email_key.in_([p.key for p in people])
+                among(SUBSCRIBERS.c.email_key, [p.key for p in people], self.dialect)
             )
         )
         return {key: subscriber_id for subscriber_id, key in rows}
