@@ -22,9 +22,12 @@ Rules that hold in every mode:
 
 The whole import is one transaction: it lands completely or not at all, and a
 dry run is the same work rolled back. The file is streamed and each batch of
-rows costs a handful of statements (one lookup, then executemany inserts and
-updates), so memory stays flat however long the file is; the addresses seen so
-far live in a temporary table, not in memory.
+rows costs a handful of statements (a lookup of the batch's addresses sent as
+one parameter, then bulk inserts and executemany updates), so memory stays flat
+however long the file is; the addresses seen so far live in a temporary table,
+not in memory. While a batch is written, a thread reads and validates the next
+ones (at most two ahead); the outcome does not depend on where batches are cut
+(tests/test_import_batches.py).
 """
 
 from __future__ import annotations
