@@ -115,21 +115,3 @@ def campaign_authors(session: Session, campaign_id: int) -> set[str]:
             authors.add(actor)
             last_edit_seen = True
     return authors
-
-
-def note(
-    app: Newsletter,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: object,
-    detail: str = "",
-) -> None:
-    """Record, in a transaction of its own, an action a service function has just taken.
-
-    For callers whose service function does not take an actor yet (item and
-    segment changes made in the console): the line is written only after the
-    action succeeded, though not atomically with it.
-    """
-    with app.session() as session:
-        record(session, actor, action, object_type, object_id, detail)

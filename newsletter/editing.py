@@ -22,6 +22,7 @@ from newsletter.app import Newsletter
 from newsletter.editions import (
     CampaignSummary,
     _get,
+    _preheader,
     _read_intro,
     _set_audience,
     campaign_summary,
@@ -52,6 +53,7 @@ def edit_edition(
     actor: str,
     subject: str | None = None,
     preheader: str | None = None,
+    intro: str | None = None,
     intro_file: str | Path | None = None,
     greeting: str | None = None,
     add_items: Sequence[int] = (),
@@ -63,29 +65,52 @@ def edit_edition(
 ) -> EditionEdited:
     """Change a draft or approved edition; an approved one goes back to draft.
 
-    `add_items` go at the end (or where `order` puts them); `order` lists the
-    items' ids in their new reading order and must name each item once;
-    `lists` replaces the lists; `segment` replaces the segment, `no_segment`
-    removes it. `greeting` is "" for the language's own, "none" for none, or a
-    line such as "Hi {name},".
+    The one edit path: `edition edit` and the console's campaign form both call it.
+    `intro` is the text itself, `intro_file` a file holding it. `add_items` go at the
+    end (or where `order` puts them); `order` lists the items' ids in their new
+    reading order and must name each item once; `lists` replaces the lists;
+    `segment` replaces the segment, `no_segment` removes it. `greeting` is "" for
+    the language's own, "none" for none, or a line such as "Hi {name},". A
+    preheader nobody wrote (the intro's start) follows a new intro.
+
+    `changed` names what differs from before; a value given as it was is no change,
+    though the edition still goes back to draft: whoever saves it is its last editor.
     """
-    intro = _read_intro(intro_file) if intro_file is not None else None
+    if intro is not None and intro_file is not None:
+        raise InputError("give the intro or an intro file, not both")
+    if intro_file is not None:
+        intro = _read_intro(intro_file)
     changes = _checked_texts(subject=subject, preheader=preheader, greeting=greeting)
     if segment is not None and no_segment:
         raise InputError("give --segment or --no-segment, not both")
+    asked = (
+        changes or intro is not None or add_items or remove_items or order is not None
+        or lists is not None or segment is not None or no_segment
+    )  # fmt: skip
+    if not asked:
+        raise InputError(
+            "nothing to change; give --subject, --preheader, --intro-file, --greeting, "
+            "--add, --remove, --order, --list, --segment or --no-segment"
+        )
     with app.session() as session:
         campaign = _get(session, campaign_id)
         was_approved = campaign.status == lifecycle.APPROVED
-        changed = list(changes)
+        derived_preheader = _preheader(campaign.intro, campaign.items)
+        changed = []
         for name, value in changes.items():
-            setattr(campaign, name, value)
-        if intro is not None:
-            campaign.intro = intro
+            if value != getattr(campaign, name):
+                setattr(campaign, name, value)
+                changed.append(name)
+        if intro is not None and intro.strip() != campaign.intro:
+            campaign.intro = intro.strip()
             changed.append("intro")
-        if add_items or remove_items or order is not None:
-            _change_items(session, campaign, add_items, remove_items, order)
+            if "preheader" not in changes and campaign.preheader == derived_preheader:
+                campaign.preheader = _preheader(campaign.intro, campaign.items)
+        items_asked = add_items or remove_items or order is not None
+        if items_asked and _change_items(session, campaign, add_items, remove_items, order):
             changed.append("items")
         if lists is not None or segment is not None or no_segment:
+            before = ([lst.name for lst in campaign.lists], campaign.segment_id)
             if no_segment:
                 campaign.segment = None
             _set_audience(
@@ -95,14 +120,12 @@ def edit_edition(
                 list(lists) if lists is not None else [lst.name for lst in campaign.lists],
                 segment if segment is not None else None,
             )
-            changed.append("audience")
-        if not changed:
-            raise InputError(
-                "nothing to change; give --subject, --preheader, --intro-file, --greeting, "
-                "--add, --remove, --order, --list, --segment or --no-segment"
-            )
+            session.flush()
+            if before != ([lst.name for lst in campaign.lists], campaign.segment_id):
+                changed.append("audience")
         session.flush()
-        reopen(session, campaign_id, actor=actor, why="edited: " + ", ".join(changed))
+        why = "changed " + (", ".join(changed) or "nothing")
+        reopen(session, campaign_id, actor=actor, why=why)
         session.expire_all()
         # Rendered in this transaction: an edit that breaks the template changes nothing.
         # Imported here for start-up time: premailer is slow to load.
@@ -126,13 +149,13 @@ def _checked_texts(**values: str | None) -> dict[str, str]:
             continue
         text = " ".join(value.split())
         if name == "subject" and not text:
-            raise InputError("--subject cannot be empty")
+            raise InputError("the subject cannot be empty")
         if name in ("subject", "preheader") and len(text) > 500:
-            raise InputError(f"--{name} is longer than 500 characters")
+            raise InputError(f"the {name} is longer than 500 characters")
         if name == "greeting":
             text = "" if text.lower() in ("", "auto", "default") else text
             if len(text) > GREETING_MAX:
-                raise InputError(f"--greeting is longer than {GREETING_MAX} characters")
+                raise InputError(f"the greeting is longer than {GREETING_MAX} characters")
         checked[name] = text
     return checked
 
@@ -143,7 +166,8 @@ def _change_items(
     add: Sequence[int],
     remove: Sequence[int],
     order: Sequence[int] | None,
-) -> None:
+) -> bool:
+    """Add, remove and reorder a campaign's items; True when they changed."""
     current = [entry.item_id for entry in campaign.entries]
     missing = [i for i in remove if i not in current]
     if missing:
@@ -169,6 +193,8 @@ def _change_items(
         raise InputError(f"campaign {campaign.id} would have no items left")
     if campaign.kind == "announcement" and len(wanted) != 1:
         raise InputError("an announcement carries exactly one item")
+    if wanted == current:
+        return False
     # The old entries go first: new rows with the same (campaign, item) key would
     # otherwise be inserted before the old ones are deleted.
     campaign.entries.clear()
@@ -177,6 +203,7 @@ def _change_items(
         CampaignItem(campaign_id=campaign.id, item_id=item_id, position=position)
         for position, item_id in enumerate(wanted)
     ]
+    return True
 
 
 @dataclass(frozen=True)

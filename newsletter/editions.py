@@ -480,61 +480,6 @@ def show_campaign(app: Newsletter, campaign_id: int, *, counts: bool = True) -> 
         )
 
 
-# --- editing -------------------------------------------------------------------
-
-
-def edit_campaign(
-    app: Newsletter,
-    campaign_id: int,
-    *,
-    actor: str,
-    subject: str | None = None,
-    intro: str | None = None,
-    order: Sequence[int] | None = None,
-) -> CampaignSummary:
-    """Change a draft's (or an approved campaign's) subject, intro or order of items.
-
-    The lifecycle's `edit` action takes it back to draft, so an approved campaign
-    must be approved again, and the audit trail names the editor, who (under
-    four-eyes approval) may then not approve it. `order` lists the campaign's item
-    ids in their new reading order, each once.
-    """
-    if subject is not None:
-        subject = " ".join(subject.split())
-        if not subject:
-            raise InputError("the subject cannot be empty")
-        if len(subject) > SUBJECT_MAX:
-            raise InputError(f"the subject is longer than {SUBJECT_MAX} characters")
-    with app.session() as session:
-        campaign = _get(session, campaign_id)
-        changed = []
-        if order is not None:
-            current = {entry.item_id: entry for entry in campaign.entries}
-            if sorted(order) != sorted(current):
-                raise InputError(
-                    f"the new order must list the campaign's {len(current)} item(s), each once"
-                )
-            if list(order) != [entry.item_id for entry in campaign.entries]:
-                for position, item_id in enumerate(order):
-                    current[item_id].position = position
-                changed.append("order")
-        if subject is not None and subject != campaign.subject:
-            campaign.subject = subject
-            changed.append("subject")
-        if intro is not None and intro.strip() != campaign.intro:
-            campaign.intro = intro.strip()
-            campaign.preheader = _preheader(campaign.intro, campaign.items)
-            changed.append("intro")
-        session.flush()
-        lifecycle.apply(
-            session, campaign_id, "edit", actor,
-            detail="changed " + (", ".join(changed) or "nothing"),
-            approved_by="", approved_at=None,
-        )  # fmt: skip
-        session.expire(campaign)
-        return campaign_summary(session, _get(session, campaign_id))
-
-
 # --- texts in more languages ---------------------------------------------------
 
 

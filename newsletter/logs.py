@@ -61,6 +61,7 @@ def log_event(name: str, *, level: int = logging.INFO, **fields: Any) -> None:
     logging.getLogger(EVENTS_LOGGER).log(level, name, extra={_FIELDS: fields})
 
 
+# A mapping: a log record's extras, whatever fields each event carries.
 def event_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The fields of a record: an event's own, or logger and message for any other."""
     fields = getattr(record, _FIELDS, None)

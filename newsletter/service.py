@@ -29,9 +29,10 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 
@@ -39,7 +40,7 @@ from newsletter import db
 from newsletter.app import Newsletter
 from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
 from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
-from newsletter.failures import recent_failures
+from newsletter.failures import RecentFailures, recent_failures
 from newsletter.logs import log_event
 from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
 
@@ -63,6 +64,17 @@ WORKER_POLL_SECONDS = 1.0
 # A worker whose loop failed (the database went away) tries again after this long.
 WORKER_RESTART_SECONDS = 5.0
 HEALTH_PATH = "/health"
+
+
+@dataclass(frozen=True)
+class LocalHealth:
+    """A service as it sees itself: what its heartbeat writes and /health answers."""
+
+    status: str
+    scheduler_running: bool
+    last_sync: datetime | None
+    workers: int
+    workers_alive: int
 
 
 class Service:
@@ -219,18 +231,18 @@ class Service:
     def workers_alive(self) -> int:
         return sum(thread.is_alive() for thread in self._worker_threads)
 
-    def local_health(self) -> dict[str, Any]:
+    def local_health(self) -> LocalHealth:
         """This service as it sees itself: what the heartbeat writes."""
-        driver = self.driver.health() if self.driver is not None else {"running": False}
+        driver = self.driver.health() if self.driver is not None else None
+        running = driver is not None and driver.running
         alive = self.workers_alive()
-        healthy = bool(driver["running"]) and alive == self.workers
-        return {
-            "status": "ok" if healthy else "degraded",
-            "scheduler_running": bool(driver["running"]),
-            "last_sync": driver.get("last_sync"),
-            "workers": self.workers,
-            "workers_alive": alive,
-        }
+        return LocalHealth(
+            status="ok" if running and alive == self.workers else "degraded",
+            scheduler_running=running,
+            last_sync=driver.last_sync if driver is not None else None,
+            workers=self.workers,
+            workers_alive=alive,
+        )
 
     def _beat(self) -> None:
         """Write this service's heartbeat; forget services long gone."""
@@ -239,9 +251,9 @@ class Service:
         values = {
             "last_seen": now,
             "address": self.address,
-            "scheduler_running": health["scheduler_running"],
+            "scheduler_running": health.scheduler_running,
             "workers": self.workers,
-            "workers_alive": health["workers_alive"],
+            "workers_alive": health.workers_alive,
         }
         try:
             with self.app.session() as session:
@@ -287,11 +299,11 @@ class HealthRoute:
             response = Response("", status=405, headers={"Allow": "GET, HEAD"})
             return headers.apply(response)(environ, start_response)
         here = self.service.local_health()
-        status = here["status"]
+        status = here.status
         services = 0
         try:
             health = service_health(self.service.app, detail=False)
-            services = health["services"]
+            services = health.services
         except Exception as exc:
             # The database is down: say so, rather than fail to answer.
             log.warning("health: cannot read the database: %s", type(exc).__name__)
@@ -303,9 +315,9 @@ class HealthRoute:
             "services": services,
             "this": {
                 "status": status,
-                "scheduler_running": here["scheduler_running"],
-                "workers": here["workers"],
-                "workers_alive": here["workers_alive"],
+                "scheduler_running": here.scheduler_running,
+                "workers": here.workers,
+                "workers_alive": here.workers_alive,
             },
         }
         response = Response(
@@ -326,9 +338,50 @@ def _alive(row: ServiceInstance, now: datetime) -> bool:
     return row.host != host_name() or process_alive(row.pid)
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    campaigns_sending: int
+    deliveries_waiting: int
+    deliveries_in_flight: int
+
+
+@dataclass(frozen=True)
+class InstanceHealth:
+    """One `newsletter serve` as its last heartbeat described it."""
+
+    id: str
+    host: str
+    pid: int
+    address: str
+    started_at: datetime
+    last_seen: datetime
+    alive: bool
+    scheduler_running: bool
+    workers: int
+    workers_alive: int
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """`newsletter status` with no campaign (and its --json): the services, their queue."""
+
+    status: str
+    services: int
+    scheduler_running: bool
+    workers: int
+    workers_alive: int
+    queue: QueueDepth
+    scheduled: int
+    next_send_at: datetime | None
+    timezone: str
+    # With `detail` only (never over HTTP): failed background work and each service.
+    failed_tasks: RecentFailures | None = None
+    instances: list[InstanceHealth] | None = None
+
+
 def service_health(
     app: Newsletter, *, now: datetime | None = None, detail: bool = True
-) -> dict[str, Any]:
+) -> ServiceHealth:
     """Is a service running, is its scheduler, how many workers, how deep is the queue.
 
     Read from the database (heartbeats, campaigns and the ledger), so that any
@@ -365,43 +418,36 @@ def service_health(
         status = "ok"
     else:
         status = "degraded"
-    health: dict[str, Any] = {
-        "status": status,
-        "services": len(live),
-        "scheduler_running": scheduler_running,
-        "workers": workers,
-        "workers_alive": workers_alive,
-        "queue": {
-            "campaigns_sending": sending,
-            "deliveries_waiting": by_status.get("pending", 0) + by_status.get("retry", 0),
-            "deliveries_in_flight": by_status.get("sending", 0),
-        },
-        "scheduled": scheduled,
-        "next_send_at": next_send,
-        "timezone": app.config.schedule.timezone,
-    }
-    if detail:
-        failed = recent_failures(app, now=now)
-        health["failed_tasks"] = {
-            "count": failed.count,
-            "since": failed.since,
-            "last_at": failed.last_at,
-            "last_task": failed.last_task,
-            "last_error": failed.last_error,
-        }
-        health["instances"] = [
-            {
-                "id": row.id,
-                "host": row.host,
-                "pid": row.pid,
-                "address": row.address,
-                "started_at": row.started_at,
-                "last_seen": row.last_seen,
-                "alive": row in live,
-                "scheduler_running": row.scheduler_running,
-                "workers": row.workers,
-                "workers_alive": row.workers_alive,
-            }
-            for row in rows
-        ]
-    return health
+    health = ServiceHealth(
+        status=status,
+        services=len(live),
+        scheduler_running=scheduler_running,
+        workers=workers,
+        workers_alive=workers_alive,
+        queue=QueueDepth(
+            campaigns_sending=sending,
+            deliveries_waiting=by_status.get("pending", 0) + by_status.get("retry", 0),
+            deliveries_in_flight=by_status.get("sending", 0),
+        ),
+        scheduled=scheduled,
+        next_send_at=next_send,
+        timezone=app.config.schedule.timezone,
+    )
+    if not detail:
+        return health
+    instances = [
+        InstanceHealth(
+            id=row.id,
+            host=row.host,
+            pid=row.pid,
+            address=row.address,
+            started_at=row.started_at,
+            last_seen=row.last_seen,
+            alive=row in live,
+            scheduler_running=row.scheduler_running,
+            workers=row.workers,
+            workers_alive=row.workers_alive,
+        )
+        for row in rows
+    ]
+    return replace(health, failed_tasks=recent_failures(app, now=now), instances=instances)

@@ -81,6 +81,7 @@ class Content:
     items: tuple[Any, ...]
 
 
+# A mapping: the snapshot is a JSON document stored in the campaign's row.
 def freeze(campaign: Any, items: Iterable[Any]) -> dict[str, Any]:
     """The snapshot of a campaign and its items (objects or rows with the fields above)."""
     return {

@@ -203,7 +203,7 @@ def test_a_suppressed_address_is_not_added_unless_forced(app) -> None:
     with pytest.raises(InvalidState, match=r"suppressed \(complaint\).*--force-resubscribe"):
         add(app, "gone@example.org", "members")
     result = audience.add_subscriber(app, "gone@example.org", "members", force=True, actor="tester")
-    assert result["forced"] == "the address is suppressed (complaint)"
+    assert result.forced == "the address is suppressed (complaint)"
     with app.session() as session:
         assert not audience.is_suppressed(session, app.suppression_key, "gone@example.org")
         assert "--force-resubscribe over" in session.scalar(select(Subscription.consent_note))
@@ -214,7 +214,7 @@ def test_lift_restores_the_status_the_suppression_gave(app) -> None:
     add(app, "oops@example.org", "members")
     audience.suppression.suppress_address(app, "oops@example.org", "manual", actor="tester")
     assert (
-        audience.suppression.lift_address(app, "oops@example.org", actor="tester")["lifted"]
+        audience.suppression.lift_address(app, "oops@example.org", actor="tester").lifted
         == "manual"
     )
     with app.session() as session:
@@ -234,7 +234,7 @@ def test_lists_create_twice_and_ensure(app) -> None:
     with pytest.raises(InvalidState, match="already exists"):
         audience.create_list(app, "members", actor="tester")
     again = audience.ensure_list(app, "members", title="Changed", actor="tester")
-    assert again["created"] is False and again["title"] == "Members"
+    assert again.created is False and again.title == "Members"
 
 
 def test_archived_list_takes_no_members_and_is_hidden(app) -> None:
@@ -242,8 +242,8 @@ def test_archived_list_takes_no_members_and_is_hidden(app) -> None:
     add(app, "a@example.org", "old")
     audience.archive_list(app, "old", actor="tester")
     assert audience.list_lists(app) == []
-    assert [row["name"] for row in audience.list_lists(app, include_archived=True)] == ["old"]
-    assert audience.show_list(app, "old")["reachable"] == 0
+    assert [row.name for row in audience.list_lists(app, include_archived=True)] == ["old"]
+    assert audience.show_list(app, "old").reachable == 0
     with pytest.raises(InvalidState, match="archived"):
         add(app, "b@example.org", "old")
 
@@ -255,8 +255,8 @@ def test_show_list_counts_by_status(app) -> None:
     add(app, "c@example.org", "members")
     audience.unsubscribe_address(app, "c@example.org", list_name="members", actor="tester")
     shown = audience.show_list(app, "members")
-    assert (shown["confirmed"], shown["unconfirmed"], shown["unsubscribed"]) == (1, 1, 1)
-    assert shown["reachable"] == 1
+    assert (shown.confirmed, shown.unconfirmed, shown.unsubscribed) == (1, 1, 1)
+    assert shown.reachable == 1
     with pytest.raises(NotFound, match="no list named 'nope' \\(known: members\\)"):
         audience.show_list(app, "nope")
 
@@ -265,7 +265,7 @@ def test_addresses_are_unique_regardless_of_case(app) -> None:
     audience.create_list(app, "members", actor="tester")
     first = audience.add_subscriber(app, "Ana@Example.ORG", "members", name="Ana", actor="tester")
     second = audience.add_subscriber(app, "ana@example.org", "members", actor="tester")
-    assert first["id"] == second["id"] and first["email"] == "Ana@example.org"
+    assert first.id == second.id and first.email == "Ana@example.org"
     with pytest.raises(InputError, match="not a valid email address"):
         audience.add_subscriber(app, "ana@", "members", actor="tester")
 
@@ -276,6 +276,12 @@ def test_addresses_are_unique_regardless_of_case(app) -> None:
 def test_cli_lists(run_cli) -> None:
     created = run_cli("lists", "create", "members", "--optin", "single", "--public", "--json")
     assert created.returncode == 0 and json.loads(created.stdout)["id"] >= 1
+    # The keys of `lists create --json` and `lists show --json`, pinned: scripts read them.
+    summary = ["id", "name", "title", "description", "optin", "visibility", "archived",
+               "unconfirmed", "confirmed", "unsubscribed", "created_at"]  # fmt: skip
+    assert list(json.loads(created.stdout)) == [*summary, "created"]
+    shown_list = json.loads(run_cli("lists", "show", "members", "--json").stdout)
+    assert list(shown_list) == [*summary, "reachable"]
     assert run_cli("lists", "create", "members").returncode == 2
     assert run_cli("lists", "create", "members", "--exist-ok").returncode == 0
     listed = run_cli("lists", "list")
@@ -300,6 +306,15 @@ def test_cli_subscribers(run_cli, tmp_path) -> None:
     assert shown["language"] == "es"
     assert shown["attributes"] == {"region": "Latin America", "topics": ["hiv", "drug-policy"]}
     assert shown["subscriptions"][0]["consent_method"] == "admin"
+    # The keys of `subscribers show --json`, pinned: scripts read them.
+    assert list(shown) == [
+        "id", "email", "name", "language", "status", "attributes", "created_at", "updated_at",
+        "suppressed", "deliveries", "subscriptions",
+    ]  # fmt: skip
+    assert list(shown["subscriptions"][0]) == [
+        "list", "status", "consent_at", "consent_method", "consent_source", "consent_text",
+        "consent_ip", "consent_note", "unsubscribed_at", "created_at", "updated_at",
+    ]  # fmt: skip
 
     found = run_cli("subscribers", "search", "ANA", "--list", "members")
     assert "Ana@example.org" in found.stdout

@@ -23,7 +23,7 @@ from conftest import newsletter_command
 from consolekit import PASSWORD, Console, email_of, make_staff, signed_in, snapshot
 from sqlalchemy import select
 
-from newsletter import staff
+from newsletter import audit, staff
 from newsletter.admin import create_app
 from newsletter.admin.security import PERMISSION_ATTRIBUTE
 from newsletter.app import Newsletter
@@ -352,6 +352,45 @@ def test_whoever_built_a_draft_cannot_approve_it_but_a_second_person_can(
     assert (
         signed_in(app, "admin").post(f"/admin/campaigns/{campaign_id}/approve").status_code == 302
     )
+
+
+def test_the_console_edits_through_the_edition_edit_path(app: Newsletter, world) -> None:
+    """The form and `edition edit` are one path: an approved campaign goes back to draft and
+    loses its frozen snapshot, a preheader nobody wrote follows the new intro, and a form
+    saved as it was changes nothing but still names its editor."""
+    staff.add_user(app, "pub2@example.org", role="publisher", password=PASSWORD, actor="cli:t")
+    builder = signed_in(app, "publisher")
+    built = builder.post("/admin/campaigns/new/bulletin", {"month": "2019-06"})
+    campaign_id = int(built.headers["Location"].rstrip("/").split("/")[-1])
+    second = Console(app)
+    second.sign_in("pub2@example.org")
+    assert second.post(f"/admin/campaigns/{campaign_id}/approve").status_code == 302
+    with app.session() as session:
+        approved = session.get_one(Campaign, campaign_id)
+        assert approved.snapshot is not None
+        subject = approved.subject
+    editor = signed_in(app, "editor")
+    saved = editor.post(
+        f"/admin/campaigns/{campaign_id}/edit", {"subject": subject, "intro": "A new intro."}
+    )
+    assert saved.status_code == 302
+    with app.session() as session:
+        edited = session.get_one(Campaign, campaign_id)
+        assert (edited.status, edited.snapshot, edited.approved_by) == ("draft", None, "")
+        assert (edited.intro, edited.preheader) == ("A new intro.", "A new intro.")
+    unchanged = editor.post(
+        f"/admin/campaigns/{campaign_id}/edit", {"subject": subject, "intro": "A new intro."}
+    )
+    assert unchanged.status_code == 302
+    details = [
+        e.detail
+        for e in audit.list_events(app, campaign_id=campaign_id)
+        if e.action == "edit" and e.actor == "user:editor@example.org"
+    ]
+    assert details == ["changed nothing", "changed intro"]
+    empty = editor.post(f"/admin/campaigns/{campaign_id}/edit", {"subject": " ", "intro": ""})
+    assert empty.status_code == 400
+    assert "the subject cannot be empty" in empty.get_data(as_text=True)
 
 
 def test_self_approval_when_the_config_says_so(make_app, make_campaign) -> None:

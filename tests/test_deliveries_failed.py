@@ -44,13 +44,13 @@ def test_failed_lists_later_bounces_and_complaints_with_their_reason(
     )
 
     rows = dispatch.list_deliveries(app, campaign_id, failed_only=True)
-    reasons = {row["address"]: row["reason"] for row in rows}
+    reasons = {row.address: row.reason for row in rows}
     assert set(reasons) == {bounced, complained}
     assert reasons[bounced].startswith("hard_bounce (mailbox): smtp; 550 5.1.1")
     assert reasons[complained] == "complaint (sendgrid): marked as spam"
     # Everyone else got it, and says so with no reason.
     every = dispatch.list_deliveries(app, campaign_id)
-    assert sum(1 for row in every if row["reason"] == "") == 2
+    assert sum(1 for row in every if row.reason == "") == 2
 
     listing = run_cli("deliveries", str(campaign_id), "--failed", "--json")
     assert listing.returncode == 0, listing.stderr

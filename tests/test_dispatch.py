@@ -140,9 +140,9 @@ def test_a_temporary_failure_that_goes_on_fails_after_max_attempts(app: Newslett
     assert outcome.status == "sent"
     assert counts(app, cid) == {"sent": 4, "failed": 1}
     (row,) = dispatch.list_deliveries(app, cid, failed_only=True)
-    assert row["address"] == "person3@example.org"
-    assert row["attempts"] == 4
-    assert row["last_response"] == "gave up after 4 attempts: 450 4.2.1 Mailbox busy"
+    assert row.address == "person3@example.org"
+    assert row.attempts == 4
+    assert row.last_response == "gave up after 4 attempts: 450 4.2.1 Mailbox busy"
 
 
 def test_a_hard_bounce_fails_that_recipient_and_suppresses_the_address(app: Newsletter) -> None:
@@ -229,7 +229,7 @@ def test_one_recipient_whose_message_cannot_be_built_does_not_stop_the_campaign(
     CampaignSender(app, cid, transport, options=FAST, composer_factory=Picky).run()
     assert counts(app, cid) == {"sent": 5, "failed": 1}
     (row,) = dispatch.list_deliveries(app, cid, failed_only=True)
-    assert row["last_response"] == "cannot compose the message: bad name"
+    assert row.last_response == "cannot compose the message: bad name"
 
 
 def _send_in_thread(app: Newsletter, cid: int, transport: MemoryTransport):
@@ -414,7 +414,7 @@ def test_dry_run_counts_and_samples_without_writing(app: Newsletter) -> None:
     cid = seed_campaign(app, 12)
     preview = dispatch.dry_run(app, cid, sample_size=3)
     assert preview.recipients == 12
-    assert [row["email"] for row in preview.sample] == [
+    assert [row.email for row in preview.sample] == [
         "person0@example.org",
         "person1@example.org",
         "person2@example.org",

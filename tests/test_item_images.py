@@ -112,10 +112,10 @@ def test_alt_text_is_editable(app, tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text(
         "---\ntitle: Photo\ndate: 2019-06-03\nimage: https://example.org/p.jpg\n---\nText.\n"
     )
-    (item_id,) = items.import_source(app, str(tmp_path)).item_ids
+    (item_id,) = items.import_source(app, str(tmp_path), actor="cli:test").item_ids
     edited = items.edit_item(
         app, item_id, image_alt="Two people at a needle exchange", actor="tester"
     )
-    assert edited.item["image_alt"] == "Two people at a needle exchange"
-    items.import_source(app, str(tmp_path))
-    assert items.get_item(app, item_id)["image_alt"] == "Two people at a needle exchange"
+    assert edited.item.image_alt == "Two people at a needle exchange"
+    items.import_source(app, str(tmp_path), actor="cli:test")
+    assert items.get_item(app, item_id).image_alt == "Two people at a needle exchange"

@@ -90,14 +90,14 @@ def test_an_edited_kind_survives_reimport_and_an_inferred_one_follows_the_source
         "Sad news: our friend and colleague Anna Berg has left us after a long illness.",
         "Our new report on prisons and health is out today, in ten chapters.",
     )
-    imported = items.import_source(app, source)
-    by_title = {items.get_item(app, i)["title"]: i for i in imported.item_ids}
+    imported = items.import_source(app, source, actor="cli:test")
+    by_title = {items.get_item(app, i).title: i for i in imported.item_ids}
     anna, prisons = by_title["Anna Berg"], by_title["Prisons and health"]
-    assert items.get_item(app, anna)["kind"] == "tribute"
-    assert items.get_item(app, prisons)["kind"] == "report"
+    assert items.get_item(app, anna).kind == "tribute"
+    assert items.get_item(app, prisons).kind == "report"
     # Staff disagree with the rule about the second item.
     edited = items.edit_item(app, prisons, kind="news", actor="tester")
-    assert (edited.item["kind"], edited.item["kind_origin"]) == ("news", "edited")
+    assert (edited.item.kind, edited.item.kind_origin) == ("news", "edited")
 
     # The source changes both items' words: the inferred kind follows, the edited one stays.
     write_posts(
@@ -105,8 +105,8 @@ def test_an_edited_kind_survives_reimport_and_an_inferred_one_follows_the_source
         "Anna Berg begins a tour to present our open letter to health ministers.",
         "Our new report on prisons and health is out today, now in twelve chapters.",
     )
-    again = items.import_source(app, source)
+    again = items.import_source(app, source, actor="cli:test")
     assert again.added == 0 and again.updated == 2
-    assert items.get_item(app, anna)["kind"] == "statement"
-    assert items.get_item(app, prisons)["kind"] == "news"
-    assert items.get_item(app, prisons)["kind_origin"] == "edited"
+    assert items.get_item(app, anna).kind == "statement"
+    assert items.get_item(app, prisons).kind == "news"
+    assert items.get_item(app, prisons).kind_origin == "edited"

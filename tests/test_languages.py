@@ -71,7 +71,7 @@ def october(app: Newsletter, tmp_path: Path) -> int:
         tmp_path / "posts",
         {"report-en.md": REPORT_EN, "report-ru.md": REPORT_RU, "statement-ru.md": STATEMENT_RU},
     )
-    report = items.import_source(app, str(folder))
+    report = items.import_source(app, str(folder), actor="cli:test")
     assert not [p for p in report.problems if p.severity == "error"]
     audience.create_list(app, "members", title="Members", actor="test")
     audience.add_subscriber(
@@ -201,7 +201,7 @@ def test_a_version_added_after_the_edition_was_built_is_used(
             )
         },
     )
-    items.import_source(app, str(later))
+    items.import_source(app, str(later), actor="cli:test")
     with app.session() as session:
         ids = {i.title: i.id for i in session.query(Item)}
     link_items(
@@ -238,7 +238,7 @@ def test_feed_entries_with_one_link_in_two_languages_are_versions(
 """,
         encoding="utf-8",
     )
-    items.import_source(app, str(feed))
+    items.import_source(app, str(feed), actor="cli:test")
     with app.session() as session:
         found = {i.title: (i.id, i.original_id) for i in session.query(Item)}
     assert found["Informe publicado"][1] == found["Report out"][0]

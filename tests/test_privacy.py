@@ -65,20 +65,20 @@ def held(app, tmp_path) -> dict[str, int]:
 
 def test_export_holds_everything(app, held) -> None:
     document = audience.export_person(app, "erase.me@EXAMPLE.org")
-    assert document["subscriber"]["name"] == NAME
-    assert document["subscriber"]["attributes"] == {"region": "Eurasia", "topics": ["hiv"]}
-    lists = {s["list"]: s for s in document["subscriptions"]}
+    assert document.subscriber is not None and document.subscriber.name == NAME
+    assert document.subscriber.attributes == {"region": "Eurasia", "topics": ["hiv"]}
+    lists = {s.list: s for s in document.subscriptions}
     assert set(lists) == {"members", "partners"}
-    assert lists["members"]["consent_method"] == "import"
-    assert lists["members"]["consent_source"] == "people.csv"
-    assert lists["partners"]["consent_method"] == "admin"
-    assert [d["subject"] for d in document["deliveries"]] == ["June bulletin"]
-    assert sorted(e["type"] for e in document["events"]) == [
+    assert lists["members"].consent_method == "import"
+    assert lists["members"].consent_source == "people.csv"
+    assert lists["partners"].consent_method == "admin"
+    assert [d.subject for d in document.deliveries] == ["June bulletin"]
+    assert sorted(e.type for e in document.events) == [
         "delivered",
         "hard_bounce",
         "soft_bounce",
     ]
-    assert document["suppression"] is None
+    assert document.suppression is None
 
 
 def all_rows_text(app) -> str:
@@ -158,6 +158,11 @@ def test_cli_person_export_and_erase(run_cli, tmp_path) -> None:
     exported = run_cli("person", "export", ADDRESS)
     assert exported.returncode == 0, exported.stderr
     assert json.loads(exported.stdout)["subscriber"]["name"] == NAME
+    # The document's keys, pinned: what a person asking for their data reads.
+    assert list(json.loads(exported.stdout)) == [
+        "address", "exported_at", "subscriber", "subscriptions", "deliveries", "events",
+        "suppression",
+    ]  # fmt: skip
     to_file = run_cli("person", "export", ADDRESS, "--out", "me.json")
     assert to_file.returncode == 0 and "Wrote me.json" in to_file.stderr
     assert json.loads((tmp_path / "me.json").read_text(encoding="utf-8"))["subscriptions"]

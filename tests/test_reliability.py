@@ -198,7 +198,8 @@ def test_background_work_is_retried_and_its_final_failure_is_recorded_for_staff(
         rows = session.scalars(select(TaskFailure).order_by(TaskFailure.id)).all()
     assert rows[0].error == "OperationFailed: transport outbox: retry: the server is down"
     assert rows[0].attempts == 4 and rows[1].error == "KeyError"
-    assert service_health(app)["failed_tasks"]["count"] == 2
+    failed = service_health(app).failed_tasks
+    assert failed is not None and failed.count == 2
 
 
 def test_status_warns_about_accepted_work_that_failed(run_cli, make_app) -> None:

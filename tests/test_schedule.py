@@ -71,10 +71,10 @@ def test_only_an_approved_campaign_can_be_scheduled_and_approval_is_recorded(app
         schedule_campaign(app, draft, JULY_RUN, now=now, actor="tester")
     editions.approve(app, draft, actor="Ana")
     record = schedule_campaign(app, draft, JULY_RUN, actor="Ben", now=now)
-    assert record["status"] == "scheduled"
-    assert record["scheduled_at"] == JULY_RUN
-    assert record["at"] == "2019-07-01 09:00 BST"
-    assert record["approved_by"] == "Ana"
+    assert record.status == "scheduled"
+    assert record.scheduled_at == JULY_RUN
+    assert record.at == "2019-07-01 09:00 BST"
+    assert record.approved_by == "Ana"
     stored = campaign(app, draft)
     assert stored.scheduled_at == JULY_RUN
     assert stored.approved_at is not None
@@ -94,12 +94,10 @@ def test_rescheduling_moves_and_unscheduling_leaves_it_approved(app) -> None:
     now = datetime(2019, 6, 20, tzinfo=UTC)
     schedule_campaign(app, campaign_id, JULY_RUN, now=now, actor="tester")
     later = JULY_RUN + timedelta(days=7)
-    assert (
-        schedule_campaign(app, campaign_id, later, now=now, actor="tester")["scheduled_at"] == later
-    )
+    assert schedule_campaign(app, campaign_id, later, now=now, actor="tester").scheduled_at == later
     record = unschedule_campaign(app, campaign_id, actor="Ana", now=now)
-    assert record["status"] == "approved"
-    assert record["scheduled_at"] is None
+    assert record.status == "approved"
+    assert record.scheduled_at is None
     with pytest.raises(InvalidState, match="only a scheduled campaign can be unscheduled"):
         unschedule_campaign(app, campaign_id, actor="tester")
     with pytest.raises(NotFound, match="no campaign with id 999"):
@@ -261,8 +259,8 @@ def test_an_empty_month_sends_nothing_and_says_so_once(make_app, caplog) -> None
     (line,) = events(caplog, "schedule.empty")
     assert line["rule"] == "monthly-bulletin"
     assert line["period"] == "2019-06"
-    rule = schedule_overview(app, JULY_RUN)["rules"][0]
-    assert (rule["last_outcome"], rule["last_period"]) == ("empty", "2019-06")
+    rule = schedule_overview(app, JULY_RUN).rules[0]
+    assert (rule.last_outcome, rule.last_period) == ("empty", "2019-06")
 
 
 def test_a_rule_missed_beyond_grace_builds_the_edition_as_missed(make_app, caplog) -> None:
@@ -399,18 +397,18 @@ def test_overview_lists_upcoming_sends_and_rules_with_next_runs(make_app) -> Non
     now = datetime(2019, 6, 20, tzinfo=UTC)
     schedule_campaign(app, campaign_id, JULY_RUN + timedelta(hours=1), now=now, actor="tester")
     overview = schedule_overview(app, now)
-    assert overview["timezone"] == "Europe/London"
-    (send,) = overview["sends"]
-    assert (send["id"], send["status"], send["at"]) == (
+    assert overview.timezone == "Europe/London"
+    (send,) = overview.sends
+    assert (send.id, send.status, send.at) == (
         campaign_id,
         "scheduled",
         "2019-07-01 10:00 BST",
     )
-    (rule,) = overview["rules"]
-    assert rule["name"] == "monthly-bulletin"
-    assert rule["next_run_at"] == JULY_RUN
-    assert rule["next"] == "2019-07-01 09:00 BST"
-    assert rule["last_outcome"] is None
+    (rule,) = overview.rules
+    assert rule.name == "monthly-bulletin"
+    assert rule.next_run_at == JULY_RUN
+    assert rule.next == "2019-07-01 09:00 BST"
+    assert rule.last_outcome is None
 
 
 # --- the rules in the config ---------------------------------------------------------------------

@@ -43,12 +43,23 @@ def test_schedule_list_and_unschedule_from_the_command_line(
     assert record["scheduled_at"] == "2030-12-02T09:00:00+00:00"  # GMT in December
     assert record["at"] == "2030-12-02 09:00 GMT"
     assert record["note"].startswith("scheduled by cli:Ana at ")
+    # The keys of `schedule --json` and `schedule list --json`, pinned: scripts read them.
+    assert list(record) == [
+        "id", "kind", "status", "subject", "at", "scheduled_at", "lists", "segment",
+        "approved_by", "approved_at", "rule", "note",
+    ]  # fmt: skip
 
     listed = run_cli("schedule", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     overview = json.loads(listed.stdout)
     assert [(s["id"], s["status"]) for s in overview["sends"]] == [(campaign_id, "scheduled")]
+    assert list(overview) == ["timezone", "now", "sends", "rules"]
     (rule,) = overview["rules"]
+    assert list(rule) == [
+        "name", "cron", "timezone", "build", "action", "lists", "segment", "next",
+        "next_run_at", "last", "last_outcome", "last_period", "last_due_at", "last_campaign",
+        "last_note",
+    ]  # fmt: skip
     assert (rule["name"], rule["action"], rule["timezone"]) == (
         "monthly-bulletin",
         "hold",

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from newsletter import audience
 from newsletter.app import bundled_path
 from newsletter.audience.segment_rules import describe_rules, parse_rules, validate_rules
-from newsletter.audience.segments import matching_query
+from newsletter.audience.segments import SegmentMember, matching_query
 from newsletter.errors import InputError, InvalidState
 from newsletter.models import Subscriber
 
@@ -126,12 +126,13 @@ def test_reachable_leaves_out_the_bounced_and_the_unconfirmed(app, population) -
         "english",
         text=json.dumps(rule("language", "eq", "en")),
         description="English speakers",
+        actor="cli:test",
     )
     # c, f and g speak English: f bounced, g has not confirmed.
-    assert (saved["matching"], saved["reachable"]) == (3, 1)
+    assert (saved.matching, saved.reachable) == (3, 1)
     shown = audience.show_segment(app, "english")
-    assert shown["sample"] == [{"email": "c@example.net", "name": "Chen", "language": "en"}]
-    assert shown["description"] == "English speakers"
+    assert shown.sample == [SegmentMember(email="c@example.net", name="Chen", language="en")]
+    assert shown.description == "English speakers"
 
 
 INVALID = [
@@ -190,20 +191,20 @@ def test_syntax_errors_name_the_place() -> None:
 
 def test_saving_twice_needs_replace(app, population) -> None:
     text = json.dumps(rule("language", "eq", "ru"))
-    audience.save_segment(app, "ru", text=text)
+    audience.save_segment(app, "ru", text=text, actor="cli:test")
     with pytest.raises(InvalidState, match="--replace"):
-        audience.save_segment(app, "ru", text=text)
+        audience.save_segment(app, "ru", text=text, actor="cli:test")
     replaced = audience.save_segment(
-        app, "ru", text=json.dumps(rule("language", "eq", "fr")), replace=True
+        app, "ru", text=json.dumps(rule("language", "eq", "fr")), replace=True, actor="cli:test"
     )
-    assert replaced["matching"] == 1
+    assert replaced.matching == 1
 
 
 def test_an_attribute_nobody_has_is_a_warning(app, population) -> None:
-    saved = audience.save_segment(app, "typo", text=json.dumps(rule("regoin", "eq", "Asia")))
-    assert saved["warnings"] == [
-        "no subscriber has an attribute 'regoin' (yet); check the spelling"
-    ]
+    saved = audience.save_segment(
+        app, "typo", text=json.dumps(rule("regoin", "eq", "Asia")), actor="cli:test"
+    )
+    assert saved.warnings == ["no subscriber has an attribute 'regoin' (yet); check the spelling"]
 
 
 def test_cli_segments_create_show_list(run_cli, tmp_path) -> None:

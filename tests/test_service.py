@@ -129,7 +129,7 @@ def test_a_service_in_process_sends_reports_health_and_stops_cleanly(make_app, t
     finally:
         service.stop()
     assert maildir_count(tmp_path / "outbox") == 3
-    assert service_health(app)["status"] == "down"
+    assert service_health(app).status == "down"
     assert service.workers_alive() == 0
 
 
@@ -297,6 +297,15 @@ def test_status_without_an_id_reports_the_running_service(make_app, serve, run_c
     assert result.returncode == 0, result.stderr
     health = json.loads(result.stdout)
     assert health["status"] == "ok"
+    # The keys of `status --json`, pinned: monitoring scripts read them.
+    assert list(health) == [
+        "status", "services", "scheduler_running", "workers", "workers_alive", "queue",
+        "scheduled", "next_send_at", "timezone", "failed_tasks", "instances",
+    ]  # fmt: skip
+    assert list(health["queue"]) == [
+        "campaigns_sending", "deliveries_waiting", "deliveries_in_flight"
+    ]  # fmt: skip
+    assert list(health["failed_tasks"]) == ["count", "since", "last_at", "last_task", "last_error"]
     assert (health["services"], health["workers"], health["scheduler_running"]) == (1, 1, True)
     assert health["scheduled"] == 1
     (instance,) = health["instances"]

@@ -68,10 +68,11 @@ def test_a_web_signup_matches_a_segment_written_with_the_label(app: Newsletter) 
         app,
         "harm",
         text='{"field": "topics", "op": "contains", "value": "Harm reduction"}',
+        actor="cli:test",
     )
-    assert saved["definition"]["value"] == "harm-reduction"
+    assert saved.definition["value"] == "harm-reduction"
     with app.session() as session:
-        ids = matching_query(session, saved["definition"]).subquery()
+        ids = matching_query(session, saved.definition).subquery()
         members = set(session.scalars(select(ids.c.subscriber_id)))
     assert members == {outcome.subscriber_id}
 
@@ -150,11 +151,13 @@ def test_unticking_a_topic_keeps_the_ones_the_page_does_not_offer(app: Newslette
 
 def test_segments_edit_and_delete(app: Newsletter, run_cli) -> None:
     audience.create_list(app, "members", actor="cli:t")
-    audience.save_segment(app, "asia", text='{"field": "region", "op": "eq", "value": "Asia"}')
-    edited = audience.save_segment(
-        app, "asia", description="People in Asia", replace=True, must_exist=True
+    audience.save_segment(
+        app, "asia", text='{"field": "region", "op": "eq", "value": "Asia"}', actor="cli:test"
     )
-    assert (edited["description"], edited["definition"]["value"]) == ("People in Asia", "Asia")
+    edited = audience.save_segment(
+        app, "asia", description="People in Asia", replace=True, must_exist=True, actor="cli:test"
+    )
+    assert (edited.description, edited.definition["value"]) == ("People in Asia", "Asia")
     with app.session() as session:
         session.add(Item(source="t", source_id="x", kind="news", title="T", date=date(2019, 6, 1)))
     draft = editions.new_bulletin(app, "2019-06", segment="asia", actor="cli:t")

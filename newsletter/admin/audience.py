@@ -6,6 +6,7 @@ links name subscribers by id, never by address, so addresses stay out of logs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from newsletter import audit
 from newsletter.admin.context import actor, newsletter, shown_address
 from newsletter.admin.imports import ImportJob, ImportJobs
 from newsletter.admin.security import requires
@@ -91,7 +91,7 @@ def add_list() -> ResponseReturnValue:
         )
     except UserError as exc:
         return _lists_page({"name": str(exc)}, form, 400)
-    flash(f"List {created['name']} created.")
+    flash(f"List {created.name} created.")
     return redirect(url_for("audience.lists"))
 
 
@@ -108,12 +108,9 @@ def _subscribers_page(errors: dict[str, str], status: int = 200) -> ResponseRetu
     rows = search_subscribers(
         newsletter(), query, limit=PAGE_SIZE, after=after, prefix=not anywhere
     )
-    following = email_key(rows[-1]["email"]) if len(rows) == PAGE_SIZE else None
-    for row in rows:
-        row["email"] = shown_address(row["email"])
-    lists = [
-        (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter(), counts=False)
-    ]
+    following = email_key(rows[-1].email) if len(rows) == PAGE_SIZE else None
+    rows = [dataclasses.replace(row, email=shown_address(row.email)) for row in rows]
+    lists = [(lst.name, lst.title or lst.name) for lst in list_lists(newsletter(), counts=False)]
     page = render_template(
         "audience/subscribers.html", rows=rows, q=query, following=following, after=after,
         anywhere=anywhere,
@@ -134,7 +131,7 @@ def add() -> ResponseReturnValue:
     except UserError as exc:
         field = "list" if "list" in str(exc) else "email"
         return _subscribers_page({field: str(exc)}, 400)
-    flash(f"{added.get('email', email)} added to {list_name}.")
+    flash(f"{added.email} added to {list_name}.")
     return redirect(url_for("audience.subscribers"))
 
 
@@ -143,7 +140,7 @@ def add() -> ResponseReturnValue:
 def profile(subscriber_id: int) -> str:
     app = newsletter()
     person = show_subscriber(app, subscriber_address(app, subscriber_id))
-    person["email"] = shown_address(person["email"])
+    person = dataclasses.replace(person, email=shown_address(person.email))
     return render_template("audience/profile.html", person=person, errors={})
 
 
@@ -216,7 +213,7 @@ def _count_text(rules: dict[str, Any]) -> str:
         return "Add a rule to count who it selects."
     counts = count_rules(newsletter(), rules)
     return (
-        f"{counts['matching']} subscriber(s) match; {counts['reachable']} of them can be "
+        f"{counts.matching} subscriber(s) match; {counts.reachable} of them can be "
         "mailed (confirmed on a list, not unsubscribed, bounced or suppressed)."
     )
 
@@ -283,12 +280,12 @@ def save() -> ResponseReturnValue:
             name,
             text=json.dumps(rules),
             description=request.form.get("description", "").strip(),
+            actor=actor(),
         )
     except UserError as exc:
         field = "name" if "name" in str(exc) or "segment" in str(exc) else "rules"
         return _builder({field: str(exc)}, 400)
-    audit.note(newsletter(), actor(), "segment.save", "segment", saved["id"], saved["name"])
-    flash(f"Segment {saved['name']} saved: {saved['reachable']} subscriber(s) reachable.")
+    flash(f"Segment {saved.name} saved: {saved.reachable} subscriber(s) reachable.")
     return redirect(url_for("audience.lists"))
 
 
@@ -309,9 +306,7 @@ def _jobs() -> ImportJobs:
 
 
 def _import_form(errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
-    lists = [
-        (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(newsletter(), counts=False)
-    ]
+    lists = [(lst.name, lst.title or lst.name) for lst in list_lists(newsletter(), counts=False)]
     page = render_template(
         "audience/import.html", lists=lists, modes=MODE_OPTIONS, errors=errors,
         form=request.form,

@@ -22,7 +22,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from newsletter import audit, editions
+from newsletter import audit, editing, editions
 from newsletter.admin.context import actor, finished, newsletter, shown_address
 from newsletter.admin.security import requires
 from newsletter.audience.lists import list_lists
@@ -74,13 +74,10 @@ def _new_form(
     items = list_items(app)[-NEWEST_ITEMS:]
     page = render_template(
         "campaigns/new.html",
-        list_options=[
-            (lst["name"], lst["title"] or lst["name"]) for lst in list_lists(app, counts=False)
-        ],
-        segment_options=[("", "No segment")]
-        + [(seg["name"], seg["name"]) for seg in list_segments(app)],
+        list_options=[(lst.name, lst.title or lst.name) for lst in list_lists(app, counts=False)],
+        segment_options=[("", "No segment")] + [(seg.name, seg.name) for seg in list_segments(app)],
         item_options=[("", "Choose an item")]
-        + [(str(i["id"]), f"{i['date']} · {i['kind']} · {i['title']}") for i in reversed(items)],
+        + [(str(i.id), f"{i.date} · {i.kind} · {i.title}") for i in reversed(items)],
         errors=errors,
         form=form,
     )
@@ -200,7 +197,7 @@ def edit(campaign_id: int) -> ResponseReturnValue:
     order = [item_id for _, item_id in sorted(positions)]
     if not errors:
         try:
-            editions.edit_campaign(
+            editing.edit_edition(
                 app, campaign_id, subject=subject, intro=intro, order=order, actor=actor()
             )
         except UserError as exc:
@@ -332,12 +329,10 @@ def deliveries(campaign_id: int) -> str:
     page = dispatch.delivery_page(
         app, campaign_id, failed_only=failed_only, after=after, limit=DELIVERY_ROWS
     )
-    for row in page.rows:
-        row["address"] = shown_address(row["address"])
     return render_template(
         "campaigns/deliveries.html",
         c=editions.show_campaign(app, campaign_id, counts=False),
-        rows=page.rows,
+        rows=[dataclasses.replace(row, address=shown_address(row.address)) for row in page.rows],
         following=page.next_after,
         after=after,
         failed_only=failed_only,
@@ -366,9 +361,11 @@ def deliveries_csv(campaign_id: int) -> Response:
                 app, campaign_id, failed_only=failed_only, after=after, limit=CSV_CHUNK
             )
             for row in page.rows:
-                row["address"] = shown_address(row["address"])
-                row["events"] = "; ".join(row["events"])
-                writer.writerow([row.get(column, "") for column in CSV_COLUMNS])
+                shown = dataclasses.replace(row, address=shown_address(row.address))
+                writer.writerow(
+                    "; ".join(row.events) if column == "events" else getattr(shown, column)
+                    for column in CSV_COLUMNS
+                )
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
-from newsletter import audit
 from newsletter import items as items_service
 from newsletter.admin.context import actor, newsletter
 from newsletter.admin.security import requires
@@ -67,7 +67,7 @@ def import_items() -> ResponseReturnValue:
         if url:
             if not url.startswith(("http://", "https://")):
                 return _index({"url": "a feed address starts with http:// or https://"}, None, 400)
-            report = items_service.import_source(app, url, month=month)
+            report = items_service.import_source(app, url, month=month, actor=actor())
         else:
             assert upload is not None
             name = secure_filename(upload.filename or "") or "upload.txt"
@@ -85,13 +85,11 @@ def import_items() -> ResponseReturnValue:
                 # Stored under the upload's name, so that uploading it again updates the
                 # same items instead of adding them twice.
                 report = items_service.import_source(
-                    app, str(path), month=month, source_name=f"upload:{name}"
+                    app, str(path), month=month, source_name=f"upload:{name}", actor=actor()
                 )
     except UserError as exc:
         field = "date" if "--date" in str(exc) else "url" if url else "file"
         return _index({field: str(exc).replace("--date", "the month")}, None, 400)
-    audit.note(app, actor(), "items.import", "source", report.source,
-               f"{report.added} added, {report.updated} updated")  # fmt: skip
     return _index({}, report)
 
 
@@ -105,11 +103,11 @@ def edit(item_id: int) -> ResponseReturnValue:
     changes: dict[str, Any] = {
         name: request.form.get(name, "")
         for name in ("title", "summary", "kind", "link")
-        if request.form.get(name, "") != (item.get(name) or "")
+        if request.form.get(name, "") != getattr(item, name)
     }
     errors: dict[str, str] = {}
     excluded = "1" in request.form.getlist("excluded")
-    toggled = excluded != bool(item.get("excluded"))
+    toggled = excluded != item.excluded
     if changes:
         # All the fields at once: a bad one means nothing is written. Its message begins
         # with the field's name, which says where to mark it.
@@ -119,25 +117,28 @@ def edit(item_id: int) -> ResponseReturnValue:
             named = str(exc).split(" ", 1)[0]
             errors[named if named in changes else next(iter(changes))] = str(exc)
     if not errors and toggled:
-        items_service.exclude_item(app, item_id, excluded)
-    if not errors and (changes or toggled):
-        done = sorted(changes) + (["excluded"] if toggled else [])
-        audit.note(app, actor(), "item.edit", "item", item_id, "changed " + ", ".join(done))
+        items_service.exclude_item(app, item_id, excluded, actor=actor())
     if errors:
-        item.update(request.form.to_dict())
+        # The page shows what was typed, to be corrected.
+        form = request.form
+        item = dataclasses.replace(
+            item,
+            title=form.get("title", ""),
+            summary=form.get("summary", ""),
+            kind=form.get("kind", ""),
+            link=form.get("link", ""),
+            excluded=excluded,
+        )
         page = render_template("items/edit.html", item=item, errors=errors, kinds=KIND_OPTIONS)
         return page, 400
     flash(f"Item {item_id} saved.")
-    return redirect(url_for("items.index", month=str(item["date"])[:7]))
+    return redirect(url_for("items.index", month=str(item.date)[:7]))
 
 
 @blueprint.route("/<int:item_id>/exclude", methods=["POST"])
 @requires("items.edit")
 def exclude(item_id: int) -> ResponseReturnValue:
     excluded = request.form.get("excluded", "1") == "1"
-    item = items_service.exclude_item(newsletter(), item_id, excluded)
-    audit.note(
-        newsletter(), actor(), "item.exclude" if excluded else "item.include", "item", item_id
-    )
+    item = items_service.exclude_item(newsletter(), item_id, excluded, actor=actor())
     flash(f"Item {item_id} {'excluded from' if excluded else 'included in'} editions.")
-    return redirect(url_for("items.index", month=str(item["date"])[:7]))
+    return redirect(url_for("items.index", month=str(item.date)[:7]))

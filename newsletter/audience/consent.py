@@ -28,6 +28,7 @@ class Consent:
     note: str = ""  # what was unusual, e.g. an overridden unsubscription
     at: datetime = field(default_factory=utcnow)
 
+    # A mapping: column name to value, spread into a Subscription or set on one by name.
     def columns(self, *, keep_ip: bool) -> dict[str, Any]:
         """The Subscription columns that record this consent."""
         return {

@@ -16,9 +16,9 @@ is the same path for staff.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -180,9 +180,22 @@ def cancel_waiting_deliveries(session: Session, subscriber_id: int, *, everythin
     return db.rows_changed(result) or 0
 
 
+@dataclass(frozen=True)
+class AddressUnsubscribed:
+    """`subscribers unsubscribe`: the lists the person left, and whether that was all."""
+
+    email: str
+    list: str | None
+    # builtins': the field above shadows the name inside this class.
+    left: builtins.list[str]
+    everything: bool
+    # They had left already: nothing changed.
+    already: bool
+
+
 def unsubscribe_address(
     app: Newsletter, email: str, *, list_name: str | None = None, actor: str
-) -> dict[str, Any]:
+) -> AddressUnsubscribed:
     """An admin records that a person left one list, or everything.
 
     The same path as the person's own unsubscribe link (`unsubscribe`):
@@ -203,10 +216,10 @@ def unsubscribe_address(
         everything=list_name is None,
         source="admin",
     )
-    return {
-        "email": shown,
-        "list": list_name,
-        "left": list(outcome.left),
-        "everything": outcome.everything,
-        "already": outcome.already,
-    }
+    return AddressUnsubscribed(
+        email=shown,
+        list=list_name,
+        left=list(outcome.left),
+        everything=outcome.everything,
+        already=outcome.already,
+    )

@@ -8,6 +8,8 @@ import or new subscription may add to it.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -67,8 +69,44 @@ def status_counts(session: Session, list_ids: list[int] | None = None) -> dict[i
     return counts
 
 
-def list_summary(mailing_list: MailingList, counts: dict[str, int] | None) -> dict[str, Any]:
-    counts = counts or dict.fromkeys(SUBSCRIPTION_STATUSES, 0)
+@dataclass(frozen=True)
+class ListSummary:
+    """A list with its members counted by status, as `lists list` and the console show it."""
+
+    id: int
+    name: str
+    title: str
+    description: str
+    optin: str
+    visibility: str
+    archived: bool
+    # Members by subscription status (models.SUBSCRIPTION_STATUSES).
+    unconfirmed: int
+    confirmed: int
+    unsubscribed: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ListDetail(ListSummary):
+    """`lists show`: the summary and how many a campaign to the list would reach now."""
+
+    reachable: int
+
+
+@dataclass(frozen=True)
+class ListEnsured(ListSummary):
+    """`ensure_list`: the list, and whether this call created it."""
+
+    created: bool
+
+
+def list_summary(mailing_list: MailingList, counts: dict[str, int] | None) -> ListSummary:
+    return ListSummary(**_summary_fields(mailing_list, counts))
+
+
+def _summary_fields(mailing_list: MailingList, counts: dict[str, int] | None) -> dict[str, Any]:
+    counts = counts or {}
     return {
         "id": mailing_list.id,
         "name": mailing_list.name,
@@ -77,7 +115,9 @@ def list_summary(mailing_list: MailingList, counts: dict[str, int] | None) -> di
         "optin": mailing_list.optin,
         "visibility": mailing_list.visibility,
         "archived": mailing_list.archived,
-        **{status: counts.get(status, 0) for status in SUBSCRIPTION_STATUSES},
+        "unconfirmed": counts.get("unconfirmed", 0),
+        "confirmed": counts.get("confirmed", 0),
+        "unsubscribed": counts.get("unsubscribed", 0),
         "created_at": mailing_list.created_at,
     }
 
@@ -96,7 +136,7 @@ def create_list(
     optin: str = "double",
     public: bool = False,
     actor: str,
-) -> dict[str, Any]:
+) -> ListSummary:
     """Create a list; an InvalidState when one of that name exists."""
     check_list_name(name)
     _check_options(optin)
@@ -130,13 +170,13 @@ def ensure_list(
     optin: str = "double",
     public: bool = False,
     actor: str,
-) -> dict[str, Any]:
+) -> ListEnsured:
     """The list of this name, created when missing (the demo runs twice); never changed."""
     with app.session() as session:
         existing = session.scalar(select(MailingList).where(MailingList.name == name))
         if existing is not None:
             counts = status_counts(session, [existing.id]).get(existing.id)
-            return {**list_summary(existing, counts), "created": False}
+            return ListEnsured(**_summary_fields(existing, counts), created=False)
     try:
         created = create_list(
             app,
@@ -149,12 +189,12 @@ def ensure_list(
         )
     except InvalidState:
         return ensure_list(app, name, actor=actor)
-    return {**created, "created": True}
+    return ListEnsured(**asdict(created), created=True)
 
 
 def list_lists(
     app: Newsletter, *, include_archived: bool = False, counts: bool = True
-) -> list[dict[str, Any]]:
+) -> list[ListSummary]:
     """The lists by name, with their members counted by status (all 0 with `counts=False`:
     counting reads every subscription, too slow for a form that only offers the lists)."""
     with app.session() as session:
@@ -166,21 +206,18 @@ def list_lists(
         return [list_summary(lst, found.get(lst.id)) for lst in lists]
 
 
-def show_list(app: Newsletter, name: str) -> dict[str, Any]:
+def show_list(app: Newsletter, name: str) -> ListDetail:
     """A list with its members counted by status, and how many a campaign would reach."""
 
     with app.session() as session:
         mailing_list = get_list(session, name)
         counts = status_counts(session, [mailing_list.id]).get(mailing_list.id)
-        summary = list_summary(mailing_list, counts)
         # What a campaign to this list would reach now (nobody, once it is archived).
-        summary["reachable"] = count_query(
-            session, audience_query(session, list_ids=[mailing_list.id])
-        )
-        return summary
+        reachable = count_query(session, audience_query(session, list_ids=[mailing_list.id]))
+        return ListDetail(**_summary_fields(mailing_list, counts), reachable=reachable)
 
 
-def archive_list(app: Newsletter, name: str, *, actor: str) -> dict[str, Any]:
+def archive_list(app: Newsletter, name: str, *, actor: str) -> ListSummary:
     with app.session() as session:
         mailing_list = get_list(session, name)
         if mailing_list.archived:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from typing import cast as typed
 
@@ -31,7 +32,12 @@ from sqlalchemy.orm import Session
 from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, normalise_address
-from newsletter.audience.subscribers import subscriber_profile, subscription_record
+from newsletter.audience.subscribers import (
+    SubscriberProfile,
+    SubscriptionRecord,
+    subscriber_profile,
+    subscription_record,
+)
 from newsletter.audience.suppression import address_key, hash_key
 from newsletter.errors import OperationFailed
 from newsletter.models import (
@@ -83,7 +89,53 @@ def _events_query(subscriber_id: int | None, email: str) -> Any:
     return or_(*conditions)
 
 
-def export_person(app: Newsletter, email: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DeliveryHeld:
+    """A message sent (or tried) to the person, as their export shows it."""
+
+    campaign_id: int
+    subject: str
+    status: str
+    attempts: int
+    sent_at: datetime | None
+    message_id: str | None
+    provider_message_id: str | None
+    last_response: str
+
+
+@dataclass(frozen=True)
+class EventHeld:
+    """A bounce, complaint or unsubscribe recorded about the person."""
+
+    type: str
+    source: str
+    campaign_id: int | None
+    delivery_id: int | None
+    # What the provider or the bounce said: its own payload, a mapping by nature.
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SuppressionHeld:
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class PersonExport:
+    """Everything held on one person (`person export`), in the order the document lists it."""
+
+    address: str
+    exported_at: datetime
+    subscriber: SubscriberProfile | None
+    subscriptions: list[SubscriptionRecord]
+    deliveries: list[DeliveryHeld]
+    events: list[EventHeld]
+    suppression: SuppressionHeld | None
+
+
+def export_person(app: Newsletter, email: str) -> PersonExport:
     """Everything held on the person with this address, as one JSON-ready document."""
     key = address_key(email)
     with app.session() as session:
@@ -94,21 +146,10 @@ def export_person(app: Newsletter, email: str) -> dict[str, Any]:
                 Suppression.email_hash == hash_key(app.suppression_key, key)
             )
         ).first()
-        document: dict[str, Any] = {
-            "address": email.strip(),
-            "exported_at": utcnow(),
-            "subscriber": subscriber_profile(subscriber) if subscriber else None,
-            "subscriptions": [],
-            "deliveries": [],
-            "events": [],
-            "suppression": (
-                {"reason": suppression.reason, "since": suppression.created_at}
-                if suppression
-                else None
-            ),
-        }
+        subscriptions: list[SubscriptionRecord] = []
+        deliveries: list[DeliveryHeld] = []
         if subscriber is not None:
-            document["subscriptions"] = [
+            subscriptions = [
                 subscription_record(sub, lst)
                 for sub, lst in session.execute(
                     select(Subscription, MailingList)
@@ -117,17 +158,17 @@ def export_person(app: Newsletter, email: str) -> dict[str, Any]:
                     .order_by(Subscription.id)
                 )
             ]
-            document["deliveries"] = [
-                {
-                    "campaign_id": delivery.campaign_id,
-                    "subject": subject,
-                    "status": delivery.status,
-                    "attempts": delivery.attempts,
-                    "sent_at": delivery.sent_at,
-                    "message_id": delivery.message_id,
-                    "provider_message_id": delivery.provider_message_id,
-                    "last_response": delivery.last_response,
-                }
+            deliveries = [
+                DeliveryHeld(
+                    campaign_id=delivery.campaign_id,
+                    subject=subject,
+                    status=delivery.status,
+                    attempts=delivery.attempts,
+                    sent_at=delivery.sent_at,
+                    message_id=delivery.message_id,
+                    provider_message_id=delivery.provider_message_id,
+                    last_response=delivery.last_response,
+                )
                 for delivery, subject in session.execute(
                     select(Delivery, Campaign.subject)
                     .join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -135,20 +176,32 @@ def export_person(app: Newsletter, email: str) -> dict[str, Any]:
                     .order_by(Delivery.id)
                 )
             ]
-        document["events"] = [
-            {
-                "type": event.type,
-                "source": event.source,
-                "campaign_id": event.campaign_id,
-                "delivery_id": event.delivery_id,
-                "detail": event.detail,
-                "created_at": event.created_at,
-            }
+        events = [
+            EventHeld(
+                type=event.type,
+                source=event.source,
+                campaign_id=event.campaign_id,
+                delivery_id=event.delivery_id,
+                detail=event.detail,
+                created_at=event.created_at,
+            )
             for event in session.scalars(
                 select(Event).where(_events_query(subscriber_id, email)).order_by(Event.id)
             )
         ]
-        return document
+        return PersonExport(
+            address=email.strip(),
+            exported_at=utcnow(),
+            subscriber=subscriber_profile(subscriber) if subscriber else None,
+            subscriptions=subscriptions,
+            deliveries=deliveries,
+            events=events,
+            suppression=(
+                SuppressionHeld(reason=suppression.reason, since=suppression.created_at)
+                if suppression
+                else None
+            ),
+        )
 
 
 @dataclass
@@ -161,17 +214,6 @@ class ErasureReport:
     remaining: list[str] = field(default_factory=list)  # "table.column (N rows)"
     # Messages already handed to a maildir outbox: sent mail, outside the database.
     outbox_copies: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "found": self.found,
-            "removed": self.removed,
-            "suppressed": self.suppressed,
-            "storage": self.storage,
-            "remaining": self.remaining,
-            "outbox_copies": self.outbox_copies,
-        }
 
 
 def erase_person(app: Newsletter, email: str, *, actor: str) -> ErasureReport:

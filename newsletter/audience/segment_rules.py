@@ -116,6 +116,7 @@ def _string(value: Any, where: str) -> str:
     return value.strip()
 
 
+# A mapping: segment rules are user data, stored as a JSON document.
 def validate_rules(
     rules: Any,
     *,

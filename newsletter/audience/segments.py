@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,19 @@ def matching_query(session: Session, rules: dict[str, Any]) -> Select[Any]:
     return select(Subscriber.id.label("subscriber_id")).where(segment_condition(session, rules))
 
 
-def _counts(session: Session, rules: dict[str, Any]) -> dict[str, int]:
-    return {
-        "matching": count_query(session, matching_query(session, rules)),
-        "reachable": count_query(session, audience_query(session, list_ids=None, rules=rules)),
-    }
+@dataclass(frozen=True, slots=True)
+class RuleCounts:
+    """How many subscribers rules select, and how many of those a campaign reaches."""
+
+    matching: int
+    reachable: int
+
+
+def _counts(session: Session, rules: dict[str, Any]) -> RuleCounts:
+    return RuleCounts(
+        count_query(session, matching_query(session, rules)),
+        count_query(session, audience_query(session, list_ids=None, rules=rules)),
+    )
 
 
 def _unused_attributes(session: Session, rules: dict[str, Any]) -> list[str]:
@@ -95,7 +104,53 @@ def _unused_attributes(session: Session, rules: dict[str, Any]) -> list[str]:
     return unused
 
 
-def segment_summary(segment: Segment) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SegmentSummary:
+    """A segment as `segments list` and the console show it."""
+
+    id: int
+    name: str
+    description: str
+    # The rules in words ("region is Asia and language is ru").
+    rules: str
+    # The rules themselves: user data, a mapping by nature (newsletter.audience.segment_rules).
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SegmentSaved(SegmentSummary):
+    """`save_segment`: the segment, how many it selects and reaches, and any warnings."""
+
+    matching: int
+    reachable: int
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class SegmentMember:
+    email: str
+    name: str
+    language: str
+
+
+@dataclass(frozen=True)
+class SegmentDetail(SegmentSummary):
+    """`segments show`: the segment, its counts, its reachable readers by language and a few
+    of them."""
+
+    matching: int
+    reachable: int
+    languages: dict[str, int]
+    sample: list[SegmentMember]
+
+
+def segment_summary(segment: Segment) -> SegmentSummary:
+    return SegmentSummary(**_summary_fields(segment))
+
+
+def _summary_fields(segment: Segment) -> dict[str, Any]:
     return {
         "id": segment.id,
         "name": segment.name,
@@ -116,8 +171,10 @@ def save_segment(
     description: str | None = None,
     replace: bool = False,
     must_exist: bool = False,
-) -> dict[str, Any]:
-    """Create (or with `replace`, redefine) a segment from JSON or TOML rules.
+    actor: str,
+) -> SegmentSaved:
+    """Create (or with `replace`, redefine) a segment from JSON or TOML rules, in the audit
+    trail with `actor`.
 
     `must_exist` is `segments edit`: the segment must be there already.
 
@@ -163,16 +220,23 @@ def save_segment(
             )
             segment.updated_at = utcnow()
             session.flush()
+            audit.record(session, actor, "segment.save", "segment", segment.id, name)
             warnings = [
                 f"no subscriber has an attribute {key!r} (yet); check the spelling"
                 for key in _unused_attributes(session, rules)
             ]
-            return {**segment_summary(segment), **_counts(session, rules), "warnings": warnings}
+            counts = _counts(session, rules)
+            return SegmentSaved(
+                **_summary_fields(segment),
+                matching=counts.matching,
+                reachable=counts.reachable,
+                warnings=warnings,
+            )
     except IntegrityError:
         raise InvalidState(f"a segment named {name!r} already exists") from None
 
 
-def list_segments(app: Newsletter) -> list[dict[str, Any]]:
+def list_segments(app: Newsletter) -> list[SegmentSummary]:
     with app.session() as session:
         return [
             segment_summary(segment)
@@ -180,7 +244,7 @@ def list_segments(app: Newsletter) -> list[dict[str, Any]]:
         ]
 
 
-def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, Any]:
+def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> SegmentDetail:
     """A segment with its counts, its reachable members by language (the editions each
     language's readers get) and a few of them."""
     with app.session() as session:
@@ -193,7 +257,7 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, An
             .order_by(Subscriber.id)
             .limit(sample)
         )
-        sample_rows = [{"email": e, "name": n, "language": lang} for e, n, lang in rows]
+        sample_rows = [SegmentMember(*row) for row in rows]
         # One GROUP BY over the same members: how many readers each language has.
         by_language = session.execute(
             select(Subscriber.language, func.count())
@@ -201,12 +265,14 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> dict[str, An
             .group_by(Subscriber.language)
             .order_by(func.count().desc(), Subscriber.language)
         )
-        return {
-            **segment_summary(segment),
-            **_counts(session, rules),
-            "languages": {language: count for language, count in by_language},
-            "sample": sample_rows,
-        }
+        counts = _counts(session, rules)
+        return SegmentDetail(
+            **_summary_fields(segment),
+            matching=counts.matching,
+            reachable=counts.reachable,
+            languages={language: count for language, count in by_language},
+            sample=sample_rows,
+        )
 
 
 @dataclass(frozen=True)
@@ -251,7 +317,7 @@ def delete_segment(app: Newsletter, name: str, *, actor: str) -> SegmentDeleted:
 _GONE_OUT = ("sent", "cancelled", "missed")
 
 
-def count_rules(app: Newsletter, raw: Any) -> dict[str, int]:
+def count_rules(app: Newsletter, raw: Any) -> RuleCounts:
     """How many subscribers rules (not yet saved) select, and how many of those are reachable.
 
     The console's segment builder asks this as staff type; the rules are checked

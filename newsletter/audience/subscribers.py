@@ -68,6 +68,21 @@ def forced_note(obstacle: Obstacle, source: str) -> str:
     return f"re-subscribed by {source} with --force-resubscribe over: {obstacle.text}"
 
 
+@dataclass(frozen=True)
+class SubscriberAdded:
+    """An address subscribed to a list: `subscribers add` prints it."""
+
+    id: int
+    subscription_id: int
+    email: str
+    list: str
+    status: str
+    # A new subscriber, not one already known.
+    created: bool
+    # The obstacle `force` lifted, else None.
+    forced: str | None
+
+
 def add_to_list(
     session: Session,
     key: str,
@@ -82,7 +97,7 @@ def add_to_list(
     keep_ip: bool = False,
     force: bool = False,
     default_language: str = "en",
-) -> dict[str, Any]:
+) -> SubscriberAdded:
     """Subscribe an address to a list (creating the subscriber when new).
 
     `key` is the suppression key. An address that is suppressed, inactive, or
@@ -176,15 +191,15 @@ def add_to_list(
         subscription.unsubscribed_at = None
         subscription.updated_at = now
     session.flush()
-    return {
-        "id": subscriber.id,
-        "subscription_id": subscription.id,
-        "email": subscriber.email,
-        "list": mailing_list.name,
-        "status": subscription.status,
-        "created": created,
-        "forced": obstacle.text if obstacle else None,
-    }
+    return SubscriberAdded(
+        id=subscriber.id,
+        subscription_id=subscription.id,
+        email=subscriber.email,
+        list=mailing_list.name,
+        status=subscription.status,
+        created=created,
+        forced=obstacle.text if obstacle else None,
+    )
 
 
 def end_subscriptions(
@@ -246,7 +261,7 @@ def add_subscriber(
     confirmed: bool = True,
     force: bool = False,
     actor: str,
-) -> dict[str, Any]:
+) -> SubscriberAdded:
     """An admin adds one person to a list (confirmed: the admin vouches for the consent).
 
     Topics are stored as slugs (`topics`), however they were named.
@@ -272,11 +287,57 @@ def add_subscriber(
             keep_ip=app.config.privacy.store_ip_addresses,
             default_language=app.config.editions.default_language,
         )
-        audit.record(session, actor, "add", "subscriber", added["id"], f"to {list_name!r}")
+        audit.record(session, actor, "add", "subscriber", added.id, f"to {list_name!r}")
         return added
 
 
-def subscriber_profile(subscriber: Subscriber) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SubscriberProfile:
+    """Who a subscriber is (no subscriptions)."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+    status: str
+    # What an import or a form said about the person: user data, a mapping by nature.
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    """One of a subscriber's subscriptions, with the consent that made it."""
+
+    list: str
+    status: str
+    consent_at: datetime | None
+    consent_method: str
+    consent_source: str
+    consent_text: str
+    consent_ip: str | None
+    consent_note: str
+    unsubscribed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SubscriberDetail(SubscriberProfile):
+    """`subscribers show`: the profile, its suppression, deliveries and subscriptions."""
+
+    # The suppression's reason, else None.
+    suppressed: str | None
+    deliveries: int
+    subscriptions: list[SubscriptionRecord]
+
+
+def subscriber_profile(subscriber: Subscriber) -> SubscriberProfile:
+    return SubscriberProfile(**_profile_fields(subscriber))
+
+
+def _profile_fields(subscriber: Subscriber) -> dict[str, Any]:
     return {
         "id": subscriber.id,
         "email": subscriber.email,
@@ -289,23 +350,25 @@ def subscriber_profile(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
-def subscription_record(subscription: Subscription, mailing_list: MailingList) -> dict[str, Any]:
-    return {
-        "list": mailing_list.name,
-        "status": subscription.status,
-        "consent_at": subscription.consent_at,
-        "consent_method": subscription.consent_method,
-        "consent_source": subscription.consent_source,
-        "consent_text": subscription.consent_text,
-        "consent_ip": subscription.consent_ip,
-        "consent_note": subscription.consent_note,
-        "unsubscribed_at": subscription.unsubscribed_at,
-        "created_at": subscription.created_at,
-        "updated_at": subscription.updated_at,
-    }
+def subscription_record(
+    subscription: Subscription, mailing_list: MailingList
+) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        list=mailing_list.name,
+        status=subscription.status,
+        consent_at=subscription.consent_at,
+        consent_method=subscription.consent_method,
+        consent_source=subscription.consent_source,
+        consent_text=subscription.consent_text,
+        consent_ip=subscription.consent_ip,
+        consent_note=subscription.consent_note,
+        unsubscribed_at=subscription.unsubscribed_at,
+        created_at=subscription.created_at,
+        updated_at=subscription.updated_at,
+    )
 
 
-def show_subscriber(app: Newsletter, email: str) -> dict[str, Any]:
+def show_subscriber(app: Newsletter, email: str) -> SubscriberDetail:
     """A subscriber's profile, subscriptions with consent, suppression and delivery count."""
     with app.session() as session:
         subscriber = get_subscriber(session, email)
@@ -325,12 +388,12 @@ def show_subscriber(app: Newsletter, email: str) -> dict[str, Any]:
             .select_from(Delivery)
             .where(Delivery.subscriber_id == subscriber.id)
         )
-        return {
-            **subscriber_profile(subscriber),
-            "suppressed": suppression,
-            "deliveries": deliveries or 0,
-            "subscriptions": [subscription_record(sub, lst) for sub, lst in rows],
-        }
+        return SubscriberDetail(
+            **_profile_fields(subscriber),
+            suppressed=suppression,
+            deliveries=deliveries or 0,
+            subscriptions=[subscription_record(sub, lst) for sub, lst in rows],
+        )
 
 
 def subscriber_address(app: Newsletter, subscriber_id: int) -> str:
@@ -342,6 +405,17 @@ def subscriber_address(app: Newsletter, subscriber_id: int) -> str:
     return email
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberLine:
+    """A subscriber as `subscribers list` and the console's search show it."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+    status: str
+
+
 def search_subscribers(
     app: Newsletter,
     query: str,
@@ -350,7 +424,7 @@ def search_subscribers(
     limit: int = 50,
     after: str | None = None,
     prefix: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[SubscriberLine]:
     """Subscribers whose address or name holds `query` (case-insensitive), by address.
 
     `after` (the last address key of the previous page) pages on by keyset: each
@@ -389,20 +463,22 @@ def search_subscribers(
                 )
             )
         return [
-            {
-                "id": s.id,
-                "email": s.email,
-                "name": s.name,
-                "language": s.language,
-                "status": s.status,
-            }
+            SubscriberLine(s.id, s.email, s.name, s.language, s.status)
             for s in session.scalars(statement)
         ]
 
 
+@dataclass(frozen=True)
+class SubscriberRemoved:
+    email: str
+    list: str | None
+    # "subscription" (one membership) or "subscriber" (the person and every membership).
+    removed: str
+
+
 def remove_subscriber(
     app: Newsletter, email: str, *, list_name: str | None = None, actor: str
-) -> dict[str, Any]:
+) -> SubscriberRemoved:
     """Delete a membership, or the whole subscriber, as if never added (a mistake undone).
 
     This is not how a person leaves: `unsubscribe_address` keeps the record that they
@@ -425,7 +501,7 @@ def remove_subscriber(
                 raise NotFound(f"{subscriber.email} is not on list {list_name!r}")
             audit.record(session, actor, "remove", "subscriber", subscriber.id,
                          f"from {list_name!r}")  # fmt: skip
-            return {"email": subscriber.email, "list": list_name, "removed": "subscription"}
+            return SubscriberRemoved(subscriber.email, list_name, "subscription")
         session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
         audit.record(session, actor, "remove", "subscriber", subscriber.id, "with every list")
-        return {"email": subscriber.email, "list": None, "removed": "subscriber"}
+        return SubscriberRemoved(subscriber.email, None, "subscriber")

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Any, cast
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -187,9 +189,26 @@ def lift_suppression(session: Session, key: str, email: str) -> str | None:
 # --- admin operations ---------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AddressSuppressed:
+    id: int
+    address: str
+    reason: str
+    # False when the address was suppressed already (its first reason stays).
+    added: bool
+    since: datetime
+
+
+@dataclass(frozen=True)
+class AddressLifted:
+    address: str
+    # The reason it had been suppressed for; None when it was not suppressed.
+    lifted: str | None
+
+
 def suppress_address(
     app: Newsletter, email: str, reason: str, note: str = "", *, actor: str
-) -> dict[str, Any]:
+) -> AddressSuppressed:
     """An admin puts an address on the suppression list (it need not be a subscriber)."""
     address = normalise_address(email)
     with app.session() as session:
@@ -201,16 +220,16 @@ def suppress_address(
         ).one()
         if added:
             audit.record(session, actor, "suppress", "suppression", entry.id, reason)
-        return {
-            "id": entry.id,
-            "address": address.email,
-            "reason": entry.reason,
-            "added": added,
-            "since": entry.created_at,
-        }
+        return AddressSuppressed(
+            id=entry.id,
+            address=address.email,
+            reason=entry.reason,
+            added=added,
+            since=entry.created_at,
+        )
 
 
-def lift_address(app: Newsletter, email: str, *, actor: str) -> dict[str, Any]:
+def lift_address(app: Newsletter, email: str, *, actor: str) -> AddressLifted:
     """An admin takes an address off the suppression list (a mistake undone)."""
     address = normalise_address(email)
     with app.session() as session:
@@ -218,4 +237,4 @@ def lift_address(app: Newsletter, email: str, *, actor: str) -> dict[str, Any]:
         if reason:
             keyed = hash_key(app.suppression_key, address.key)
             audit.record(session, actor, "lift", "suppression", keyed[:64], reason)
-        return {"address": address.email, "lifted": reason}
+        return AddressLifted(address=address.email, lifted=reason)

@@ -18,9 +18,10 @@ from newsletter import audience
 from newsletter.audience.columns import parse_attribute_option
 from newsletter.audience.files import private_output
 from newsletter.audience.imports import default_reject_path
+from newsletter.audience.lists import ListEnsured
 from newsletter.audience.suppression import lift_address, suppress_address
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
+from newsletter.cli.output import as_record, echo_json, echo_record, echo_table, json_option
 from newsletter.errors import InputError, UserError
 
 LIST_COLUMNS = ["name", "title", "optin", "visibility", "confirmed", "unconfirmed", "unsubscribed"]
@@ -71,19 +72,15 @@ def lists_create(
     if exist_ok:
         result = audience.ensure_list(ctx.app, name, **options, actor=ctx.actor)
     else:
-        result = {
-            **audience.create_list(ctx.app, name, **options, actor=ctx.actor),
-            "created": True,
-        }
+        created = audience.create_list(ctx.app, name, **options, actor=ctx.actor)
+        result = ListEnsured(**as_record(created), created=True)
     if as_json:
         echo_json(result)
-    elif result["created"]:
-        click.echo(
-            f"Created list {result['name']} ({result['optin']} opt-in, {result['visibility']})."
-        )
-        click.echo(f"  Next: newsletter subscribers import FILE.csv --list {result['name']}")
+    elif result.created:
+        click.echo(f"Created list {result.name} ({result.optin} opt-in, {result.visibility}).")
+        click.echo(f"  Next: newsletter subscribers import FILE.csv --list {result.name}")
     else:
-        click.echo(f"List {result['name']} exists already; nothing changed.")
+        click.echo(f"List {result.name} exists already; nothing changed.")
 
 
 @lists_group.command("list")
@@ -133,9 +130,7 @@ def lists_archive(ctx: AppContext, name: str, as_json: bool) -> None:
     if as_json:
         echo_json(result)
     else:
-        click.echo(
-            f"Archived list {name}; {result['confirmed']} confirmed member(s) kept on record."
-        )
+        click.echo(f"Archived list {name}; {result.confirmed} confirmed member(s) kept on record.")
 
 
 # --- subscribers -------------------------------------------------------------------
@@ -207,10 +202,10 @@ def subscribers_add(
     if as_json:
         echo_json(result)
         return
-    verb = "Added" if result["created"] else "Subscribed"
-    click.echo(f"{verb} {result['email']} to {result['list']} ({result['status']}).")
-    if result["forced"]:
-        click.echo(f"  Forced over: {result['forced']} (recorded in the consent note).")
+    verb = "Added" if result.created else "Subscribed"
+    click.echo(f"{verb} {result.email} to {result.list} ({result.status}).")
+    if result.forced:
+        click.echo(f"  Forced over: {result.forced} (recorded in the consent note).")
 
 
 @subscribers_group.command("show")
@@ -226,15 +221,15 @@ def subscribers_show(ctx: AppContext, email: str, as_json: bool) -> None:
     if as_json:
         echo_json(result)
         return
-    profile = {k: v for k, v in result.items() if k != "subscriptions"}
+    profile = {k: v for k, v in as_record(result).items() if k != "subscriptions"}
     profile["attributes"] = "; ".join(
-        f"{k}={', '.join(v) if isinstance(v, list) else v}" for k, v in result["attributes"].items()
+        f"{k}={', '.join(v) if isinstance(v, list) else v}" for k, v in result.attributes.items()
     )
     echo_record(profile)
-    if result["subscriptions"]:
+    if result.subscriptions:
         click.echo("")
         echo_table(
-            result["subscriptions"],
+            result.subscriptions,
             ["list", "status", "consent_at", "consent_method", "consent_source", "consent_note"],
         )
 
@@ -280,12 +275,12 @@ def subscribers_unsubscribe(
     if as_json:
         echo_json(result)
         return
-    if result["already"]:
+    if result.already:
         where = f"on {list_name}" if list_name else "on any list"
-        click.echo(f"{result['email']} was not subscribed {where}; nothing changed.")
+        click.echo(f"{result.email} was not subscribed {where}; nothing changed.")
         return
-    click.echo(f"Unsubscribed {result['email']} from {', '.join(result['left']) or 'no list'}.")
-    if result["everything"]:
+    click.echo(f"Unsubscribed {result.email} from {', '.join(result.left) or 'no list'}.")
+    if result.everything:
         click.echo("  No list is left: the address is suppressed, so no campaign reaches it.")
 
 
@@ -306,9 +301,9 @@ def subscribers_remove(ctx: AppContext, email: str, list_name: str | None, as_js
     if as_json:
         echo_json(result)
     elif list_name:
-        click.echo(f"Removed {result['email']} from {list_name}.")
+        click.echo(f"Removed {result.email} from {list_name}.")
     else:
-        click.echo(f"Removed subscriber {result['email']} and all their subscriptions.")
+        click.echo(f"Removed subscriber {result.email} and all their subscriptions.")
 
 
 @subscribers_group.command("import")
@@ -476,14 +471,20 @@ def segments_create(
     if (path is None) == (text is None):
         raise InputError("give the rules with either --file F or --definition RULES")
     result = audience.save_segment(
-        ctx.app, name, text=text, path=path, description=description, replace=replace
+        ctx.app,
+        name,
+        text=text,
+        path=path,
+        description=description,
+        replace=replace,
+        actor=ctx.actor,
     )
     if as_json:
         echo_json(result)
         return
-    click.echo(f"Saved segment {result['name']}: {result['rules']}")
-    click.echo(f"  {result['matching']} matching subscriber(s), {result['reachable']} reachable.")
-    for warning in result["warnings"]:
+    click.echo(f"Saved segment {result.name}: {result.rules}")
+    click.echo(f"  {result.matching} matching subscriber(s), {result.reachable} reachable.")
+    for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
 
 
@@ -526,13 +527,14 @@ def segments_edit(
         description=description,
         replace=True,
         must_exist=True,
+        actor=ctx.actor,
     )
     if as_json:
         echo_json(result)
         return
-    click.echo(f"Saved segment {result['name']}: {result['rules']}")
-    click.echo(f"  {result['matching']} matching subscriber(s), {result['reachable']} reachable.")
-    for warning in result["warnings"]:
+    click.echo(f"Saved segment {result.name}: {result.rules}")
+    click.echo(f"  {result.matching} matching subscriber(s), {result.reachable} reachable.")
+    for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
 
 
@@ -583,13 +585,14 @@ def segments_show(ctx: AppContext, name: str, sample: int, as_json: bool) -> Non
     if as_json:
         echo_json(result)
         return
-    echo_record({k: result[k] for k in ("name", "description", "rules", "matching", "reachable")})
-    if result["languages"]:
-        languages = ", ".join(f"{code} {count}" for code, count in result["languages"].items())
+    record = as_record(result)
+    echo_record({k: record[k] for k in ("name", "description", "rules", "matching", "reachable")})
+    if result.languages:
+        languages = ", ".join(f"{code} {count}" for code, count in result.languages.items())
         click.echo(f"languages: {languages}")
-    if result["sample"]:
+    if result.sample:
         click.echo("")
-        echo_table(result["sample"], ["email", "name", "language"])
+        echo_table(result.sample, ["email", "name", "language"])
 
 
 # --- suppression -------------------------------------------------------------------
@@ -619,23 +622,23 @@ def suppress_command(
     if lift:
         if reason:
             raise InputError("--lift takes no --reason")
-        result = lift_address(ctx.app, address, actor=ctx.actor)
+        lifted = lift_address(ctx.app, address, actor=ctx.actor)
         if as_json:
-            echo_json(result)
-        elif result["lifted"]:
-            click.echo(f"Lifted the suppression of {result['address']} ({result['lifted']}).")
+            echo_json(lifted)
+        elif lifted.lifted:
+            click.echo(f"Lifted the suppression of {lifted.address} ({lifted.lifted}).")
         else:
-            click.echo(f"{result['address']} was not suppressed.")
+            click.echo(f"{lifted.address} was not suppressed.")
         return
     if not reason:
         raise InputError(f"give --reason ({', '.join(ADMIN_SUPPRESSION_REASONS)})")
     result = suppress_address(ctx.app, address, reason, note, actor=ctx.actor)
     if as_json:
         echo_json(result)
-    elif result["added"]:
-        click.echo(f"Suppressed {result['address']} ({reason}).")
+    elif result.added:
+        click.echo(f"Suppressed {result.address} ({reason}).")
     else:
-        click.echo(f"{result['address']} was already suppressed ({result['reason']}).")
+        click.echo(f"{result.address} was already suppressed ({result.reason}).")
 
 
 # --- data-protection requests ------------------------------------------------------
@@ -667,13 +670,13 @@ def person_export(ctx: AppContext, address: str, out: Path | None) -> None:
     Example: newsletter person export ana@example.org --out ana.json
     """
     document = audience.export_person(ctx.app, address)
-    if document["subscriber"] is None and not document["events"]:
+    if document.subscriber is None and not document.events:
         click.echo(f"note: no subscriber data is held on {address}", err=True)
     if out is None:
         echo_json(document)
         return
     with private_output(out) as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=2, default=_iso)
+        json.dump(as_record(document), handle, ensure_ascii=False, indent=2, default=_iso)
         handle.write("\n")
     click.echo(f"Wrote {out}.", err=True)
 
@@ -696,14 +699,14 @@ def person_erase(ctx: AppContext, address: str, yes: bool, as_json: bool) -> Non
             raise UserError("erasing cannot be undone: add --yes to erase without a question")
         document = audience.export_person(ctx.app, address)
         held = (
-            f"{len(document['subscriptions'])} subscription(s), "
-            f"{len(document['deliveries'])} delivery record(s), {len(document['events'])} event(s)"
+            f"{len(document.subscriptions)} subscription(s), "
+            f"{len(document.deliveries)} delivery record(s), {len(document.events)} event(s)"
         )
-        found = "a subscriber" if document["subscriber"] else "no subscriber"
+        found = "a subscriber" if document.subscriber else "no subscriber"
         click.confirm(f"Erase {address}: {found}, {held}?", abort=True)
     report = audience.erase_person(ctx.app, address, actor=ctx.actor)
     if as_json:
-        echo_json(report.as_dict())
+        echo_json(report)
     else:
         removed = ", ".join(f"{n} {table}" for table, n in report.removed.items())
         who = "Erased" if report.found else "No subscriber found for"

@@ -335,7 +335,7 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
             {
                 "id": campaign_id,
                 **progress.as_dict(),
-                "feedback": came_back.as_dict(),
+                "feedback": came_back,
                 "clicks": counted,
             }
         )
@@ -378,7 +378,7 @@ def deliveries(
     """
     rows = dispatch.list_deliveries(ctx.app, campaign_id, failed_only=failed_only, limit=limit)
     if as_json:
-        echo_json([{column: row[column] for column in DELIVERY_COLUMNS} for row in rows])
+        echo_json([{column: getattr(row, column) for column in DELIVERY_COLUMNS} for row in rows])
         return
     if not rows:
         click.echo("No deliveries." if not failed_only else "Nobody was missed.")

@@ -270,7 +270,7 @@ def edition_edit(
     if as_json:
         echo_json(edited)
         return
-    click.echo(f"Campaign {campaign_id} edited: {', '.join(edited.changed)}.")
+    click.echo(f"Campaign {campaign_id} edited: {', '.join(edited.changed) or 'nothing changed'}.")
     if edited.unapproved:
         click.echo(f"It is a draft again; approve it with: newsletter approve {campaign_id}")
 

@@ -44,7 +44,7 @@ def fetch(ctx: AppContext, maildir: str | None, imap: str | None, as_json: bool)
     finally:
         box.close()
     if as_json:
-        echo_json(report.as_dict())
+        echo_json(report)
         return
     click.echo(
         f"Read {report.read} messages from {report.mailbox}: {report.hard_bounces} hard and "

@@ -8,7 +8,7 @@ import click
 
 from newsletter import items
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
+from newsletter.cli.output import as_record, echo_json, echo_record, echo_table, json_option
 from newsletter.items.translations import link_items
 from newsletter.models.items import ITEM_KINDS
 
@@ -90,7 +90,13 @@ def items_import(
     Example: newsletter items import news.txt --date 2019-06
     """
     report = items.import_source(
-        ctx.app, source, month=month, language=language, kind=kind, encoding=encoding
+        ctx.app,
+        source,
+        month=month,
+        language=language,
+        kind=kind,
+        encoding=encoding,
+        actor=ctx.actor,
     )
     for problem in report.problems:
         click.echo(str(problem), err=True)
@@ -219,7 +225,7 @@ def items_edit(
     if as_json:
         echo_json(
             {
-                **edited.item,
+                **as_record(edited.item),
                 "warnings": list(edited.warnings),
                 "frozen_campaigns": list(edited.frozen_campaigns),
                 "reopened_campaigns": list(edited.reopened_campaigns),
@@ -272,9 +278,9 @@ def items_delete(ctx: AppContext, item_id: int, as_json: bool) -> None:
 
 
 def _set_excluded(ctx: AppContext, item_id: int, excluded: bool, as_json: bool) -> None:
-    record = items.exclude_item(ctx.app, item_id, excluded=excluded)
+    record = items.exclude_item(ctx.app, item_id, excluded=excluded, actor=ctx.actor)
     if as_json:
-        echo_json({"id": record["id"], "excluded": record["excluded"]})
+        echo_json({"id": record.id, "excluded": record.excluded})
     elif excluded:
         click.echo(
             f"Item {item_id} is excluded from editions. Undo: newsletter items include {item_id}"

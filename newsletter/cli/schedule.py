@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from newsletter.cli.context import AppContext, pass_context
-from newsletter.cli.output import echo_json, echo_record, echo_table, json_option
+from newsletter.cli.output import as_record, echo_json, echo_record, echo_table, json_option
 
 SEND_COLUMNS = ["id", "status", "at", "subject", "lists", "rule"]
 RULE_COLUMNS = ["name", "cron", "timezone", "action", "lists", "next", "last"]
@@ -80,7 +80,7 @@ def schedule_campaign_command(
         echo_json(record)
         return
     shown = describe_instant(when, zone, app.config.schedule.timezone)
-    click.echo(f"Campaign {campaign_id} is scheduled for {shown}: {record['subject']}")
+    click.echo(f"Campaign {campaign_id} is scheduled for {shown}: {record.subject}")
     click.echo(f"  `newsletter serve` sends it then. Undo: newsletter unschedule {campaign_id}")
     _warn_without_service(app)
 
@@ -89,7 +89,7 @@ def _warn_without_service(app: Any) -> None:
     # Imported when the command runs, not when `--help` lists it: start-up time.
     from newsletter.service import service_health
 
-    if service_health(app, detail=False)["status"] == "down":
+    if service_health(app, detail=False).status == "down":
         click.echo("  Note: no `newsletter serve` is running now; start one before then.", err=True)
 
 
@@ -108,18 +108,18 @@ def schedule_list(ctx: AppContext, as_json: bool) -> None:
     if as_json:
         echo_json(overview)
         return
-    click.echo(f"Times in {overview['timezone']} (rules: in their own zone).")
+    click.echo(f"Times in {overview.timezone} (rules: in their own zone).")
     click.echo("")
-    if overview["sends"]:
-        echo_table(overview["sends"], SEND_COLUMNS)
+    if overview.sends:
+        echo_table(overview.sends, SEND_COLUMNS)
     else:
         click.echo("No campaign is scheduled. Schedule one with: newsletter schedule ID --at TIME")
     click.echo("")
-    if overview["rules"]:
-        echo_table(overview["rules"], RULE_COLUMNS)
-        for rule in overview["rules"]:
-            if rule["last_note"] and rule["last_outcome"] in ("failed", "missed", "empty"):
-                click.echo(f"  {rule['name']}: {rule['last_note']}")
+    if overview.rules:
+        echo_table(overview.rules, RULE_COLUMNS)
+        for rule in overview.rules:
+            if rule.last_note and rule.last_outcome in ("failed", "missed", "empty"):
+                click.echo(f"  {rule.name}: {rule.last_note}")
     else:
         click.echo("No recurring rules: add [[schedules]] entries to the config.")
 
@@ -196,43 +196,43 @@ def echo_health(app: Any, as_json: bool) -> None:
     if as_json:
         echo_json(health)
         return
-    queue = health["queue"]
-    tz = health["timezone"]
-    live = health["services"]
+    queue = health.queue
+    tz = health.timezone
+    live = health.services
     echo_record(
         {
-            "service": f"{health['status']} ({live} running)"
+            "service": f"{health.status} ({live} running)"
             if live
             else "down: no `newsletter serve` has reported in the last "
             f"{int(STALE_AFTER.total_seconds())} seconds",
-            "scheduler": "running" if health["scheduler_running"] else "not running",
-            "workers": f"{health['workers_alive']} of {health['workers']} alive",
-            "sending": f"{queue['campaigns_sending']} campaign(s), "
-            f"{queue['deliveries_waiting']} deliveries waiting, "
-            f"{queue['deliveries_in_flight']} in flight",
-            "scheduled": f"{health['scheduled']} campaign(s)"
-            + (f", next {format_local(health['next_send_at'], tz)}" if health["scheduled"] else ""),
+            "scheduler": "running" if health.scheduler_running else "not running",
+            "workers": f"{health.workers_alive} of {health.workers} alive",
+            "sending": f"{queue.campaigns_sending} campaign(s), "
+            f"{queue.deliveries_waiting} deliveries waiting, "
+            f"{queue.deliveries_in_flight} in flight",
+            "scheduled": f"{health.scheduled} campaign(s)"
+            + (f", next {format_local(health.next_send_at, tz)}" if health.scheduled else ""),
         }
     )
-    failed = health["failed_tasks"]
-    if failed["count"]:
+    failed = health.failed_tasks
+    if failed is not None and failed.count:
         # Work the pages accepted (a sign-up, a notice) that every retry failed to do.
         click.echo(
-            f"warning: {failed['count']} accepted request(s) could not be carried out in the "
-            f"last 7 days; the last at {format_local(failed['last_at'], tz)}: "
-            f"{failed['last_task']}: {failed['last_error']} (see the service log)",
+            f"warning: {failed.count} accepted request(s) could not be carried out in the "
+            f"last 7 days; the last at {format_local(failed.last_at, tz)}: "
+            f"{failed.last_task}: {failed.last_error} (see the service log)",
             err=True,
         )
-    instances = [row for row in health["instances"] if row["alive"]]
+    instances = [row for row in health.instances or [] if row.alive]
     if instances:
         click.echo("")
         echo_table(
             [
                 {
-                    **row,
-                    "started": format_local(row["started_at"], tz),
-                    "last_seen": format_local(row["last_seen"], tz),
-                    "workers": f"{row['workers_alive']}/{row['workers']}",
+                    **as_record(row),
+                    "started": format_local(row.started_at, tz),
+                    "last_seen": format_local(row.last_seen, tz),
+                    "workers": f"{row.workers_alive}/{row.workers}",
                 }
                 for row in instances
             ],

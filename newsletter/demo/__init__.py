@@ -47,9 +47,9 @@ class DemoReport:
 def run_demo(app: Newsletter) -> DemoReport:
     report = DemoReport(database=app.config.database.url)
     imported = items.import_source(
-        app, str(NEWS_LISTING), month=NEWS_FIRST_MONTH, source_name="demo:news.txt"
+        app, str(NEWS_LISTING), month=NEWS_FIRST_MONTH, source_name="demo:news.txt", actor=DEMO
     )
-    posts = items.import_source(app, str(POSTS), source_name="demo:posts")
+    posts = items.import_source(app, str(POSTS), source_name="demo:posts", actor=DEMO)
     report.items_added = imported.added + posts.added
     report.items_updated = imported.updated + posts.updated
     report.items_unchanged = imported.unchanged + posts.unchanged

@@ -19,7 +19,8 @@ of them would cost more than the sending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
@@ -103,7 +104,17 @@ def audience_count(session: Session, campaign: Campaign) -> int:
     return session.scalar(select(func.count()).select_from(audience)) or 0
 
 
-def audience_sample(session: Session, campaign: Campaign, limit: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class SampleRecipient:
+    """One of the first few people a send would reach (`send --dry-run` shows them)."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+
+
+def audience_sample(session: Session, campaign: Campaign, limit: int) -> list[SampleRecipient]:
 
     audience = recipients_query(session, campaign).subquery()
     query = (
@@ -112,7 +123,7 @@ def audience_sample(session: Session, campaign: Campaign, limit: int) -> list[di
         .order_by(S.c.id)
         .limit(limit)
     )
-    return [dict(row._mapping) for row in session.execute(query)]
+    return [SampleRecipient(*row) for row in session.execute(query)]
 
 
 # --- claiming ------------------------------------------------------------------
@@ -563,61 +574,39 @@ def last_sent_at(conn: Connection, campaign_id: int) -> datetime | None:
     )
 
 
+class DeliveryRow(NamedTuple):
+    """One recipient's row of a campaign's ledger, as `deliveries` reads it."""
+
+    id: int
+    subscriber_id: int
+    address: str
+    status: str
+    attempts: int
+    last_response: str
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    message_id: str | None
+
+
 def deliveries(
     conn: Connection,
     campaign_id: int,
     statuses: Sequence[str] | None = None,
-    limit: int | None = None,
     *,
     or_ids: Sequence[int] = (),
-) -> Iterator[dict[str, Any]]:
-    """Who got it and who did not, and why: streamed, in ledger order.
-
-    `or_ids` adds deliveries of other statuses by id (sent ones that bounced later).
-    """
-    query = (
-        select(
-            D.c.id,
-            S.c.email.label("address"),
-            D.c.status,
-            D.c.attempts,
-            D.c.last_response,
-            D.c.sent_at,
-            D.c.next_attempt_at,
-            D.c.message_id,
-        )
-        .join(S, S.c.id == D.c.subscriber_id)
-        .where(D.c.campaign_id == campaign_id)
-        .order_by(D.c.id)
-    )
-    if statuses and or_ids:
-        query = query.where(or_(D.c.status.in_(list(statuses)), D.c.id.in_(list(or_ids))))
-    elif statuses:
-        query = query.where(D.c.status.in_(list(statuses)))
-    if limit:
-        query = query.limit(limit)
-    for row in conn.execute(query):
-        yield dict(row._mapping)
-
-
-def later(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)
-
-
-def deliveries_page(
-    conn: Connection,
-    campaign_id: int,
-    statuses: Sequence[str] | None,
-    after_subscriber: int | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """One page of a campaign's deliveries in subscriber order, after `after_subscriber`.
+    after_subscriber: int | None = None,
+    limit: int | None = None,
+) -> list[DeliveryRow]:
+    """Who got it and who did not: a campaign's deliveries in subscriber order, after
+    `after_subscriber`, at most `limit` of them. The one listing query: the CLI reads it
+    whole, the console a page at a time, its CSV export page after page.
 
     Ordered by subscriber so that the unique (campaign_id, subscriber_id) index
     both finds and orders the rows: a page costs the same at any depth of a
     million-row ledger, where ordering by delivery id sorts the whole campaign
     first (most of a second on SQLite). With `statuses`, the claim index finds
-    them and only those are sorted.
+    them and only those are sorted; `or_ids` adds deliveries of other statuses
+    by id (sent ones that bounced later).
     """
     query = (
         select(
@@ -634,12 +623,19 @@ def deliveries_page(
         .join(S, S.c.id == D.c.subscriber_id)
         .where(D.c.campaign_id == campaign_id)
         .order_by(D.c.subscriber_id)
-        .limit(limit)
     )
-    if statuses:
+    if statuses and or_ids:
+        query = query.where(or_(D.c.status.in_(list(statuses)), D.c.id.in_(list(or_ids))))
+    elif statuses:
         query = query.where(D.c.status.in_(list(statuses)))
     if after_subscriber is not None:
         # The same bound on the subscribers' side lets PostgreSQL's merge join start its
         # walk of their primary key there, not at the first subscriber.
         query = query.where(D.c.subscriber_id > after_subscriber, S.c.id > after_subscriber)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    if limit:
+        query = query.limit(limit)
+    return [DeliveryRow(*row) for row in conn.execute(query)]
+
+
+def later(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
@@ -66,7 +65,7 @@ class DryRun:
     status: str
     recipients: int
     transport: str
-    sample: list[dict[str, Any]] = field(default_factory=list)
+    sample: list[ledger.SampleRecipient] = field(default_factory=list)
 
 
 @dataclass
@@ -278,44 +277,31 @@ def campaign_status(app: Newsletter, campaign_id: int) -> Progress:
 NOT_DELIVERED = ("failed", "retry", "cancelled")
 
 
-def list_deliveries(
-    app: Newsletter,
-    campaign_id: int,
-    *,
-    failed_only: bool = False,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Who got the campaign, who did not and why (address, status, attempts, reply).
+@dataclass(frozen=True, slots=True)
+class DeliveryLine:
+    """One recipient of a campaign as `deliveries`, its `--json` and the console show them."""
 
-    `failed_only`: those not delivered (failed, waiting to retry, cancelled) and
-    those sent whose message bounced or was complained about afterwards. Each
-    row's `reason` says why: the bounce or complaint and its diagnostic, else
-    the server's last reply.
-    """
-    _status(app, campaign_id)
-    statuses = NOT_DELIVERED if failed_only else None
-    reasons = came_back_reasons(app, campaign_id)
-    with app.read_engine.connect() as conn:
-        rows = list(
-            ledger.deliveries(
-                conn, campaign_id, statuses, limit, or_ids=list(reasons) if failed_only else ()
-            )
-        )
-    came_back = events_by_delivery(app, campaign_id)
-    for row in rows:
-        row["events"] = came_back.get(row["id"], [])
-        row["reason"] = reasons.get(row["id"]) or (
-            row["last_response"] if row["status"] != "sent" else ""
-        )
-    return rows
+    id: int
+    address: str
+    status: str
+    attempts: int
+    last_response: str
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    message_id: str | None
+    # What came back afterwards: ["hard_bounce (mailgun)", "complaint (sendgrid)", …].
+    events: list[str]
+    # Why it did not arrive: the bounce or complaint and its diagnostic, else the
+    # server's last reply; "" for a message sent that nothing came back for.
+    reason: str
 
 
 @dataclass(frozen=True)
 class DeliveryPage:
-    """One page of a campaign's deliveries, in subscriber order (see ledger.deliveries_page)."""
+    """One page of a campaign's deliveries, in subscriber order (see ledger.deliveries)."""
 
     campaign_id: int
-    rows: list[dict[str, Any]]
+    rows: list[DeliveryLine]
     # Pass as `after` for the next page; None on the last one.
     next_after: int | None
 
@@ -326,19 +312,58 @@ def delivery_page(
     *,
     failed_only: bool = False,
     after: int | None = None,
-    limit: int = 200,
+    limit: int | None = 200,
 ) -> DeliveryPage:
-    """Who got the campaign and who did not, a page at a time (the console, the CSV export):
-    each page costs the same however large the ledger."""
+    """Who got the campaign, who did not and why, a page at a time: each page costs the
+    same however large the ledger (the console, its CSV export). `limit` None reads all.
+
+    `failed_only`: those not delivered (failed, waiting to retry, cancelled) and
+    those sent whose message bounced or was complained about afterwards. Each
+    row's `reason` says why: the bounce or complaint and its diagnostic, else
+    the server's last reply.
+    """
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
-    with app.engine.connect() as conn:
-        rows = ledger.deliveries_page(conn, campaign_id, statuses, after, limit)
+    reasons = came_back_reasons(app, campaign_id)
+    with app.read_engine.connect() as conn:
+        rows = ledger.deliveries(
+            conn,
+            campaign_id,
+            statuses,
+            or_ids=list(reasons) if failed_only else (),
+            after_subscriber=after,
+            limit=limit,
+        )
     came_back = events_by_delivery(app, campaign_id)
-    for row in rows:
-        row["events"] = came_back.get(row["id"], [])
-    following = rows[-1]["subscriber_id"] if len(rows) == limit else None
-    return DeliveryPage(campaign_id=campaign_id, rows=rows, next_after=following)
+    lines = [
+        DeliveryLine(
+            id=row.id,
+            address=row.address,
+            status=row.status,
+            attempts=row.attempts,
+            last_response=row.last_response,
+            sent_at=row.sent_at,
+            next_attempt_at=row.next_attempt_at,
+            message_id=row.message_id,
+            events=came_back.get(row.id, []),
+            reason=reasons.get(row.id) or (row.last_response if row.status != "sent" else ""),
+        )
+        for row in rows
+    ]
+    following = rows[-1].subscriber_id if limit and len(rows) == limit else None
+    return DeliveryPage(campaign_id=campaign_id, rows=lines, next_after=following)
+
+
+def list_deliveries(
+    app: Newsletter,
+    campaign_id: int,
+    *,
+    failed_only: bool = False,
+    limit: int | None = None,
+) -> list[DeliveryLine]:
+    """Who got the campaign, who did not and why: the first `limit` (else every one) of
+    `delivery_page`'s rows, for `newsletter deliveries`."""
+    return delivery_page(app, campaign_id, failed_only=failed_only, limit=limit).rows
 
 
 def describe_transport(app: Newsletter, name: str | None = None) -> str:

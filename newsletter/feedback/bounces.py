@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import email
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from email import policy
-from typing import Any
 
 from newsletter.app import Newsletter
 from newsletter.errors import ConfigError, InputError
@@ -55,9 +54,6 @@ class FetchReport:
     auto_replies: int = 0
     # Messages left unread because they are no bounce we can read (their mailbox keys).
     left_unread: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def open_mailbox(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -24,9 +24,6 @@ class CampaignFeedback:
     bounce_rate_percent: float
     complaint_rate_percent: float
     warning: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def campaign_feedback(app: Newsletter, campaign_id: int) -> CampaignFeedback:

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter import audit
 from newsletter.app import Newsletter
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.items import identity as identities
@@ -79,31 +80,49 @@ __all__ = [
     "merge_items",
 ]
 
+
+@dataclass(frozen=True, slots=True)
+class ItemLine:
+    """An item as `items list` and the console's items page show it."""
+
+    id: int
+    date: date
+    kind: str
+    title: str
+    language: str
+    excluded: bool
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    """Every field of an item, as `items show` prints it."""
+
+    id: int
+    kind: str
+    kind_origin: str
+    title: str
+    date: date
+    date_is_month: bool
+    summary: str
+    link: str
+    link_text: str
+    language: str
+    tags: list[str]
+    image: str
+    image_alt: str
+    excluded: bool
+    edited_fields: list[str]
+    source: str
+    source_id: str
+    body_text: str
+    body_html: str
+    created_at: datetime
+    updated_at: datetime
+
+
 # The fields `list_items` and `get_item` return, in the order tables show them.
-LIST_FIELDS = ("id", "date", "kind", "title", "language", "excluded")
-DETAIL_FIELDS = (
-    "id",
-    "kind",
-    "kind_origin",
-    "title",
-    "date",
-    "date_is_month",
-    "summary",
-    "link",
-    "link_text",
-    "language",
-    "tags",
-    "image",
-    "image_alt",
-    "excluded",
-    "edited_fields",
-    "source",
-    "source_id",
-    "body_text",
-    "body_html",
-    "created_at",
-    "updated_at",
-)
+LIST_FIELDS = tuple(f.name for f in fields(ItemLine))
+DETAIL_FIELDS = tuple(f.name for f in fields(ItemDetail))
 EDITABLE_FIELDS = (
     "title",
     "kind",
@@ -132,10 +151,14 @@ def import_source(
     month: str | None = None,
     language: str | None = None,
     kind: str | None = None,
+    actor: str,
     source_name: str | None = None,
     encoding: str | None = None,
 ) -> ImportReport:
     """Read a source and store its items: new ones added, changed ones updated.
+
+    The audit trail names `actor` and what the import did, in the import's own
+    transaction.
 
     Items are recognised by their identity (see this module's docstring), not by
     where the source lies; the source's absolute path or address, or
@@ -197,6 +220,8 @@ def import_source(
                     report.problems,
                     by_link=kind_of_source == "feed",
                 )
+                audit.record(session, actor, "items.import", "source", key,
+                             f"{report.added} added, {report.updated} updated")  # fmt: skip
             break
         except IntegrityError:
             if attempt == 2:
@@ -323,8 +348,8 @@ def _unique(source_id: str, seen: set[str]) -> str:
     return candidate
 
 
-def item_record(item: Item, fields: tuple[str, ...] = DETAIL_FIELDS) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in fields}
+def item_detail(item: Item) -> ItemDetail:
+    return ItemDetail(**{name: getattr(item, name) for name in DETAIL_FIELDS})
 
 
 def list_items(
@@ -332,7 +357,7 @@ def list_items(
     month: str | None = None,
     kind: str | None = None,
     include_excluded: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[ItemLine]:
     """Items (LIST_FIELDS), optionally of one `YYYY-MM` month and one kind, in date order."""
     first = following = None
     if month is not None:
@@ -345,7 +370,10 @@ def list_items(
         first=first, following=following, kind=kind, include_excluded=include_excluded
     )
     with app.session() as session:
-        return [item_record(item, LIST_FIELDS) for item in session.scalars(query)]
+        return [
+            ItemLine(**{name: getattr(item, name) for name in LIST_FIELDS})
+            for item in session.scalars(query)
+        ]
 
 
 def items_for_month(session: Session, month: str) -> list[Item]:
@@ -363,10 +391,10 @@ def _load(session: Session, item_id: int) -> Item:
     return item
 
 
-def get_item(app: Newsletter, item_id: int) -> dict[str, Any]:
+def get_item(app: Newsletter, item_id: int) -> ItemDetail:
     """One item with every field (DETAIL_FIELDS); NotFound when there is none."""
     with app.session() as session:
-        return item_record(_load(session, item_id))
+        return item_detail(_load(session, item_id))
 
 
 # Campaign statuses whose content is frozen (approval took a snapshot) but not yet sent:
@@ -383,7 +411,7 @@ class ItemEdited:
 
     id: int
     edited_fields: tuple[str, ...]
-    item: dict[str, Any]
+    item: ItemDetail
     # Approved or scheduled campaigns the edit does not reach (they send their snapshot).
     frozen_campaigns: tuple[int, ...] = ()
     # Campaigns sent back to draft so that they carry the edit (--apply-to-campaigns).
@@ -459,11 +487,13 @@ def edit_item(
             f"campaign {cid} has gone out; its messages and archive keep what was sent"
             for cid in gone
         ]
+        audit.record(session, actor, "item.edit", "item", item_id,
+                     "changed " + ", ".join(sorted(cleaned)))  # fmt: skip
         session.flush()
         return ItemEdited(
             id=item_id,
             edited_fields=tuple(item.edited_fields),
-            item=item_record(item),
+            item=item_detail(item),
             frozen_campaigns=frozen,
             reopened_campaigns=reopened,
             sent_campaigns=gone,
@@ -508,13 +538,17 @@ def _checked(name: str, value: Any) -> Any:
     return text
 
 
-def exclude_item(app: Newsletter, item_id: int, excluded: bool = True) -> dict[str, Any]:
-    """Keep an item out of editions (or, with excluded=False, let it back in)."""
+def exclude_item(app: Newsletter, item_id: int, excluded: bool = True, *, actor: str) -> ItemDetail:
+    """Keep an item out of editions (or, with excluded=False, let it back in), in the audit
+    trail with `actor`."""
     with app.session() as session:
         item = _load(session, item_id)
         item.excluded = excluded
+        audit.record(
+            session, actor, "item.exclude" if excluded else "item.include", "item", item_id
+        )
         session.flush()
-        return item_record(item)
+        return item_detail(item)
 
 
 @dataclass(frozen=True)

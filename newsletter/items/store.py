@@ -83,6 +83,7 @@ class ImportReport:
         """Items of the source now in the database, whether new, updated or unchanged."""
         return self.added + self.updated + self.unchanged
 
+    # A mapping: the --json document, whose names (id, looks_like) are not the fields'.
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,

@@ -7,6 +7,7 @@ within `schedule.sync_seconds` and sends it at that time (see `sweep`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,27 @@ from newsletter.errors import InputError, NotFound
 from newsletter.models import Campaign, utcnow
 from newsletter.schedule.times import format_local
 
+
+@dataclass(frozen=True)
+class ScheduledCampaign:
+    """One campaign as `schedule` and `schedule list` show it."""
+
+    id: int
+    kind: str
+    status: str
+    subject: str
+    # When it goes out, in the configured zone; `scheduled_at` is the same time in UTC.
+    at: str
+    scheduled_at: datetime | None
+    lists: list[str]
+    segment: str | None
+    approved_by: str | None
+    approved_at: datetime | None
+    # The recurring rule that built it, if one did.
+    rule: str | None
+    note: str | None
+
+
 # The statuses `schedule list` shows: what will go out, and what did not.
 LISTED = ("scheduled", "missed")
 
@@ -30,7 +52,7 @@ def schedule_campaign(
     *,
     actor: str,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> ScheduledCampaign:
     """approved (or missed, or scheduled) → scheduled to go out at `at` (an aware time)."""
     if at.tzinfo is None:
         raise ValueError("schedule_campaign needs an aware datetime")
@@ -52,7 +74,7 @@ def schedule_campaign(
 
 def unschedule_campaign(
     app: Newsletter, campaign_id: int, *, actor: str, now: datetime | None = None
-) -> dict[str, Any]:
+) -> ScheduledCampaign:
     """scheduled → approved: it stays approved and goes out only when sent or scheduled again."""
     now = now or utcnow()
     note = f"unscheduled by {actor} at {format_local(now, app.config.schedule.timezone)}"
@@ -61,7 +83,7 @@ def unschedule_campaign(
         return scheduled_record(app, _load(session, campaign_id))
 
 
-def list_scheduled(app: Newsletter) -> list[dict[str, Any]]:
+def list_scheduled(app: Newsletter) -> list[ScheduledCampaign]:
     """Campaigns on the clock and those that missed their time, soonest first."""
     with app.session() as session:
         campaigns = session.scalars(
@@ -73,23 +95,22 @@ def list_scheduled(app: Newsletter) -> list[dict[str, Any]]:
         return [scheduled_record(app, campaign) for campaign in campaigns]
 
 
-def scheduled_record(app: Newsletter, campaign: Campaign) -> dict[str, Any]:
-    """One campaign as `schedule` and `schedule list` show it."""
+def scheduled_record(app: Newsletter, campaign: Campaign) -> ScheduledCampaign:
     tz = app.config.schedule.timezone
-    return {
-        "id": campaign.id,
-        "kind": campaign.kind,
-        "status": campaign.status,
-        "subject": campaign.subject,
-        "at": format_local(campaign.scheduled_at, tz),
-        "scheduled_at": campaign.scheduled_at,
-        "lists": [lst.name for lst in campaign.lists],
-        "segment": campaign.segment.name if campaign.segment else None,
-        "approved_by": campaign.approved_by or None,
-        "approved_at": campaign.approved_at,
-        "rule": (campaign.recurrence_key or "").split("/", 1)[0] or None,
-        "note": campaign.status_note or None,
-    }
+    return ScheduledCampaign(
+        id=campaign.id,
+        kind=campaign.kind,
+        status=campaign.status,
+        subject=campaign.subject,
+        at=format_local(campaign.scheduled_at, tz),
+        scheduled_at=campaign.scheduled_at,
+        lists=[lst.name for lst in campaign.lists],
+        segment=campaign.segment.name if campaign.segment else None,
+        approved_by=campaign.approved_by or None,
+        approved_at=campaign.approved_at,
+        rule=(campaign.recurrence_key or "").split("/", 1)[0] or None,
+        note=campaign.status_note or None,
+    )
 
 
 def _load(session: Any, campaign_id: int) -> Campaign:

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -155,6 +156,15 @@ class ResilientScheduler(BackgroundScheduler):
         except Exception as exc:
             log_event("scheduler.error", level=logging.ERROR, job="-", error=repr(exc))
             return float(self.jobstore_retry_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverHealth:
+    """Whether this process's clock runs, and how its last sync went."""
+
+    running: bool
+    last_sync: datetime | None
+    last_error: str | None
 
 
 class ScheduleDriver:
@@ -311,12 +321,10 @@ class ScheduleDriver:
 
     # -- health ---------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "last_sync": self.last_sync,
-            "last_error": self.last_error or None,
-        }
+    def health(self) -> DriverHealth:
+        return DriverHealth(
+            running=self.running, last_sync=self.last_sync, last_error=self.last_error or None
+        )
 
 
 def _same_trigger(current: BaseTrigger, wanted: BaseTrigger) -> bool:
