@@ -73,8 +73,10 @@ def edit_edition(
     the language's own, "none" for none, or a line such as "Hi {name},". A
     preheader nobody wrote (the intro's start) follows a new intro.
 
-    `changed` names what differs from before; a value given as it was is no change,
-    though the edition still goes back to draft: whoever saves it is its last editor.
+    `changed` names what differs from before; a value given as it was is no change. An
+    edit that changes nothing changes nothing at all: an approved edition stays approved,
+    no audit line is written, and the saver does not become its last editor (so saving an
+    unchanged form cannot block or grant a four-eyes approval).
     """
     if intro is not None and intro_file is not None:
         raise InputError("give the intro or an intro file, not both")
@@ -124,8 +126,15 @@ def edit_edition(
             if before != ([lst.name for lst in campaign.lists], campaign.segment_id):
                 changed.append("audience")
         session.flush()
-        why = "changed " + (", ".join(changed) or "nothing")
-        reopen(session, campaign_id, actor=actor, why=why)
+        if not changed:
+            return EditionEdited(
+                id=campaign_id,
+                status=campaign.status,
+                changed=(),
+                unapproved=False,
+                summary=campaign_summary(session, campaign),
+            )
+        reopen(session, campaign_id, actor=actor, why="changed " + ", ".join(changed))
         session.expire_all()
         # Rendered in this transaction: an edit that breaks the template changes nothing.
         # Imported here for start-up time: premailer is slow to load.

@@ -209,6 +209,33 @@ def test_edition_edit_changes_content_and_an_approved_one_goes_back_to_draft(
     assert [row.id for row in shown.item_list] == [extra, june["report"], june["statement"]]
 
 
+def test_an_edit_that_changes_no_value_changes_nothing(app, june) -> None:
+    """Saving an approved edition's values as they are keeps it approved, with its snapshot,
+    and writes no audit line: whatever subset of its fields is given back unchanged."""
+    cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
+    editions.approve(app, cid, actor=ACTOR)
+    shown = editions.show_campaign(app, cid)
+    with app.session() as session:
+        snapshot = session.get_one(Campaign, cid).snapshot
+    ids = [row.id for row in shown.item_list]
+    same = {
+        "subject": shown.subject,
+        "preheader": shown.preheader,
+        "intro": shown.intro,
+        "order": ids,
+        "lists": list(shown.lists),
+    }
+    events = len(audit.list_events(app, campaign_id=cid))
+    for name, value in same.items():
+        edited = editing.edit_edition(app, cid, actor="cli:someone-else", **{name: value})
+        assert (edited.changed, edited.unapproved, edited.status) == ((), False, "approved")
+    edited = editing.edit_edition(app, cid, actor="cli:someone-else", **same)
+    assert (edited.changed, edited.status) == ((), "approved")
+    with app.session() as session:
+        assert session.get_one(Campaign, cid).snapshot == snapshot
+    assert len(audit.list_events(app, campaign_id=cid)) == events
+
+
 def test_edition_edit_refuses_bad_edits_and_changes_nothing(app, june) -> None:
     cid = editions.new_bulletin(app, "2019-06", actor=ACTOR).id
     before = editions.show_campaign(app, cid)

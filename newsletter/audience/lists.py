@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -102,24 +101,20 @@ class ListEnsured(ListSummary):
 
 
 def list_summary(mailing_list: MailingList, counts: dict[str, int] | None) -> ListSummary:
-    return ListSummary(**_summary_fields(mailing_list, counts))
-
-
-def _summary_fields(mailing_list: MailingList, counts: dict[str, int] | None) -> dict[str, Any]:
     counts = counts or {}
-    return {
-        "id": mailing_list.id,
-        "name": mailing_list.name,
-        "title": mailing_list.title,
-        "description": mailing_list.description,
-        "optin": mailing_list.optin,
-        "visibility": mailing_list.visibility,
-        "archived": mailing_list.archived,
-        "unconfirmed": counts.get("unconfirmed", 0),
-        "confirmed": counts.get("confirmed", 0),
-        "unsubscribed": counts.get("unsubscribed", 0),
-        "created_at": mailing_list.created_at,
-    }
+    return ListSummary(
+        id=mailing_list.id,
+        name=mailing_list.name,
+        title=mailing_list.title,
+        description=mailing_list.description,
+        optin=mailing_list.optin,
+        visibility=mailing_list.visibility,
+        archived=mailing_list.archived,
+        unconfirmed=counts.get("unconfirmed", 0),
+        confirmed=counts.get("confirmed", 0),
+        unsubscribed=counts.get("unsubscribed", 0),
+        created_at=mailing_list.created_at,
+    )
 
 
 def _check_options(optin: str) -> None:
@@ -176,7 +171,7 @@ def ensure_list(
         existing = session.scalar(select(MailingList).where(MailingList.name == name))
         if existing is not None:
             counts = status_counts(session, [existing.id]).get(existing.id)
-            return ListEnsured(**_summary_fields(existing, counts), created=False)
+            return ListEnsured(**asdict(list_summary(existing, counts)), created=False)
     try:
         created = create_list(
             app,
@@ -214,7 +209,7 @@ def show_list(app: Newsletter, name: str) -> ListDetail:
         counts = status_counts(session, [mailing_list.id]).get(mailing_list.id)
         # What a campaign to this list would reach now (nobody, once it is archived).
         reachable = count_query(session, audience_query(session, list_ids=[mailing_list.id]))
-        return ListDetail(**_summary_fields(mailing_list, counts), reachable=reachable)
+        return ListDetail(**asdict(list_summary(mailing_list, counts)), reachable=reachable)
 
 
 def archive_list(app: Newsletter, name: str, *, actor: str) -> ListSummary:

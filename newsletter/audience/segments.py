@@ -13,7 +13,7 @@ archived, not suppressed).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -147,19 +147,15 @@ class SegmentDetail(SegmentSummary):
 
 
 def segment_summary(segment: Segment) -> SegmentSummary:
-    return SegmentSummary(**_summary_fields(segment))
-
-
-def _summary_fields(segment: Segment) -> dict[str, Any]:
-    return {
-        "id": segment.id,
-        "name": segment.name,
-        "description": segment.description,
-        "rules": describe_rules(segment.definition),
-        "definition": segment.definition,
-        "created_at": segment.created_at,
-        "updated_at": segment.updated_at,
-    }
+    return SegmentSummary(
+        id=segment.id,
+        name=segment.name,
+        description=segment.description,
+        rules=describe_rules(segment.definition),
+        definition=segment.definition,
+        created_at=segment.created_at,
+        updated_at=segment.updated_at,
+    )
 
 
 def save_segment(
@@ -227,7 +223,7 @@ def save_segment(
             ]
             counts = _counts(session, rules)
             return SegmentSaved(
-                **_summary_fields(segment),
+                **asdict(segment_summary(segment)),
                 matching=counts.matching,
                 reachable=counts.reachable,
                 warnings=warnings,
@@ -267,7 +263,7 @@ def show_segment(app: Newsletter, name: str, *, sample: int = 5) -> SegmentDetai
         )
         counts = _counts(session, rules)
         return SegmentDetail(
-            **_summary_fields(segment),
+            **asdict(segment_summary(segment)),
             matching=counts.matching,
             reachable=counts.reachable,
             languages={language: count for language, count in by_language},

@@ -12,7 +12,7 @@ on the web is in `joining`, `leaving` and `preferences`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -334,20 +334,16 @@ class SubscriberDetail(SubscriberProfile):
 
 
 def subscriber_profile(subscriber: Subscriber) -> SubscriberProfile:
-    return SubscriberProfile(**_profile_fields(subscriber))
-
-
-def _profile_fields(subscriber: Subscriber) -> dict[str, Any]:
-    return {
-        "id": subscriber.id,
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "language": subscriber.language,
-        "status": subscriber.status,
-        "attributes": subscriber.attributes,
-        "created_at": subscriber.created_at,
-        "updated_at": subscriber.updated_at,
-    }
+    return SubscriberProfile(
+        id=subscriber.id,
+        email=subscriber.email,
+        name=subscriber.name,
+        language=subscriber.language,
+        status=subscriber.status,
+        attributes=subscriber.attributes,
+        created_at=subscriber.created_at,
+        updated_at=subscriber.updated_at,
+    )
 
 
 def subscription_record(
@@ -389,7 +385,7 @@ def show_subscriber(app: Newsletter, email: str) -> SubscriberDetail:
             .where(Delivery.subscriber_id == subscriber.id)
         )
         return SubscriberDetail(
-            **_profile_fields(subscriber),
+            **asdict(subscriber_profile(subscriber)),
             suppressed=suppression,
             deliveries=deliveries or 0,
             subscriptions=[subscription_record(sub, lst) for sub, lst in rows],
