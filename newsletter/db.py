@@ -33,18 +33,24 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Connection,
     CursorResult,
     DateTime,
     Engine,
     Result,
     Table,
+    any_,
     bindparam,
     create_engine,
     event,
+    func,
     insert,
+    literal_column,
+    select,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -311,6 +317,23 @@ class BulkInsert:
             raise DBAPIError.instance(self.sql, None, exc, dbapi_error) from exc
         finally:
             cursor.close()
+
+
+def among(column: ColumnElement[Any], values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """`column IN values` for thousands of values, sent as one parameter.
+
+    An ordinary IN list renders a placeholder per value at every execution: for
+    an import's batches of thousands of addresses that cost more than the
+    database's lookups (on PostgreSQL a cast per placeholder, and psycopg parses
+    the long statement again each time). With the values as one array
+    (PostgreSQL: `= ANY(%s)`) or one JSON text (SQLite: `IN (SELECT value FROM
+    json_each(?))`) the statement is the same for every batch, compiled once;
+    both still look each value up in the column's index.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type), unique=True))
+    listed = func.json_each(bindparam(None, json.dumps(list(values)), unique=True))
+    return column.in_(select(literal_column("value")).select_from(listed))
 
 
 def driver_value(value: Any, sqlite: bool) -> Any:

@@ -195,6 +195,10 @@ def clean_name(value: str) -> str:
 
     A name goes into a To: header; a line break there must never survive.
     """
+    if value.isprintable():
+        # No character of category C (nor a separator but the space): nothing to replace,
+        # and the per-character look-up below is the dearest step of reading a row.
+        return " ".join(value.split())
     text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
     return " ".join(text.split())
 

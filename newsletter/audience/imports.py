@@ -22,18 +22,24 @@ Rules that hold in every mode:
 
 The whole import is one transaction: it lands completely or not at all, and a
 dry run is the same work rolled back. The file is streamed and each batch of
-rows costs a handful of statements (one lookup, then executemany inserts and
-updates), so memory stays flat however long the file is; the addresses seen so
-far live in a temporary table, not in memory.
+rows costs a handful of statements (a lookup of the batch's addresses sent as
+one parameter, then bulk inserts and executemany updates), so memory stays flat
+however long the file is; the addresses seen so far live in a temporary table,
+not in memory. While a batch is written, a thread reads and validates the next
+ones (at most two ahead); the outcome does not depend on where batches are cut
+(tests/test_import_batches.py).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from queue import Full, Queue
 from typing import IO, Any, cast
 
 from sqlalchemy import (
@@ -60,6 +66,7 @@ from newsletter.audience.columns import (
     clean_name,
     map_header,
     normalise_language,
+    split_topics,
 )
 from newsletter.audience.consent import DEFAULT_IMPORT_TEXT, Consent
 from newsletter.audience.csvfile import CsvFile, Record, spreadsheet_cell
@@ -68,7 +75,7 @@ from newsletter.audience.lists import get_open_list
 from newsletter.audience.subscribers import Obstacle, forced_note, subscription_obstacle
 from newsletter.audience.suppression import KeyHasher, suppressed_among
 from newsletter.audience.topics import Topics
-from newsletter.db import BulkInsert
+from newsletter.db import BulkInsert, among
 from newsletter.errors import InputError, OperationFailed
 from newsletter.models import Subscriber, Subscription, Suppression, utcnow
 
@@ -76,6 +83,8 @@ IMPORT_MODES = ("add", "update", "sync")
 BATCH_SIZE = 2000
 # How many rejected rows a report keeps to show on screen; the file has them all.
 PREVIEW_REJECTS = 10
+# Distinct cell values (languages, topic cells) whose reading is remembered during an import.
+CELL_CACHE = 4096
 
 SUBSCRIBERS = cast(Table, Subscriber.__table__)
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
@@ -274,8 +283,13 @@ def import_subscribers(
                         force=force_resubscribe,
                     )
                     run.create_seen_table()
-                    for batch in _batches(_people(csv_file, columns, run, progress)):
+                    rows = _RowReader(app, columns)
+                    shown = 0
+                    for batch in _read_ahead(_batches(csv_file, rows)):
                         run.write_batch(batch)
+                        if progress is not None and report.rows // 10_000 > shown:
+                            shown = report.rows // 10_000
+                            progress(report.rows)
                     if mode == "sync":
                         run.unsubscribe_missing(source.name)
                     run.drop_seen_table()
@@ -308,90 +322,161 @@ def import_subscribers(
     return report
 
 
-def _batches(people: Iterator[Person]) -> Iterator[list[Person]]:
-    batch: list[Person] = []
-    for person in people:
-        batch.append(person)
-        if len(batch) >= BATCH_SIZE:
+@dataclass(slots=True)
+class _Batch:
+    """A batch of rows as read: the valid ones, the bad ones and why, and the row count
+    of the file up to its end."""
+
+    people: list[Person]
+    bad: list[tuple[Record, str]]
+    rows: int
+
+
+def _batches(csv_file: CsvFile, reader: _RowReader) -> Iterator[_Batch]:
+    """The file's records read into batches of at most BATCH_SIZE rows, good or bad
+    (a file of nothing but bad rows is batched too: memory stays flat)."""
+    width = len(csv_file.header)
+    rows = 0
+    batch = _Batch([], [], 0)
+    for record in csv_file.records():
+        rows += 1
+        if len(record.fields) > width:
+            batch.bad.append(
+                (
+                    record,
+                    f"{len(record.fields)} fields where the header has {width} "
+                    f"(a value with an unquoted {csv_file.delimiter!r}?)",
+                )
+            )
+        else:
+            person = reader.person(record)
+            if isinstance(person, str):
+                batch.bad.append((record, person))
+            else:
+                batch.people.append(person)
+        if len(batch.people) + len(batch.bad) >= BATCH_SIZE:
+            batch.rows = rows
             yield batch
-            batch = []
-    if batch:
+            batch = _Batch([], [], 0)
+    if batch.people or batch.bad:
+        batch.rows = rows
         yield batch
 
 
-def _people(
-    csv_file: CsvFile,
-    columns: ColumnMap,
-    run: _ImportRun,
-    progress: Callable[[int], None] | None,
-) -> Iterator[Person]:
-    """The file's valid rows; the others go to the reject file as they are met."""
-    width = len(csv_file.header)
-    for record in csv_file.records():
-        run.report.rows += 1
-        if progress is not None and run.report.rows % 10_000 == 0:
-            progress(run.report.rows)
-        if len(record.fields) > width:
-            run.reject(
-                record,
-                f"{len(record.fields)} fields where the header has {width} "
-                f"(a value with an unquoted {csv_file.delimiter!r}?)",
-            )
-            continue
-        person = _person(record, columns, run)
-        if person is not None:
-            yield person
+# Batches read ahead of the one being written; bounded, so that memory stays flat.
+READ_AHEAD = 2
+
+
+def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """The batches, read and validated in a thread while the caller writes earlier ones.
+
+    The database drivers let go of the interpreter while the database works
+    (SQLite's own code, PostgreSQL's round trips to its server): meanwhile the next
+    rows are read, validated and hashed, on the other core when there is one. The
+    thread touches no database and no counter of the report; an error it meets
+    (an unreadable line) is raised here, in order, after the batches before it.
+    """
+    queue: Queue[_Batch | BaseException | None] = Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def hand_over(item: _Batch | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False  # the caller gave up (its own error): stop reading
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not hand_over(batch):
+                    return
+        except BaseException as exc:  # handed to the caller, who raises it
+            hand_over(exc)
+            return
+        hand_over(None)
+
+    thread = threading.Thread(target=read, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _cell(fields: list[str], index: int | None) -> str:
     return fields[index] if index is not None and index < len(fields) else ""
 
 
-def _person(record: Record, columns: ColumnMap, run: _ImportRun) -> Person | None:
-    fields = record.fields
-    raw = _cell(fields, columns.email).strip()
-    if not raw:
-        run.reject(record, "no email address")
-        return None
-    try:
-        address = normalise_address(raw, allow_display_name=True)
-    except InvalidAddress as exc:
-        run.reject(record, str(exc))
-        return None
-    name = _cell(fields, columns.name)
-    if not name.strip():
-        parts = (_cell(fields, columns.first_name), _cell(fields, columns.last_name))
-        name = " ".join(part.strip() for part in parts if part.strip())
-    name = clean_name(name) or address.display_name
-    if len(name) > 300:
-        run.reject(record, f"the name is {len(name)} characters long (300 at most)")
-        return None
-    language: str | None = None
-    raw_language = _cell(fields, columns.language).strip()
-    if raw_language:
+class _RowReader:
+    """Turns a record into a Person, or the reason it is rejected.
+
+    Pure work on the row (validation, cleaning, hashing): it runs in the reading
+    thread, apart from the database and the report.
+    """
+
+    def __init__(self, app: Newsletter, columns: ColumnMap) -> None:
+        self.columns = columns
+        self.hasher = KeyHasher(app.suppression_key)
+        self.topics = Topics.from_config(app.config.web)
+        # A file holds few distinct languages and topic cells, repeated on every row:
+        # each is worked out once (bounded, so that a file of all-distinct cells keeps
+        # memory flat). A cell that is refused raises every time; errors are not kept.
+        self.language_code = lru_cache(maxsize=CELL_CACHE)(normalise_language)
+        self.topic_slugs = lru_cache(maxsize=CELL_CACHE)(self._topic_slugs)
+
+    def _topic_slugs(self, cell: str) -> tuple[str, ...]:
+        return tuple(self.topics.to_slugs(split_topics(cell)))
+
+    def person(self, record: Record) -> Person | str:
+        fields, columns = record.fields, self.columns
+        raw = _cell(fields, columns.email).strip()
+        if not raw:
+            return "no email address"
         try:
-            language = normalise_language(raw_language)
-        except ValueError as exc:
-            run.reject(record, str(exc))
-            return None
-    attributes: dict[str, Any] = {}
-    for index, key in columns.attributes:
-        value = _cell(fields, index).strip()
-        if value:
-            attributes[key] = attribute_value(key, value)
-    if isinstance(attributes.get("topics"), list):
-        # One spelling per topic: "harm reduction" and "harm-reduction" are one slug.
-        attributes["topics"] = run.topics.to_slugs(attributes["topics"])
-    return Person(
-        line=record.line,
-        email=address.email,
-        key=address.key,
-        hash=run.hasher(address.key),
-        name=name,
-        language=language,
-        attributes=attributes,
-        fields=fields,
-    )
+            address = normalise_address(raw, allow_display_name=True)
+        except InvalidAddress as exc:
+            return str(exc)
+        name = _cell(fields, columns.name)
+        if not name.strip():
+            parts = (_cell(fields, columns.first_name), _cell(fields, columns.last_name))
+            name = " ".join(part.strip() for part in parts if part.strip())
+        name = clean_name(name) or address.display_name
+        if len(name) > 300:
+            return f"the name is {len(name)} characters long (300 at most)"
+        language: str | None = None
+        raw_language = _cell(fields, columns.language).strip()
+        if raw_language:
+            try:
+                language = self.language_code(raw_language)
+            except ValueError as exc:
+                return str(exc)
+        attributes: dict[str, Any] = {}
+        for index, key in columns.attributes:
+            value = _cell(fields, index).strip()
+            if value:
+                if key == "topics":
+                    # One spelling per topic: "harm reduction" and "harm-reduction" are
+                    # one slug.
+                    attributes[key] = list(self.topic_slugs(value))
+                else:
+                    attributes[key] = attribute_value(key, value)
+        return Person(
+            line=record.line,
+            email=address.email,
+            key=address.key,
+            hash=self.hasher(address.key),
+            name=name,
+            language=language,
+            attributes=attributes,
+            fields=fields,
+        )
 
 
 class _ImportRun:
@@ -419,10 +504,9 @@ class _ImportRun:
         self.force = force
         self.update_profiles = report.mode in ("update", "sync")
         self.default_language = app.config.editions.default_language
-        self.hasher = KeyHasher(app.suppression_key)
         self.seen = _seen_table()
+        self.dialect = session.connection().dialect.name
         self._writers: dict[tuple[str, tuple[str, ...]], BulkInsert] = {}
-        self.topics = Topics.from_config(app.config.web)
 
     # --- bookkeeping ---------------------------------------------------------
 
@@ -453,7 +537,7 @@ class _ImportRun:
         earlier = dict(
             self.session.execute(
                 select(self.seen.c.email_key, self.seen.c.line).where(
-                    self.seen.c.email_key.in_(keys)
+                    among(self.seen.c.email_key, keys, self.dialect)
                 )
             ).all()
         )
@@ -483,8 +567,12 @@ class _ImportRun:
             writer = self._writers[key] = BulkInsert(conn, table, key[1])
         writer.run(conn, rows)
 
-    def write_batch(self, batch: list[Person]) -> None:
-        self._write_batch(batch)
+    def write_batch(self, batch: _Batch) -> None:
+        self.report.rows = batch.rows
+        for record, reason in batch.bad:
+            self.reject(record, reason)
+        if batch.people:
+            self._write_batch(batch.people)
         self.rejects.flush()
 
     def _write_batch(self, batch: list[Person]) -> None:
@@ -514,7 +602,7 @@ class _ImportRun:
                         Subscription.list_id == self.list_id,
                     ),
                 )
-                .where(Subscriber.email_key.in_([p.key for p in people]))
+                .where(among(SUBSCRIBERS.c.email_key, [p.key for p in people], self.dialect))
             )
         }
         suppressed = suppressed_among(session, [p.hash for p in people])
@@ -663,7 +751,7 @@ class _ImportRun:
         )
         rows = self.session.execute(
             select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email_key).where(
-                SUBSCRIBERS.c.email_key.in_([p.key for p in people])
+                among(SUBSCRIBERS.c.email_key, [p.key for p in people], self.dialect)
             )
         )
         return {key: subscriber_id for subscriber_id, key in rows}

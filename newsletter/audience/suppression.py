@@ -18,12 +18,13 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from newsletter import audit
+from newsletter import audit, db
 from newsletter.app import Newsletter
 from newsletter.audience.addresses import InvalidAddress, email_key, normalise_address
 from newsletter.errors import InputError
@@ -150,8 +151,12 @@ def suppressed_among(session: Session, hashes: Iterable[str]) -> dict[str, str]:
     wanted = list(hashes)
     if not wanted:
         return {}
+    # An import asks about thousands of hashes at once: one parameter, not one per hash.
+    dialect = session.connection().dialect.name
     rows = session.execute(
-        select(Suppression.email_hash, Suppression.reason).where(Suppression.email_hash.in_(wanted))
+        select(Suppression.email_hash, Suppression.reason).where(
+            db.among(cast(Table, Suppression.__table__).c.email_hash, wanted, dialect)
+        )
     )
     return {digest: reason for digest, reason in rows}
 
