@@ -334,7 +334,7 @@ def delivery_page(
             after_subscriber=after,
             limit=limit,
         )
-    came_back = events_by_delivery(app, campaign_id)
+    came_back = events_by_delivery(app, campaign_id, [row.id for row in rows])
     lines = [
         DeliveryLine(
             id=row.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -66,31 +67,41 @@ def campaign_feedback(app: Newsletter, campaign_id: int) -> CampaignFeedback:
     )
 
 
-def events_by_delivery(app: Newsletter, campaign_id: int) -> dict[int, list[str]]:
-    """{delivery id: ["hard_bounce (mailgun)", …]} for a campaign's deliveries.
+# A campaign's events meet the deliveries they belong to. An event matched to a
+# delivery carries that delivery's campaign and subscriber too (feedback.matching sets
+# all three from one row), so every event of a campaign is found through
+# ix_events_campaign_type and meets its delivery through the ledger's unique (campaign,
+# subscriber) index; an unsubscribe recorded by the person's own path has no delivery
+# id and belongs to the campaign's delivery to that person. The join used to be an OR
+# of those two ways, which no index serves: it read every event ever recorded.
+EVENT_TO_DELIVERY = and_(
+    Delivery.campaign_id == Event.campaign_id,
+    Delivery.subscriber_id == Event.subscriber_id,
+    or_(Event.delivery_id.is_(None), Event.delivery_id == Delivery.id),
+)
+
+
+def events_by_delivery(
+    app: Newsletter, campaign_id: int, delivery_ids: Sequence[int] | None = None
+) -> dict[int, list[str]]:
+    """{delivery id: ["hard_bounce (mailgun)", …]} for a campaign's deliveries (only those
+    in `delivery_ids` when given: one page of the console's list).
 
     An event belongs to a delivery by its id, or (an unsubscribe recorded by the
     person's own path) by the same subscriber and campaign.
     """
     query = (
         select(Delivery.id, Event.type, Event.source)
-        .join(
-            Event,
-            or_(
-                Event.delivery_id == Delivery.id,
-                and_(
-                    Event.delivery_id.is_(None),
-                    Event.campaign_id == Delivery.campaign_id,
-                    Event.subscriber_id == Delivery.subscriber_id,
-                ),
-            ),
-        )
-        .where(Delivery.campaign_id == campaign_id)
-        .order_by(Event.id)
+        .select_from(Event)
+        .join(Delivery, EVENT_TO_DELIVERY)
+        .where(Event.campaign_id == campaign_id)
     )
+    if delivery_ids is not None:
+        # A page's few hundred ids: a plain IN list.
+        query = query.where(Delivery.id.in_(list(delivery_ids)))
     found: dict[int, list[str]] = {}
     with app.read_engine.connect() as conn:
-        for delivery_id, kind, source in conn.execute(query):
+        for delivery_id, kind, source in conn.execute(query.order_by(Event.id)):
             found.setdefault(delivery_id, []).append(f"{kind} ({source})" if source else kind)
     return found
 
@@ -99,10 +110,6 @@ def events_by_delivery(app: Newsletter, campaign_id: int) -> dict[int, list[str]
 CAME_BACK_FAILED = ("hard_bounce", "soft_bounce", "complaint")
 # The detail keys sources use for the reason, best first (bounce mailbox, providers).
 _REASON_KEYS = ("diagnostic", "message", "reason", "description", "feedback_type", "status")
-
-
-def _reason(kind: str, source: str, detail: dict[str, Any] | None) -> str:
-    return describe_event(kind, source, detail)
 
 
 def describe_event(kind: str, source: str, detail: dict[str, Any] | None) -> str:
@@ -122,24 +129,14 @@ def came_back_reasons(app: Newsletter, campaign_id: int) -> dict[int, str]:
     """
     query = (
         select(Delivery.id, Event.type, Event.source, Event.detail)
-        .join(
-            Event,
-            or_(
-                Event.delivery_id == Delivery.id,
-                and_(
-                    Event.delivery_id.is_(None),
-                    Event.campaign_id == Delivery.campaign_id,
-                    Event.subscriber_id == Delivery.subscriber_id,
-                ),
-            ),
-        )
-        .where(Delivery.campaign_id == campaign_id, Event.type.in_(CAME_BACK_FAILED))
-        .order_by(Event.id)
+        .select_from(Event)
+        .join(Delivery, EVENT_TO_DELIVERY)
+        .where(Event.campaign_id == campaign_id, Event.type.in_(CAME_BACK_FAILED))
     )
     found: dict[int, str] = {}
-    with app.engine.connect() as conn:
-        for delivery_id, kind, source, detail in conn.execute(query):
-            found[delivery_id] = _reason(kind, source, detail)
+    with app.read_engine.connect() as conn:
+        for delivery_id, kind, source, detail in conn.execute(query.order_by(Event.id)):
+            found[delivery_id] = describe_event(kind, source, detail)
     return found
 
 

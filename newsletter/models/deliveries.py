@@ -51,7 +51,13 @@ class Event(Base):
     """Something that came back: a bounce, a complaint, an unsubscribe."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_subscriber", "subscriber_id"),)
+    __table_args__ = (
+        Index("ix_events_subscriber", "subscriber_id"),
+        # A campaign's feedback is read by campaign and type (status, the console), and
+        # erasure cascades from deliveries to events (migration 0011 says more).
+        Index("ix_events_campaign_type", "campaign_id", "type"),
+        Index("ix_events_delivery", "delivery_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))

@@ -1,7 +1,7 @@
 """Send counters: each campaign's deliveries counted by state, kept as the ledger moves.
 
 Revision ID: 0010_send_counters
-Revises: 0004_integrity
+Revises: 0009_console_counts
 
 `newsletter status`, the console and /metrics read these instead of counting
 the ledger (newsletter/dispatch/counters.py). Every campaign that has
