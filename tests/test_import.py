@@ -603,3 +603,36 @@ def test_an_address_added_meanwhile_by_another_process_fails_the_import_cleanly(
         audience.import_subscribers(app, path, list_name=members, actor="tester")
     with app.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+# --- the planner after a large import ---------------------------------------------------
+
+
+def test_a_large_import_leaves_the_planner_knowing_the_tables_size(
+    app, members, tmp_path, monkeypatch
+) -> None:
+    """After an import that adds many rows, PostgreSQL's statistics say how large the tables
+    are, so the next import's lookups are planned for that size (not as nested loops over
+    a table believed empty); a smaller import, and SQLite, leave them alone."""
+    monkeypatch.setattr(imports, "ANALYZE_AFTER", 50)
+    audience.import_subscribers(
+        app, write(tmp_path, "email\n" + "".join(f"a{i}@example.org\n" for i in range(49))),
+        list_name=members, actor="tester",
+    )  # fmt: skip
+    if app.engine.dialect.name != "postgresql":
+        assert len(people(app)) == 49
+        return
+
+    def planner_rows() -> float:
+        with app.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = 'subscribers'::regclass"
+            ).scalar_one()
+
+    assert planner_rows() <= 0  # never analysed: the planner guesses
+    audience.import_subscribers(
+        app, write(tmp_path, "email\n" + "".join(f"b{i}@example.org\n" for i in range(60)),
+                   name="more.csv"),
+        list_name=members, actor="tester",
+    )  # fmt: skip
+    assert planner_rows() == 109

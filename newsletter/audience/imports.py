@@ -319,7 +319,30 @@ def import_subscribers(
         except BaseException:
             session.rollback()
             raise
+    if not dry_run and report.added >= ANALYZE_AFTER:
+        _refresh_statistics(app)
     return report
+
+
+# New rows after which an import refreshes the planner's statistics (PostgreSQL).
+ANALYZE_AFTER = 10_000
+
+
+def _refresh_statistics(app: Newsletter) -> None:
+    """Tell PostgreSQL's planner how large the tables just grew.
+
+    Autovacuum analyses a table some time after it changes; until then the planner
+    believes a freshly filled `subscribers` holds a handful of rows and plans the
+    next import's batch lookups as nested loops over every member of the list:
+    measured at 4.5 s a batch (instead of milliseconds) for a re-import right after a
+    first import of 100,000 rows. ANALYZE reads a fixed sample, well under a second
+    at a million rows. SQLite plans from its indexes and needs nothing.
+    """
+    if app.engine.dialect.name != "postgresql":
+        return
+    with app.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE subscribers, subscriptions")
+        conn.commit()
 
 
 @dataclass(slots=True)
