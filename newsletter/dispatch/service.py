@@ -25,7 +25,7 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
-from newsletter.feedback.summary import came_back_reasons, events_by_delivery
+from newsletter.feedback.summary import came_back_ids, came_back_reasons, events_by_delivery
 from newsletter.logs import log_event
 from newsletter.message import finishing_steps
 from newsletter.models import Campaign, utcnow
@@ -324,17 +324,20 @@ def delivery_page(
     """
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
-    reasons = came_back_reasons(app, campaign_id)
+    came_back_later = came_back_ids(app, campaign_id) if failed_only else []
     with app.read_engine.connect() as conn:
         rows = ledger.deliveries(
             conn,
             campaign_id,
             statuses,
-            or_ids=list(reasons) if failed_only else (),
+            or_ids=came_back_later,
             after_subscriber=after,
             limit=limit,
         )
-    came_back = events_by_delivery(app, campaign_id, [row.id for row in rows])
+    # Only this page's rows: a large campaign's every bounce would cost more than the page.
+    shown = [row.id for row in rows]
+    reasons = came_back_reasons(app, campaign_id, shown)
+    came_back = events_by_delivery(app, campaign_id, shown)
     lines = [
         DeliveryLine(
             id=row.id,
