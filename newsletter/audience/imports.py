@@ -44,6 +44,7 @@ from typing import IO, Any, cast
 
 from sqlalchemy import (
     Column,
+    Connection,
     Integer,
     MetaData,
     String,
@@ -285,8 +286,12 @@ def import_subscribers(
                     run.create_seen_table()
                     rows = _RowReader(app, columns)
                     shown = 0
+                    analysed = False
                     for batch in _read_ahead(_batches(csv_file, rows)):
                         run.write_batch(batch)
+                        if not analysed and report.added >= ANALYZE_AFTER:
+                            # The rest of this import is planned for the tables' size.
+                            analysed = _refresh_statistics(session.connection())
                         if progress is not None and report.rows // 10_000 > shown:
                             shown = report.rows // 10_000
                             progress(report.rows)
@@ -320,7 +325,11 @@ def import_subscribers(
             session.rollback()
             raise
     if not dry_run and report.added >= ANALYZE_AFTER:
-        _refresh_statistics(app)
+        with app.engine.connect() as conn:
+            # The statistics ANALYZE took inside the import saw its size then; these see
+            # it whole, for the next import.
+            _refresh_statistics(conn)
+            conn.commit()
     return report
 
 
@@ -328,21 +337,21 @@ def import_subscribers(
 ANALYZE_AFTER = 10_000
 
 
-def _refresh_statistics(app: Newsletter) -> None:
-    """Tell PostgreSQL's planner how large the tables just grew.
+def _refresh_statistics(conn: Connection) -> bool:
+    """Tell PostgreSQL's planner how large the tables have grown; True when it did.
 
     Autovacuum analyses a table some time after it changes; until then the planner
     believes a freshly filled `subscribers` holds a handful of rows and plans the
-    next import's batch lookups as nested loops over every member of the list:
-    measured at 4.5 s a batch (instead of milliseconds) for a re-import right after a
-    first import of 100,000 rows. ANALYZE reads a fixed sample, well under a second
-    at a million rows. SQLite plans from its indexes and needs nothing.
+    import's batch lookups as nested loops over every member of the list: measured
+    at 4.5 s a batch (instead of milliseconds) for a re-import right after a first
+    import of 100,000 rows, and most of a large first import's time. ANALYZE reads a
+    fixed sample, well under a second at a million rows, and inside a transaction it
+    counts that transaction's own rows. SQLite plans from its indexes: nothing to do.
     """
-    if app.engine.dialect.name != "postgresql":
-        return
-    with app.engine.connect() as conn:
-        conn.exec_driver_sql("ANALYZE subscribers, subscriptions")
-        conn.commit()
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.exec_driver_sql("ANALYZE subscribers, subscriptions")
+    return True
 
 
 @dataclass(slots=True)
