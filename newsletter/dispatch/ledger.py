@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
     Table,
     bindparam,
     delete,
@@ -686,7 +687,7 @@ def deliveries(
     campaign_id: int,
     statuses: Sequence[str] | None = None,
     *,
-    or_ids: Sequence[int] = (),
+    or_ids: Select[int] | None = None,
     after_subscriber: int | None = None,
     limit: int | None = None,
 ) -> list[DeliveryRow]:
@@ -698,8 +699,8 @@ def deliveries(
     both finds and orders the rows: a page costs the same at any depth of a
     million-row ledger, where ordering by delivery id sorts the whole campaign
     first (most of a second on SQLite). With `statuses`, the claim index finds
-    them and only those are sorted; `or_ids` adds deliveries of other statuses
-    by id (sent ones that bounced later).
+    them and only those are sorted; `or_ids`, a query of delivery ids, adds
+    deliveries of other statuses (sent ones that bounced later).
     """
     query = (
         select(
@@ -717,10 +718,8 @@ def deliveries(
         .where(D.c.campaign_id == campaign_id)
         .order_by(D.c.subscriber_id)
     )
-    if statuses and or_ids:
-        # Thousands of ids for a large campaign's bounces: one parameter (db.among).
-        came_back = db.among(D.c.id, list(or_ids), conn.dialect.name)
-        query = query.where(or_(D.c.status.in_(list(statuses)), came_back))
+    if statuses and or_ids is not None:
+        query = query.where(or_(D.c.status.in_(list(statuses)), D.c.id.in_(or_ids)))
     elif statuses:
         query = query.where(D.c.status.in_(list(statuses)))
     if after_subscriber is not None:

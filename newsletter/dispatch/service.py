@@ -324,13 +324,12 @@ def delivery_page(
     """
     _status(app, campaign_id)
     statuses = NOT_DELIVERED if failed_only else None
-    came_back_later = came_back_ids(app, campaign_id) if failed_only else []
     with app.read_engine.connect() as conn:
         rows = ledger.deliveries(
             conn,
             campaign_id,
             statuses,
-            or_ids=came_back_later,
+            or_ids=came_back_ids(campaign_id) if failed_only else None,
             after_subscriber=after,
             limit=limit,
         )
