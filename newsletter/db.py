@@ -319,10 +319,8 @@ class BulkInsert:
             cursor.close()
 
 
-def among(
-    column: ColumnElement[Any], values: Sequence[str] | Sequence[int], dialect: str
-) -> ColumnElement[bool]:
-    """`column IN values` for thousands of values (text or integers), sent as one parameter.
+def among(column: ColumnElement[Any], values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """`column IN values` for thousands of values, sent as one parameter.
 
     An ordinary IN list renders a placeholder per value at every execution: for
     an import's batches of thousands of addresses that cost more than the

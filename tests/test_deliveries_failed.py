@@ -12,12 +12,12 @@ from sqlalchemy import select
 from test_bounces import bounce_box, sample, sent_campaign
 
 from newsletter import dispatch
-from newsletter.feedback import FeedbackEvent, fetch_bounces, open_mailbox, record_feedback
+from newsletter.feedback import FeedbackEvent, fetch_bounces, open_mailbox, record_feedback, summary
 from newsletter.models import Delivery, Subscriber
 
 
 def test_failed_lists_later_bounces_and_complaints_with_their_reason(
-    make_app, run_cli, tmp_path
+    make_app, run_cli, tmp_path, monkeypatch
 ) -> None:
     app = make_app()
     campaign_id, ids = sent_campaign(app, 4)
@@ -51,6 +51,11 @@ def test_failed_lists_later_bounces_and_complaints_with_their_reason(
     # Everyone else got it, and says so with no reason.
     every = dispatch.list_deliveries(app, campaign_id)
     assert sum(1 for row in every if row.reason == "") == 2
+    # More rows than a page reads the whole campaign's events instead: the same answer.
+    monkeypatch.setattr(summary, "PAGE_AT_MOST", 1)
+    assert dispatch.list_deliveries(app, campaign_id) == every
+    assert dispatch.list_deliveries(app, campaign_id, failed_only=True) == rows
+    monkeypatch.undo()
 
     listing = run_cli("deliveries", str(campaign_id), "--failed", "--json")
     assert listing.returncode == 0, listing.stderr

@@ -25,7 +25,7 @@ from newsletter.dispatch import ledger, workers
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
-from newsletter.feedback.summary import came_back_ids, came_back_reasons, events_by_delivery
+from newsletter.feedback.summary import CameBack, came_back, came_back_ids
 from newsletter.logs import log_event
 from newsletter.message import finishing_steps
 from newsletter.models import Campaign, utcnow
@@ -333,10 +333,8 @@ def delivery_page(
             after_subscriber=after,
             limit=limit,
         )
-    # Only this page's rows: a large campaign's every bounce would cost more than the page.
-    shown = [row.id for row in rows]
-    reasons = came_back_reasons(app, campaign_id, shown)
-    came_back = events_by_delivery(app, campaign_id, shown)
+    later = came_back(app, campaign_id, [row.id for row in rows])
+    nothing = CameBack(events=[], reason="")
     lines = [
         DeliveryLine(
             id=row.id,
@@ -347,8 +345,9 @@ def delivery_page(
             sent_at=row.sent_at,
             next_attempt_at=row.next_attempt_at,
             message_id=row.message_id,
-            events=came_back.get(row.id, []),
-            reason=reasons.get(row.id) or (row.last_response if row.status != "sent" else ""),
+            events=later.get(row.id, nothing).events,
+            reason=later.get(row.id, nothing).reason
+            or (row.last_response if row.status != "sent" else ""),
         )
         for row in rows
     ]

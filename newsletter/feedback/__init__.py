@@ -7,7 +7,7 @@ Front door:
   verified, parsed and recorded (webhooks.py; the web view is newsletter.web.webhooks);
 - `open_mailbox(app, maildir=, imap=)` and `fetch_bounces(app, box)`: the
   bounce mailbox of SMTP senders (bounces.py);
-- `campaign_feedback(app, campaign_id)` and `events_by_delivery(app, campaign_id)`:
+- `campaign_feedback(app, campaign_id)` and `came_back(app, campaign_id, ids)`:
   what staff read in `newsletter status` and `newsletter deliveries`.
 """
 
@@ -21,9 +21,8 @@ if TYPE_CHECKING:
     from newsletter.feedback.rules import FeedbackReport, record_feedback
     from newsletter.feedback.summary import (
         CampaignFeedback,
-        came_back_reasons,
+        came_back,
         campaign_feedback,
-        events_by_delivery,
     )
     from newsletter.feedback.webhooks import (
         Malformed,
@@ -45,8 +44,7 @@ __getattr__, __dir__ = lazy_exports(
         "record_feedback": "rules",
         "CampaignFeedback": "summary",
         "campaign_feedback": "summary",
-        "events_by_delivery": "summary",
-        "came_back_reasons": "summary",
+        "came_back": "summary",
         "Malformed": "webhooks",
         "Refused": "webhooks",
         "WebhookReceiver": "webhooks",
@@ -64,9 +62,8 @@ __all__ = [
     "Refused",
     "WebhookReceiver",
     "WebhookRequest",
-    "came_back_reasons",
+    "came_back",
     "campaign_feedback",
-    "events_by_delivery",
     "fetch_bounces",
     "open_mailbox",
     "record_feedback",

@@ -81,31 +81,6 @@ EVENT_TO_DELIVERY = and_(
 )
 
 
-def events_by_delivery(
-    app: Newsletter, campaign_id: int, delivery_ids: Sequence[int] | None = None
-) -> dict[int, list[str]]:
-    """{delivery id: ["hard_bounce (mailgun)", …]} for a campaign's deliveries (only those
-    in `delivery_ids` when given: one page of the console's list).
-
-    An event belongs to a delivery by its id, or (an unsubscribe recorded by the
-    person's own path) by the same subscriber and campaign.
-    """
-    query = (
-        select(Delivery.id, Event.type, Event.source)
-        .select_from(Event)
-        .join(Delivery, EVENT_TO_DELIVERY)
-        .where(Event.campaign_id == campaign_id)
-    )
-    if delivery_ids is not None:
-        # A page's few hundred ids: a plain IN list.
-        query = query.where(Delivery.id.in_(list(delivery_ids)))
-    found: dict[int, list[str]] = {}
-    with app.read_engine.connect() as conn:
-        for delivery_id, kind, source in conn.execute(query.order_by(Event.id)):
-            found.setdefault(delivery_id, []).append(f"{kind} ({source})" if source else kind)
-    return found
-
-
 # What makes a delivery that was sent count as not delivered after all.
 CAME_BACK_FAILED = ("hard_bounce", "soft_bounce", "complaint")
 # The detail keys sources use for the reason, best first (bounce mailbox, providers).
@@ -122,7 +97,7 @@ def describe_event(kind: str, source: str, detail: dict[str, Any] | None) -> str
 
 def came_back_ids(campaign_id: int) -> Select[int]:
     """The ids of a campaign's deliveries that bounced or were complained about after
-    sending (matched as in `events_by_delivery`): what "failed only" adds to the
+    sending (matched as in `came_back`): what "failed only" adds to the
     deliveries that were never delivered. A query, not a list: used as `id IN (…)`, both
     databases build a hash of its result once, where a list of a large campaign's
     thousands of ids was searched from its start for each row of the ledger walked
@@ -135,30 +110,53 @@ def came_back_ids(campaign_id: int) -> Select[int]:
     )
 
 
-def came_back_reasons(
-    app: Newsletter, campaign_id: int, delivery_ids: Sequence[int] | None = None
-) -> dict[int, str]:
-    """{delivery id: "hard_bounce (mailbox): 550 5.1.1 no such user"} for the deliveries
-    of a campaign that bounced or were complained about after sending; the latest wins.
-    Only those in `delivery_ids` when given (one page: reading every bounce's detail of
-    a large campaign for a page of 200 rows cost most of the page's time).
+@dataclass(frozen=True)
+class CameBack:
+    """What came back for one delivery, as the deliveries list shows it."""
 
-    Matched as in `events_by_delivery`; only the failure types are read, so the
-    scan is over the campaign's bounces, not its deliveries.
+    # Every event, oldest first: ["hard_bounce (mailgun)", "unsubscribe", …].
+    events: list[str]
+    # The latest bounce or complaint with its diagnostic ("hard_bounce (mailbox): 550 5.1.1
+    # no such user"); "" when none came back.
+    reason: str
+
+
+# Up to this many deliveries, `came_back` reads only theirs (an IN list); beyond, the
+# whole campaign's events, which costs the same whatever the number of rows asked for.
+PAGE_AT_MOST = 1000
+
+
+def came_back(
+    app: Newsletter, campaign_id: int, delivery_ids: Sequence[int] | None = None
+) -> dict[int, CameBack]:
+    """What came back for a campaign's deliveries, read once: for those in `delivery_ids`
+    when given and few (one page of a list), else for all of them.
+
+    A page reads only its own rows: reading every bounce of a large campaign for a page
+    of 200 rows cost most of the page's time. An event belongs to a delivery by its id,
+    or (an unsubscribe recorded by the person's own path) by the same subscriber and
+    campaign.
     """
     query = (
         select(Delivery.id, Event.type, Event.source, Event.detail)
         .select_from(Event)
         .join(Delivery, EVENT_TO_DELIVERY)
-        .where(Event.campaign_id == campaign_id, Event.type.in_(CAME_BACK_FAILED))
+        .where(Event.campaign_id == campaign_id)
+        .order_by(Event.id)
     )
-    if delivery_ids is not None:
+    if delivery_ids is not None and len(delivery_ids) <= PAGE_AT_MOST:
         query = query.where(Delivery.id.in_(list(delivery_ids)))
-    found: dict[int, str] = {}
+    events: dict[int, list[str]] = {}
+    reasons: dict[int, str] = {}
     with app.read_engine.connect() as conn:
-        for delivery_id, kind, source, detail in conn.execute(query.order_by(Event.id)):
-            found[delivery_id] = describe_event(kind, source, detail)
-    return found
+        for delivery_id, kind, source, detail in conn.execute(query):
+            events.setdefault(delivery_id, []).append(f"{kind} ({source})" if source else kind)
+            if kind in CAME_BACK_FAILED:
+                reasons[delivery_id] = describe_event(kind, source, detail)
+    return {
+        delivery_id: CameBack(events=listed, reason=reasons.get(delivery_id, ""))
+        for delivery_id, listed in events.items()
+    }
 
 
 # Feedback over time: what the weekly chart counts.
