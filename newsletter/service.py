@@ -23,6 +23,7 @@ service's scheduler or a worker has stopped.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -118,6 +119,10 @@ class Service:
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        # `kill -USR1 <pid>` writes every thread's stack to stderr: what a service that
+        # will not stop, or seems stuck, is doing, without stopping it.
+        if hasattr(signal, "SIGUSR1"):
+            faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
         try:
             self.start()
             while not self.stop_requested.wait(HEARTBEAT_SECONDS):

@@ -111,6 +111,37 @@ def test_unscheduling_removes_the_timer_at_the_next_sync(make_app) -> None:
         driver.stop()
 
 
+def test_stopping_while_a_sync_runs_waits_for_it_and_does_not_hang(make_app, monkeypatch) -> None:
+    """A sync in progress when the service stops finishes; the stop does not deadlock."""
+    import threading
+
+    from newsletter.schedule import driver as driver_module
+
+    in_sweep = threading.Event()
+    let_go = threading.Event()
+    real_sweep = driver_module.sweep
+
+    def slow_sweep(app: Newsletter, now: Any) -> Any:
+        in_sweep.set()
+        let_go.wait(10)
+        return real_sweep(app, now)
+
+    monkeypatch.setattr(driver_module, "sweep", slow_sweep)
+    app = make_app({"schedule": {"sync_seconds": 60}})
+    driver = ScheduleDriver(app)
+    driver.start()
+    assert in_sweep.wait(10), "the first sync did not start"
+    stopper = threading.Thread(target=driver.stop)
+    stopper.start()
+    time.sleep(0.2)  # the stop is now waiting for the sync
+    let_go.set()
+    stopper.join(15)
+    assert not stopper.is_alive(), "the stop waited for ever on the running sync"
+    assert not driver.running
+    # The sync finished its work (the timers were read and written) before the stop.
+    assert driver.last_sync is not None
+
+
 def test_a_service_in_process_sends_reports_health_and_stops_cleanly(make_app, tmp_path) -> None:
     app = make_app({"schedule": {"sync_seconds": 1}})
     campaign_id = approved_bulletin(app, members=3)
@@ -198,7 +229,14 @@ class Serve:
 
     def stop(self, timeout: float = 30.0) -> int:
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # The service writes every thread's stack on SIGUSR1: the report then says
+            # where it is stuck.
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            raise AssertionError(f"{self.name} did not stop:\n{self.log.read_text()}") from None
 
 
 @pytest.fixture
@@ -353,6 +391,18 @@ def test_sigterm_during_a_send_exits_cleanly_and_a_restart_finishes_it(
     assert second.stop() == 0
     assert maildir_recipients(outbox) == sorted(f"member{i}@example.org" for i in range(members))
     assert ledger_counts(app, campaign_id) == {"sent": members}
+
+
+def test_sigusr1_writes_the_stacks_and_the_service_goes_on(serve) -> None:
+    service = serve("one", "--workers", "1")
+    address = service.wait_started()
+    service.process.send_signal(signal.SIGUSR1)
+    wait_for(lambda: "Thread 0x" in service.log.read_text(), 10, "the stacks")
+    log = service.log.read_text()
+    assert "run_worker" in log and "serve_forever" in log
+    code, health = get_json(address, "/health")
+    assert code == 200 and health["this"]["status"] == "ok"
+    assert service.stop() == 0
 
 
 def test_serve_with_a_bad_rule_exits_2_naming_the_key(run_cli, tmp_path) -> None:

@@ -184,6 +184,8 @@ class ScheduleDriver:
         self.last_sync: datetime | None = None
         self.last_error = ""
         self._sync_lock = threading.Lock()
+        # Set before the scheduler shuts down; a sync that starts after it returns at once.
+        self._stopping = threading.Event()
 
     # -- life ---------------------------------------------------------------------------
 
@@ -222,6 +224,13 @@ class ScheduleDriver:
     def stop(self) -> None:
         """Stop the clock; a job that is running finishes first."""
         global _active
+        # APScheduler 3's `shutdown(wait=True)` holds the scheduler's job-store lock while
+        # it waits for running jobs, and a sync asks the scheduler for its jobs: a sync
+        # running then would wait for that lock for ever, and the service with it. So no
+        # sync may start from here on, and one already running is waited for first.
+        self._stopping.set()
+        with self._sync_lock:
+            pass
         if self.scheduler is not None:
             if self.scheduler.state != STATE_STOPPED:
                 self.scheduler.shutdown(wait=True)
@@ -243,6 +252,8 @@ class ScheduleDriver:
     def sync(self) -> None:
         """Sweep what is due, then make the timers match the database and the config."""
         with self._sync_lock:
+            if self._stopping.is_set():
+                return
             now = self.clock()
             try:
                 sweep(self.app, now)
