@@ -397,9 +397,12 @@ def test_sigusr1_writes_the_stacks_and_the_service_goes_on(serve) -> None:
     service = serve("one", "--workers", "1")
     address = service.wait_started()
     service.process.send_signal(signal.SIGUSR1)
-    wait_for(lambda: "Thread 0x" in service.log.read_text(), 10, "the stacks")
-    log = service.log.read_text()
-    assert "run_worker" in log and "serve_forever" in log
+    # Every thread's stack: the workers' and the web server's among them.
+    wait_for(
+        lambda: all(name in service.log.read_text() for name in ("run_worker", "serve_forever")),
+        10,
+        "the stacks",
+    )
     code, health = get_json(address, "/health")
     assert code == 200 and health["this"]["status"] == "ok"
     assert service.stop() == 0
