@@ -4,6 +4,7 @@
     python bench/bench_send.py --n 20000 --n 200000          # memory must not grow with N
     python bench/bench_send.py --connections 8 --size 30000
     python bench/bench_send.py --database-url postgresql://postgres@127.0.0.1/test
+    python bench/bench_send.py --processes 1,2                 # one process, then two
     python bench/bench_send.py --database-url postgresql://… --workers 1,2,4
     python bench/bench_send.py --dkim                        # the rate unsigned, then signed
 
@@ -165,10 +166,13 @@ def build_edition(app: Any, size: int) -> tuple[int, int]:
     with app.session() as session:
         mailing_list = MailingList(name="members", title="Members")
         campaign = Campaign(
-            kind="bulletin", status="approved", month="2019-06",
+            kind="bulletin",
+            status="approved",
+            month="2019-06",
             subject="Example Network bulletin — June 2019",
-            intro="Welcome to the June bulletin.", lists=[mailing_list],
-        )  # fmt: skip
+            intro="Welcome to the June bulletin.",
+            lists=[mailing_list],
+        )
         session.add(campaign)
         session.flush()
         campaign_id = campaign.id
@@ -290,12 +294,17 @@ def run_processes(commands: list[list[str]], env: dict[str, str]) -> Usage:
 
 
 def time_newsletter_send(
-    config: Path, env: dict[str, str], campaign_id: int, workers: int
+    config: Path, env: dict[str, str], campaign_id: int, workers: int, processes: int = 1
 ) -> Usage:
-    """`newsletter send ID`, or `send --detach` then `workers` worker processes."""
+    """`newsletter send ID --processes P`, or `send --detach` then `workers` worker processes.
+
+    A send's CPU time counts its helper processes too (wait4 sums the children a
+    process has waited for); its peak memory is the largest single process's.
+    """
     base = [*newsletter_command(), "--config", str(config)]
     if not workers:
-        return run_processes([[*base, "send", str(campaign_id)]], env)
+        send = [*base, "send", str(campaign_id), "--processes", str(processes)]
+        return run_processes([send], env)
     ledger = run_processes([[*base, "send", str(campaign_id), "--detach"]], env)
     worker = [*base, "worker", "--campaign", str(campaign_id), "--once"]
     sending = run_processes([worker] * workers, env)
@@ -328,6 +337,7 @@ def run(
     database_url: str | None,
     workers: int,
     dkim: bool = False,
+    processes: int = 1,
 ) -> dict[str, float]:
     folder = keep or Path(tempfile.mkdtemp(prefix="bench-send-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -338,6 +348,7 @@ def run(
         print(
             f"N = {n:,}, {connections} connections"
             + (f" × {workers} workers" if workers else "")
+            + ("" if workers else f", send --processes {processes}")
             + f", in_flight_per_connection = {in_flight}, sink: {sink_name} on 127.0.0.1:{port}"
             + (", DKIM-signed (RSA-2048)" if dkim else "")
         )
@@ -357,7 +368,7 @@ def run(
                   f"({app.engine.dialect.name})")  # fmt: skip
             app.close()
             with StatusWatch(app, campaign_id) as watch:
-                usage = time_newsletter_send(config, env, campaign_id, workers)
+                usage = time_newsletter_send(config, env, campaign_id, workers, processes)
             sent, phase = sending_phase(app, campaign_id)
             with app.engine.connect() as conn:
                 from newsletter.dispatch import counters
@@ -368,7 +379,7 @@ def run(
             print(f"  counters {kept} " + ("= the ledger's recount" if kept == truth
                   else f"!= the ledger's recount {truth}"))  # fmt: skip
         rate = n / usage.seconds
-        what = f"{workers} worker(s)" if workers else "newsletter send"
+        what = f"{workers} worker(s)" if workers else f"newsletter send --processes {processes}"
         print(f"  {what}: {sent:,} sent in {usage.seconds:.2f} s = {rate:,.0f} messages/s "
               f"(sending phase {phase:.2f} s = {sent / phase if phase else 0:,.0f}/s)")  # fmt: skip
         print(f"  CPU: {usage.cpu:.1f} s = {usage.cpu / n * 1e6:.0f} µs per message")
@@ -380,7 +391,7 @@ def run(
                   f"{ms[len(ms) // 2]:.0f} ms, slowest {ms[-1]:.0f} ms over {len(ms)} looks "
                   "(target < 100 ms)")  # fmt: skip
         return {"n": n, "ratio": rate / source_rate, "peak_mb": usage.peak / 2**20, "rate": rate,
-                "workers": workers}  # fmt: skip
+                "workers": workers, "processes": processes}  # fmt: skip
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait()
@@ -401,6 +412,12 @@ def main() -> None:
         help="comma-separated worker counts, e.g. 1,2,4: time `newsletter worker` processes "
         "instead of `newsletter send`",
     )
+    parser.add_argument(
+        "--processes",
+        default="1",
+        help="comma-separated `send --processes` settings, e.g. 1,2 (0: one per core; "
+        "the --connections are shared between them); default 1",
+    )
     parser.add_argument("--database-url", help="PostgreSQL: a scratch schema in this database")
     parser.add_argument("--keep", type=Path, help="keep the database and config in this folder")
     parser.add_argument(
@@ -419,16 +436,27 @@ def main() -> None:
             )
         return
     worker_counts = [int(w) for w in args.workers.split(",")] if args.workers else [0]
+    settings = [int(p) for p in args.processes.split(",")] if not args.workers else [1]
     results = [
-        run(n, args.connections, args.size, args.in_flight, args.keep, args.database_url, w)
+        run(
+            n,
+            args.connections,
+            args.size,
+            args.in_flight,
+            args.keep,
+            args.database_url,
+            w,
+            processes=p,
+        )
         for n in args.n or [20_000]
         for w in worker_counts
+        for p in settings
     ]
     if len(results) > 1:
         print("summary:")
         for r in results:
-            print(f"  N = {r['n']:,}" + (f", {r['workers']} workers" if r["workers"] else "")
-                  + f": {r['rate']:,.0f}/s, ratio {r['ratio']:.2f}, "
+            what = f"{r['workers']} workers" if r["workers"] else f"--processes {r['processes']}"
+            print(f"  N = {r['n']:,}, {what}: {r['rate']:,.0f}/s, ratio {r['ratio']:.2f}, "
                   f"peak {r['peak_mb']:.0f} MB")  # fmt: skip
 
 

@@ -272,6 +272,13 @@ class DispatchConfig:
         "Messages one connection may send before the ledger has recorded the earlier ones. "
         "After a crash at most connections × this many recipients get a message twice.",
     )
+    processes: int = setting(
+        1,
+        "Processes that `newsletter send` sends a campaign of 2,000 or more recipients "
+        "from; 0 for one per CPU core. The transport's connections are shared between "
+        "them; a transport with rate_per_hour sends from one. Worth it only where cores "
+        "are free: the database and the mail server elsewhere (see bench/README.md).",
+    )
     wait_for_disk: bool = setting(
         False,
         "PostgreSQL: wait until each group of outcomes is on the database's disk before "

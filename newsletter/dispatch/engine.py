@@ -201,6 +201,7 @@ class CampaignSender:
         stop: threading.Event | None = None,
         options: EngineOptions | None = None,
         composer_factory: Callable[[Newsletter, int], Any] | None = None,
+        campaign_rate: bool = False,
     ) -> None:
         self.app = app
         self.campaign_id = campaign_id
@@ -212,6 +213,9 @@ class CampaignSender:
         self.worker_id = workers.new_worker_id()
         self.report = RunReport(campaign_id=campaign_id, worker_id=self.worker_id)
         self._composer_factory = composer_factory
+        # Progress shows the campaign's rate (every worker's, from its counters) rather
+        # than this sender's: when other processes send the same campaign beside it.
+        self._campaign_rate = campaign_rate
         # Set by anyone who wants the run to end: a signal handler, a failing thread.
         self._stop = stop or threading.Event()
         self._own_stop = threading.Event()
@@ -446,9 +450,8 @@ class CampaignSender:
         if self.on_progress is None:
             return
         with self._reads.begin() as conn:
-            progress = campaign_progress(
-                conn, self.campaign_id, rate=self._current_rate(), waiting=waiting
-            )
+            rate = None if self._campaign_rate else self._current_rate()
+            progress = campaign_progress(conn, self.campaign_id, rate=rate, waiting=waiting)
         self.on_progress(progress)
 
     def _current_rate(self) -> float:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
@@ -22,12 +22,13 @@ from newsletter import lifecycle, notices
 from newsletter.actors import WORKER
 from newsletter.app import Newsletter
 from newsletter.dispatch import ledger, workers
+from newsletter.dispatch import processes as spreading
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
 from newsletter.errors import InputError, NotFound, OperationFailed, UserError
 from newsletter.feedback.summary import CameBack, came_back, came_back_ids
 from newsletter.logs import log_event
-from newsletter.message import finishing_steps
+from newsletter.message import Composer, finishing_steps
 from newsletter.models import Campaign, utcnow
 from newsletter.render import render_campaign
 from newsletter.transports import SendResult, Transport, open_transport
@@ -90,6 +91,7 @@ def send_campaign(
     progress_every: float = 1.0,
     stop: threading.Event | None = None,
     options: EngineOptions | None = None,
+    processes: int = 1,
     actor: str,
 ) -> SendOutcome:
     """Start (or continue) sending a campaign, and send until every delivery is final.
@@ -98,6 +100,11 @@ def send_campaign(
     `sending` in one transaction; a campaign already `sending` (a restart after a
     crash, a second worker) just continues. With `detach`, only the first part
     happens and workers (`newsletter worker`, the service) do the sending.
+
+    `processes`: how many processes send (0: one per core); a large campaign on
+    a transport opened here from the config is then spread over forked helpers
+    (dispatch/processes.py). Only a command-line send asks for more than one: a
+    web or service process never forks.
     """
     opened = transport is None
     if transport is None:
@@ -126,16 +133,37 @@ def send_campaign(
         if detach:
             outcome.progress = campaign_status(app, campaign_id)
             return outcome
-        sender = CampaignSender(
-            app,
-            campaign_id,
-            transport,
-            on_progress=on_progress,
-            progress_every=progress_every,
-            stop=stop,
-            options=options,
-        )
-        report = sender.run()
+        count = 1
+        if opened and processes != 1:
+            limits = transport.limits
+            count = spreading.process_count(
+                processes,
+                connections=limits.connections,
+                rate_per_hour=limits.rate_per_hour,
+                remaining=campaign_status(app, campaign_id).remaining,
+            )
+        if count > 1:
+            report = _send_spread(
+                app,
+                campaign_id,
+                transport,
+                count,
+                on_progress=on_progress,
+                progress_every=progress_every,
+                stop=stop,
+                options=options,
+            )
+        else:
+            sender = CampaignSender(
+                app,
+                campaign_id,
+                transport,
+                on_progress=on_progress,
+                progress_every=progress_every,
+                stop=stop,
+                options=options,
+            )
+            report = sender.run()
     finally:
         if opened:
             transport.close()
@@ -147,6 +175,69 @@ def send_campaign(
     outcome.progress = campaign_status(app, campaign_id)
     outcome.status = outcome.progress.status
     return outcome
+
+
+def _send_spread(
+    app: Newsletter,
+    campaign_id: int,
+    transport: Transport,
+    count: int,
+    *,
+    on_progress: Callable[[Progress], None] | None,
+    progress_every: float,
+    stop: threading.Event | None,
+    options: EngineOptions | None,
+) -> RunReport:
+    """Send from this process and `count - 1` forked helpers; one report for them all."""
+    shares = spreading.split_connections(transport.limits.connections, count)
+    # Stage 1 of rendering, once, before the fork: every process composes from this.
+    composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
+
+    def the_composer(_app: Newsletter, _campaign_id: int) -> Composer:
+        return composer
+
+    name = _campaign_transport_name(app, campaign_id)
+
+    def helper_sender(connections: int, helper_stop: threading.Event) -> CampaignSender:
+        own = open_transport(app, name)
+        own.limits = replace(own.limits, connections=connections)
+        return CampaignSender(
+            app,
+            campaign_id,
+            own,
+            # Retries due later are this process's to wait for; a helper leaves.
+            wait_for_retries=False,
+            stop=helper_stop,
+            options=options,
+            composer_factory=the_composer,
+        )
+
+    helpers = spreading.Helpers(app, campaign_id, helper_sender, shares[1:])
+    transport.limits = replace(transport.limits, connections=shares[0])
+    sender = CampaignSender(
+        app,
+        campaign_id,
+        transport,
+        on_progress=on_progress,
+        progress_every=progress_every,
+        stop=stop,
+        options=options,
+        composer_factory=the_composer,
+        campaign_rate=True,
+    )
+    helpers.start()
+    try:
+        report = sender.run()
+    finally:
+        # Finished, every helper is done or about to be; otherwise they stop as we did.
+        helpers.stop()
+        theirs = helpers.join()
+    for other in theirs:
+        report.sent += other.sent
+        report.failed += other.failed
+        report.retried += other.retried
+        report.bounced += other.bounced
+    return report
 
 
 def start_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> int:
