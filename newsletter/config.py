@@ -276,8 +276,8 @@ class DispatchConfig:
         1,
         "Processes that `newsletter send` sends a campaign of 2,000 or more recipients "
         "from; 0 for one per CPU core. The transport's connections are shared between "
-        "them; a transport with rate_per_hour sends from one. Worth it only where cores "
-        "are free: the database and the mail server elsewhere (see bench/README.md).",
+        "them. Worth it only where cores are free: the database and the mail server "
+        "elsewhere (see bench/README.md).",
     )
     wait_for_disk: bool = setting(
         False,

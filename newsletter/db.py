@@ -70,7 +70,7 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision. Checking it with one SELECT keeps Alembic (slow to
 # import) out of every command's start-up; tests/test_db.py checks it is still the head.
-SCHEMA_HEAD = "0011_event_indexes"
+SCHEMA_HEAD = "0012_transport_hours"
 # Any 64-bit number; it keeps two processes from migrating one PostgreSQL at once.
 MIGRATION_LOCK_ID = 7_011_942_019
 # The execution option that says how an SQLite transaction begins (see the docstring).

@@ -3,16 +3,20 @@ database, on SQLite and PostgreSQL, with real worker processes and a real SMTP s
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from test_dispatch_smtp import everyone, sink_env, start_cli
+from conftest import wait_for
+from sqlalchemy import select
+from test_dispatch_smtp import everyone, ledger_counts, sink_env, start_cli
 from test_dispatch_support import SMTPSink, seed_campaign, start_sink
 
 from newsletter.app import Newsletter
 from newsletter.dispatch import rates
+from newsletter.models import TransportHour
 from newsletter.transports.rate import RateLimiter
 
 
@@ -121,3 +125,93 @@ def test_three_worker_processes_stay_within_the_accounts_rate(
     assert overall <= rate * 1.02
     # Three workers took turns at the one rate; they did not each slow to a third.
     assert overall >= rate * 0.6
+
+
+# --- the hourly limit, shared --------------------------------------------------------------
+
+
+def test_limiters_on_one_database_share_one_hourly_allowance(app: Newsletter) -> None:
+    per_hour = 40
+    limiters = [
+        RateLimiter(per_hour=per_hour, hourly=rates.SharedHour(app.engine, "provider", per_hour))
+        for _ in range(3)
+    ]
+    started = run_limiters(limiters, 1.5)
+    # Each alone would let 40 through: together they let 40, not 120.
+    assert len(started) == per_hour
+    with app.engine.connect() as conn:
+        assert rates.hourly_used(conn, "provider") == per_hour
+        assert rates.hourly_used(conn, "another") == 0
+
+
+def test_allowance_taken_and_not_used_goes_back(app: Newsletter) -> None:
+    per_hour = 1200  # runs of ten messages
+    shared = rates.SharedHour(app.engine, "provider", per_hour)
+    limiter = RateLimiter(per_hour=per_hour, hourly=shared)
+    stop = threading.Event()
+    for _ in range(3):
+        assert limiter.acquire(stop)
+    with app.engine.connect() as conn:
+        assert rates.hourly_used(conn, "provider") == shared.run_length == 10
+    limiter.close()
+    with app.engine.connect() as conn:
+        assert rates.hourly_used(conn, "provider") == 3
+
+
+def test_a_full_hour_says_how_long_until_a_minute_frees(app: Newsletter) -> None:
+    with app.engine.begin() as conn:
+        rates.ensure_row(conn, "provider")
+        granted, _minute, wait = rates.take_hourly(conn, "provider", 5, 5)
+        assert (granted, wait) == (5, 0.0)
+        granted, _minute, wait = rates.take_hourly(conn, "provider", 5, 1)
+    assert granted == 0
+    # The minute just used counts for 61 minutes: at least an hour from now.
+    assert 60 * 60 <= wait <= 61 * 60
+
+
+def test_the_ledgers_last_hour_is_filled_in_once(app: Newsletter) -> None:
+    now = time.time()
+    with app.engine.begin() as conn:
+        rates.ensure_row(conn, "provider")
+        rates.seed_hours(conn, "provider", [now - 20 * 60] * 7 + [now - 2 * 3600] * 5)
+        assert rates.hourly_used(conn, "provider") == 7, "only the last hour counts"
+        # Once counted, the rows are the truth: a second seed changes nothing.
+        rates.seed_hours(conn, "provider", [now - 60] * 50)
+        assert rates.hourly_used(conn, "provider") == 7
+
+
+@pytest.mark.slow
+def test_two_worker_processes_keep_one_hourly_limit_together(
+    run_cli, cli_env: dict[str, str], cli_app: Newsletter, tmp_path: Path
+) -> None:
+    """Before: each worker counted its own hour, so two sent the limit twice over."""
+    handler = SMTPSink()
+    controller = start_sink(handler)
+    per_hour, total = 25, 60
+    env = sink_env(controller.port, 2)
+    env["NEWSLETTER_TRANSPORT"] += f"&rate_per_hour={per_hour}"
+    config = tmp_path / "workers.toml"
+    config.write_text("[dispatch]\nbatch_size = 10\n")
+    try:
+        cid = seed_campaign(cli_app, total)
+        detached = run_cli("send", str(cid), "--detach", env=env)
+        assert detached.returncode == 0, detached.stderr
+        workers = [
+            start_cli(cli_env, tmp_path, "--config", str(config), "worker", "--campaign",
+                      str(cid), **env)
+            for _ in range(2)
+        ]  # fmt: skip
+        wait_for(lambda: sum(handler.received().values()) >= per_hour, 60, "the hour's share")
+        time.sleep(1.5)  # room for a worker that would overstep the limit
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            _out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+    finally:
+        controller.stop()
+    assert sum(handler.received().values()) == per_hour
+    assert ledger_counts(cli_app, cid) == {"sent": per_hour, "pending": total - per_hour}
+    with cli_app.engine.connect() as conn:
+        (transport,) = conn.scalars(select(TransportHour.transport).distinct())
+        assert rates.hourly_used(conn, transport) == per_hour, "nothing taken is left unused"

@@ -41,13 +41,11 @@ def test_the_connections_are_shared_out_whole(connections: int, processes: int) 
 
 def test_process_count_keeps_to_what_makes_sense() -> None:
     big = SPREAD_FROM
-    assert process_count(2, connections=4, rate_per_hour=0, remaining=big) == 2
-    assert process_count(8, connections=4, rate_per_hour=0, remaining=big) == 4, "one each"
-    assert process_count(0, connections=4, rate_per_hour=0, remaining=big, cpus=3) == 3
-    assert process_count(0, connections=2, rate_per_hour=0, remaining=big, cpus=8) == 2
-    assert process_count(4, connections=4, rate_per_hour=0, remaining=big - 1) == 1, "small"
-    # An hourly limit is counted per process: it would be exceeded N times over.
-    assert process_count(4, connections=4, rate_per_hour=1000, remaining=big) == 1
+    assert process_count(2, connections=4, remaining=big) == 2
+    assert process_count(8, connections=4, remaining=big) == 4, "a connection each at least"
+    assert process_count(0, connections=4, remaining=big, cpus=3) == 3
+    assert process_count(0, connections=2, remaining=big, cpus=8) == 2
+    assert process_count(4, connections=4, remaining=big - 1) == 1, "small"
 
 
 # --- the real command ---------------------------------------------------------------------

@@ -229,8 +229,7 @@ def _report(outcome: SendOutcome, as_json: bool) -> None:
     type=click.IntRange(min=0),
     default=None,
     help="Processes to send from, sharing the transport's connections; 0 for one per CPU "
-    "core (default: dispatch.processes). Campaigns under 2,000 recipients, and "
-    "transports with an hourly limit, send from one.",
+    "core (default: dispatch.processes). Campaigns under 2,000 recipients send from one.",
 )
 @detach_option
 @json_option

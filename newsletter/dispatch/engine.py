@@ -60,7 +60,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -229,7 +229,15 @@ class CampaignSender:
             if limits.rate_per_second
             else None
         )
-        self.limiter = RateLimiter(limits.rate_per_second, limits.rate_per_hour, shared=shared)
+        # So is the hourly limit: every worker takes its allowance from the database.
+        hourly = (
+            rates.SharedHour(app.engine, transport.name, limits.rate_per_hour)
+            if limits.rate_per_hour
+            else None
+        )
+        self.limiter = RateLimiter(
+            limits.rate_per_second, limits.rate_per_hour, shared=shared, hourly=hourly
+        )
         self._throttles_counted = 0
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0
@@ -357,9 +365,14 @@ class CampaignSender:
         self._throttles_counted += count
 
     def _seed_hourly_window(self) -> None:
-        """Count what this transport sent in the last hour (before a restart, by others)."""
+        """Fill in the transport's last hour from the ledger, if no worker has counted it.
+
+        The first send through a transport with an hourly limit (after an upgrade, or
+        after an hour of quiet) must not start a fresh hour: what the ledger says was
+        sent in it counts.
+        """
         name = self.transport.name
-        now, clock = utcnow(), time.monotonic()
+        now = utcnow()
         with self._reads.begin() as conn:
             times = ledger.sent_through_transport(
                 conn,
@@ -367,7 +380,9 @@ class CampaignSender:
                 is_default=name == self.app.config.default_transport,
                 since=now - timedelta(hours=1),
             )
-        self.limiter.seed([clock - (now - sent_at).total_seconds() for sent_at in times])
+        with self._db.begin() as conn:
+            rates.ensure_row(conn, name)
+            rates.seed_hours(conn, name, [_epoch(sent_at) for sent_at in times])
 
     def _lease_until(self) -> datetime:
         return ledger.later(utcnow(), self.options.lease_seconds)
@@ -485,6 +500,7 @@ class CampaignSender:
         recorder.join()
         try:
             self._count_throttling()
+            self.limiter.close()
             with self._reads.begin() as conn:
                 state = ledger.campaign_state(conn, self.campaign_id)
             cancelled = state is None or state[0] == "cancelled"
@@ -782,3 +798,8 @@ class CampaignSender:
                     response=response,
                 )
             session.flush()
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch of a stored (naive, UTC) time."""
+    return moment.replace(tzinfo=UTC).timestamp() if moment.tzinfo is None else moment.timestamp()

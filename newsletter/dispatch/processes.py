@@ -18,10 +18,9 @@ What a helper shares with the process that forked it, and what it does not:
   server sees no more connections than configured, and the crash bound stays
   `connections × in_flight_per_connection` for the send as a whole.
 
-Rates: the per-second limit is shared through the database (dispatch/rates.py)
-whatever the number of processes. The hourly limit is counted by each sender
-from the ledger when it starts and then from its own sends, so a transport with
-`rate_per_hour` sends from one process; so does a platform without `fork`.
+Rates: the per-second and hourly limits are shared through the database
+(dispatch/rates.py) whatever the number of processes. A platform without
+`fork` sends from one process.
 
 Stopping: SIGTERM or Ctrl-C reaches the helpers (the parent passes SIGTERM on;
 a terminal's Ctrl-C goes to the whole process group), and each gives its
@@ -64,16 +63,13 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and hasattr(os, "fork")
 
 
-def process_count(
-    wanted: int, *, connections: int, rate_per_hour: int, remaining: int, cpus: int | None = None
-) -> int:
+def process_count(wanted: int, *, connections: int, remaining: int, cpus: int | None = None) -> int:
     """How many processes send: `wanted` (0 for one per core), within what makes sense.
 
     Never more than the transport's connections (each process needs one of its
-    own), and one when the campaign is small, the transport has an hourly limit
-    (counted per process) or the platform cannot fork.
+    own), and one when the campaign is small or the platform cannot fork.
     """
-    if rate_per_hour or remaining < SPREAD_FROM or not can_fork():
+    if remaining < SPREAD_FROM or not can_fork():
         return 1
     if wanted <= 0:
         wanted = cpus if cpus is not None else (os.cpu_count() or 1)

@@ -18,9 +18,19 @@ lost, never spent late in a burst (see `RateLimiter`).
 Times come from the database (`clock_timestamp()` on PostgreSQL), so that
 workers on hosts whose clocks differ still agree; each worker converts a run's
 start to its own monotonic clock with the database's "now" returned by the same
-statement. Only the configured `rate_per_second` is shared; the adaptive
-slow-down after throttling replies stays each worker's own (each hears its own
-replies), and the hourly limit is counted from the ledger when a send starts.
+statement. The adaptive slow-down after throttling replies stays each worker's
+own (each hears its own replies).
+
+The hourly limit (`rate_per_hour`) is shared too, by allowance: a worker takes
+a run of messages it may send (`SharedHour.take`), and the run is added to the
+current minute's row of `transport_hours` in the same transaction that checks
+the window's total, under the transport's row lock. A minute's messages count
+for 61 minutes, not 60: a message sent at any moment of a minute is still
+counted a whole hour later, so no sliding hour ever holds more than the limit
+(the price: up to a minute's wait more than strictly needed). What a worker
+took and did not send goes back when it stops. The first worker to send
+through a transport fills the last hour in from the ledger (`seed_hours`), so
+an upgrade or a first start does not begin with a fresh hour.
 """
 
 from __future__ import annotations
@@ -28,12 +38,16 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 
-from newsletter.models import TransportRate
+from newsletter.models import TransportHour, TransportRate
 
 R = cast(Table, TransportRate.__table__)
+H = cast(Table, TransportHour.__table__)
+
+# Minutes a minute's messages count towards the hourly limit (see the docstring).
+HOUR_MINUTES = 61
 
 # How much time one reservation covers: a DB round trip every 0.2 s per worker,
 # and at most 0.2 s of slots lost when a worker stops.
@@ -133,3 +147,131 @@ class SharedRate:
     def add_throttled(self, count: int) -> None:
         with self.engine.begin() as conn:
             add_throttled(conn, self.transport, count)
+
+
+# --- the hourly limit ------------------------------------------------------------------
+
+
+def _lock_row(conn: Connection, transport: str) -> None:
+    """Serialise the workers of one transport (SQLite's BEGIN IMMEDIATE already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(R.c.transport).where(R.c.transport == transport).with_for_update())
+
+
+def take_hourly(
+    conn: Connection, transport: str, per_hour: int, want: int
+) -> tuple[int, int, float]:
+    """Take up to `want` of the hour's allowance: (granted, minute, seconds to wait).
+
+    `minute` is the row the grant was added to (for `give_back_hourly`); with
+    nothing granted, `seconds` says when the oldest minute in the window leaves
+    it. One transaction, under the transport's row lock: two workers never
+    both take the last of the allowance.
+    """
+    _lock_row(conn, transport)
+    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
+    minute = int(now // 60)
+    first = minute - HOUR_MINUTES + 1
+    conn.execute(delete(H).where(H.c.transport == transport, H.c.minute < first))
+    used, oldest = conn.execute(
+        select(func.coalesce(func.sum(H.c.sent), 0), func.min(H.c.minute)).where(
+            H.c.transport == transport, H.c.minute >= first
+        )
+    ).one()
+    granted = max(0, min(want, per_hour - int(used)))
+    if granted == 0:
+        frees_at = ((oldest if oldest is not None else minute) + HOUR_MINUTES) * 60
+        return 0, minute, max(frees_at - now, 1.0)
+    _add_to_minute(conn, transport, minute, granted)
+    return granted, minute, 0.0
+
+
+def _add_to_minute(conn: Connection, transport: str, minute: int, count: int) -> None:
+    changed = conn.execute(
+        update(H)
+        .where(H.c.transport == transport, H.c.minute == minute)
+        .values(sent=H.c.sent + count)
+    )
+    if not changed.rowcount:
+        conn.execute(insert(H).values(transport=transport, minute=minute, sent=count))
+
+
+def give_back_hourly(conn: Connection, transport: str, minute: int, count: int) -> None:
+    """Return allowance taken in `minute` and not used (a worker stopping)."""
+    conn.execute(
+        update(H)
+        .where(H.c.transport == transport, H.c.minute == minute)
+        .values(sent=func.max(H.c.sent - count, 0)
+                if conn.dialect.name == "sqlite" else func.greatest(H.c.sent - count, 0))
+    )  # fmt: skip
+
+
+def seed_hours(conn: Connection, transport: str, sent_at: list[float]) -> None:
+    """The last hour's sends from the ledger (epoch seconds), when nobody counted them.
+
+    Only when the transport has no row in the window yet: once workers count, their
+    rows are the truth (they include allowance taken and not yet sent).
+    """
+    _lock_row(conn, transport)
+    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
+    first = int(now // 60) - HOUR_MINUTES + 1
+    counted = conn.scalar(
+        select(func.count()).where(H.c.transport == transport, H.c.minute >= first)
+    )
+    if counted:
+        return
+    per_minute: dict[int, int] = {}
+    for moment in sent_at:
+        if int(moment // 60) >= first:
+            per_minute[int(moment // 60)] = per_minute.get(int(moment // 60), 0) + 1
+    for minute, count in sorted(per_minute.items()):
+        _add_to_minute(conn, transport, minute, count)
+
+
+def hourly_used(conn: Connection, transport: str) -> int:
+    """Messages counted against the transport's hourly limit now: for tests and status."""
+    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
+    first = int(now // 60) - HOUR_MINUTES + 1
+    total = conn.scalar(
+        select(func.coalesce(func.sum(H.c.sent), 0)).where(
+            H.c.transport == transport, H.c.minute >= first
+        )
+    )
+    return int(total or 0)
+
+
+class SharedHour:
+    """The hourly allowance of one transport, taken from the database in runs.
+
+    Called by `RateLimiter` (one thread at a time) when its run is used up.
+    A run is half a minute's share of the limit (at least one message), so that
+    several workers take turns and a worker that stops holds little.
+    """
+
+    def __init__(self, engine: Engine, transport: str, per_hour: int) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.per_hour = per_hour
+        self.run_length = max(1, per_hour // 120)
+        self._ready = False
+        # The minute the last run was added to: where what is left of it goes back.
+        self._minute = 0
+
+    def take(self) -> tuple[int, float]:
+        """(messages granted, seconds until more may be free when none was)."""
+        with self.engine.begin() as conn:
+            if not self._ready:
+                ensure_row(conn, self.transport)
+                self._ready = True
+            granted, minute, wait = take_hourly(
+                conn, self.transport, self.per_hour, self.run_length
+            )
+        if granted:
+            self._minute = minute
+        return granted, wait
+
+    def give_back(self, count: int) -> None:
+        """Return `count` messages of the last run, taken and not sent."""
+        if count > 0:
+            with self.engine.begin() as conn:
+                give_back_hourly(conn, self.transport, self._minute, count)

@@ -139,7 +139,6 @@ def send_campaign(
             count = spreading.process_count(
                 processes,
                 connections=limits.connections,
-                rate_per_hour=limits.rate_per_hour,
                 remaining=campaign_status(app, campaign_id).remaining,
             )
         if count > 1:

@@ -29,6 +29,7 @@ from newsletter.models.deliveries import (
     Event,
     Meta,
     SendCounters,
+    TransportHour,
     TransportRate,
 )
 from newsletter.models.feedback import FeedbackReceipt, FeedbackWeek, FeedbackWeekChange
@@ -78,6 +79,7 @@ __all__ = [
     "Subscription",
     "Suppression",
     "TaskFailure",
+    "TransportHour",
     "TransportRate",
     "campaign_lists",
     "scheduler_jobs",

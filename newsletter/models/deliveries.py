@@ -99,6 +99,24 @@ class TransportRate(Base):
     throttled: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class TransportHour(Base):
+    """Messages a transport was allowed to send in one minute, by every worker together.
+
+    The hourly limit (`rate_per_hour`) is the provider account's, like the
+    per-second one: workers take their allowance from these rows, one per minute
+    of the database's clock, so that all of them together keep to it (see
+    newsletter/dispatch/rates.py). Rows older than the window are deleted as
+    new ones are written: a transport has 61 of them at most.
+    """
+
+    __tablename__ = "transport_hours"
+
+    transport: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Whole minutes since the epoch, on the database's clock.
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class SendCounters(Base):
     """A campaign's deliveries counted by state, kept by whoever moves a delivery.
 

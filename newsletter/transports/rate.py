@@ -19,8 +19,10 @@ limiter takes runs of slots from it (newsletter/dispatch/rates.py keeps them in
 the database) and starts each message no earlier than its slot, besides its
 own spacing. A slot missed by more than one interval (or 20 ms) is dropped,
 never spent late: late slots spent together would be a burst above the shared
-rate. The
-hourly window and the adaptive rate are this process's own.
+rate. The hourly limit may be shared the same way: given an `HourSource`, the
+limiter takes runs of allowance from it instead of counting its own window, and
+gives back what it did not use (`close`). The adaptive rate is this process's
+own.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ HOUR = 3600
 LATE_SLOT = 0.02
 # `_reserve`'s answer when the shared run is used up and more slots must be taken.
 NEED_SLOTS = -1.0
+# `_reserve`'s answer when the shared hourly allowance taken is used up.
+NEED_HOURS = -2.0
+# The longest a limiter waits before asking for hourly allowance again: another
+# worker may have given some back.
+HOURLY_RECHECK = 30.0
 
 
 class SlotSource(Protocol):
@@ -56,6 +63,18 @@ class SlotSource(Protocol):
         ...
 
 
+class HourSource(Protocol):
+    """Where shared hourly allowance comes from (dispatch/rates.py's SharedHour)."""
+
+    def take(self) -> tuple[int, float]:
+        """(messages granted, seconds until more may be free when none was)."""
+        ...
+
+    def give_back(self, count: int) -> None:
+        """Return allowance taken and not used."""
+        ...
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -64,6 +83,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         shared: SlotSource | None = None,
+        hourly: HourSource | None = None,
     ) -> None:
         self.per_second = per_second
         # Shared slots apply only to a configured per-second rate.
@@ -73,6 +93,10 @@ class RateLimiter:
         # One thread at a time takes new slots (a database round trip), outside _lock.
         self._refill_lock = threading.Lock()
         self.per_hour = per_hour
+        # Shared allowance applies only to a configured hourly limit.
+        self.hourly = hourly if per_hour else None
+        self._hour_left = 0
+        self._hour_wait_until = 0.0
         self._clock = clock
         self._lock = threading.Lock()
         # The earliest moment the next message may start (per-second spacing).
@@ -80,7 +104,8 @@ class RateLimiter:
         # (whole second, messages started in it), oldest first.
         self._buckets: deque[list[int]] = deque()
         self._in_window = 0
-        self._window = HOUR if per_hour else OBSERVE_SECONDS
+        # The hour's window is counted here only when nobody shares it.
+        self._window = HOUR if per_hour and self.hourly is None else OBSERVE_SECONDS
         # None: no adaptive limit in force.
         self._adaptive: float | None = None
         self._adaptive_since = 0.0
@@ -104,6 +129,9 @@ class RateLimiter:
             if wait == NEED_SLOTS:
                 self._refill()
                 continue
+            if wait == NEED_HOURS:
+                self._refill_hours()
+                continue
             if wait <= 0:
                 return True
             if stop.wait(min(wait, 0.5)):
@@ -118,6 +146,26 @@ class RateLimiter:
             start, count = self.shared.reserve()
             with self._lock:
                 self._shared_next, self._shared_left = start, count
+
+    def _refill_hours(self) -> None:
+        assert self.hourly is not None
+        with self._refill_lock:
+            with self._lock:
+                if self._hour_left or self._clock() < self._hour_wait_until:
+                    return  # another thread took a run meanwhile, or nothing is free yet
+            granted, wait = self.hourly.take()
+            with self._lock:
+                self._hour_left = granted
+                if not granted:
+                    self._hour_wait_until = self._clock() + min(wait, HOURLY_RECHECK)
+
+    def close(self) -> None:
+        """Give back the hourly allowance taken and not used (the send is stopping)."""
+        if self.hourly is None:
+            return
+        with self._refill_lock, self._lock:
+            left, self._hour_left = self._hour_left, 0
+        self.hourly.give_back(left)
 
     def throttled(self) -> None:
         """A server asked us to slow down: halve the rate (once a second at most)."""
@@ -137,12 +185,6 @@ class RateLimiter:
             self._ceiling = max(observed * 2, 10.0)
             # The next message waits one new interval: the slow-down starts at once.
             self._next_slot = max(self._next_slot, now + 1.0 / self._adaptive)
-
-    def seed(self, timestamps: list[float]) -> None:
-        """Count messages sent before this process started (monotonic times) in the hour."""
-        with self._lock:
-            for moment in sorted(timestamps):
-                self._count(moment)
 
     # -- inside the lock ---------------------------------------------------------
 
@@ -179,7 +221,12 @@ class RateLimiter:
             wait = self._shared_wait(now)
             if wait:
                 return wait
-        if self.per_hour:
+        if self.hourly is not None:
+            if not self._hour_left:
+                if now < self._hour_wait_until:
+                    return self._hour_wait_until - now
+                return NEED_HOURS
+        elif self.per_hour:
             self._expire(now)
             if self._in_window >= self.per_hour:
                 # The oldest bucket leaves the window at its second + one hour.
@@ -189,6 +236,8 @@ class RateLimiter:
         if self.shared is not None:
             self._shared_next += self.shared.interval
             self._shared_left -= 1
+        if self.hourly is not None:
+            self._hour_left -= 1
         self._count(now)
         return 0.0
 
