@@ -19,7 +19,7 @@ from test_dispatch_support import seed_campaign, set_status
 from newsletter import dispatch
 from newsletter.app import Newsletter
 from newsletter.audience import is_suppressed
-from newsletter.dispatch import CampaignSender, EngineOptions, counters, ledger
+from newsletter.dispatch import CampaignSender, EngineOptions, counters, ledger, rates
 from newsletter.dispatch.retry import RetryPolicy
 from newsletter.dispatch.workers import host_name, new_worker_id
 from newsletter.errors import InvalidState, NotFound
@@ -193,6 +193,46 @@ def test_throttling_slows_the_send_and_never_drops_anyone(app: Newsletter) -> No
     # Being throttled is not the recipient's fault: it does not count as an attempt.
     with app.engine.connect() as conn:
         assert conn.scalar(select(func.max(Delivery.attempts))) == 1
+
+
+def test_a_worker_slows_down_when_another_on_the_same_account_is_throttled(
+    app: Newsletter,
+) -> None:
+    """The provider throttles the account: every worker sending through it backs off."""
+    loud, quiet = seed_campaign(app, 20, prefix="loud"), seed_campaign(app, 300, prefix="quiet")
+    told = {"n": 0}
+
+    def throttles_at_first(message: OutgoingMessage, tries: int) -> SendResult:
+        if told["n"] < 3:
+            told["n"] += 1
+            return SendResult("retry", "421 4.7.0 Too many messages, slow down", throttled=True)
+        return SendResult("sent", "250 ok")
+
+    def slowly(message: OutgoingMessage, tries: int) -> SendResult:
+        time.sleep(0.01)
+        return SendResult("sent", "250 ok")
+
+    # Two workers' transports for one provider account: the same name.
+    senders = []
+    for cid, script in ((quiet, slowly), (loud, throttles_at_first)):
+        transport = memory(script=script, connections=2)
+        transport.name = "provider"
+        dispatch.start_campaign(app, cid, actor="tester")
+        senders.append(CampaignSender(app, cid, transport, options=FAST))
+    threads = [threading.Thread(target=sender.run) for sender in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    listener, heard = senders
+    assert heard.limiter.throttle_count == 3
+    # The quiet one heard nothing itself, and slowed down all the same.
+    assert listener.limiter.throttle_count == 0
+    assert listener.limiter.followed >= 1
+    # Following is not hearing: the shared count is the replies really heard, no echo.
+    with app.engine.connect() as conn:
+        assert rates.throttled_total(conn, "provider") == 3
+    assert counts(app, quiet) == {"sent": 300} and counts(app, loud) == {"sent": 20}
 
 
 def test_a_dead_server_pauses_the_campaign_and_says_why(app: Newsletter) -> None:

@@ -239,6 +239,10 @@ class CampaignSender:
             limits.rate_per_second, limits.rate_per_hour, shared=shared, hourly=hourly
         )
         self._throttles_counted = 0
+        # The shared throttling count at our last look (None: not looked yet), and what we
+        # added to it since: the rest was heard by other workers.
+        self._throttles_seen: int | None = None
+        self._throttles_unseen = 0
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
@@ -314,10 +318,11 @@ class CampaignSender:
                 next_status = now + STATUS_EVERY
                 if not self._still_sending():
                     return
+                self._count_throttling()
+                self._follow_throttling()
             if now >= next_reclaim:
                 next_reclaim = now + RECLAIM_EVERY
                 self._reclaim()
-                self._count_throttling()
             if now >= next_renew:
                 next_renew = now + options.lease_seconds / 3
                 with self._db.begin() as conn:
@@ -363,6 +368,23 @@ class CampaignSender:
             rates.ensure_row(conn, self.transport.name)
             rates.add_throttled(conn, self.transport.name, count)
         self._throttles_counted += count
+        self._throttles_unseen += count
+
+    def _follow_throttling(self) -> None:
+        """Slow down when other workers on this transport were throttled since the last look.
+
+        The shared counter grows by every worker's replies; what it grew by beyond our
+        own (`_throttles_unseen`, written since the last look) was heard by others.
+        """
+        with self._reads.begin() as conn:
+            total = rates.throttled_total(conn, self.transport.name)
+        if (
+            self._throttles_seen is not None
+            and total > self._throttles_seen + self._throttles_unseen
+        ):
+            self.limiter.throttled(heard=False)
+        self._throttles_seen = total
+        self._throttles_unseen = 0
 
     def _seed_hourly_window(self) -> None:
         """Fill in the transport's last hour from the ledger, if no worker has counted it.

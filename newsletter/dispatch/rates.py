@@ -18,8 +18,9 @@ lost, never spent late in a burst (see `RateLimiter`).
 Times come from the database (`clock_timestamp()` on PostgreSQL), so that
 workers on hosts whose clocks differ still agree; each worker converts a run's
 start to its own monotonic clock with the database's "now" returned by the same
-statement. The adaptive slow-down after throttling replies stays each worker's
-own (each hears its own replies).
+statement. The throttling replies every worker heard are counted in the same
+row: a worker that sees the count grow by more than its own slows down as if it
+had heard them (the provider throttles the account, not one connection).
 
 The hourly limit (`rate_per_hour`) is shared too, by allowance: a worker takes
 a run of messages it may send (`SharedHour.take`), and the run is added to the
@@ -99,6 +100,11 @@ def add_throttled(conn: Connection, transport: str, count: int) -> None:
     conn.execute(
         update(R).where(R.c.transport == transport).values(throttled=R.c.throttled + count)
     )
+
+
+def throttled_total(conn: Connection, transport: str) -> int:
+    """Throttling replies every worker heard through one transport, so far."""
+    return int(conn.scalar(select(R.c.throttled).where(R.c.transport == transport)) or 0)
 
 
 def throttled_counts(conn: Connection) -> dict[str, int]:

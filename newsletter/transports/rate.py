@@ -21,8 +21,9 @@ own spacing. A slot missed by more than one interval (or 20 ms) is dropped,
 never spent late: late slots spent together would be a burst above the shared
 rate. The hourly limit may be shared the same way: given an `HourSource`, the
 limiter takes runs of allowance from it instead of counting its own window, and
-gives back what it did not use (`close`). The adaptive rate is this process's
-own.
+gives back what it did not use (`close`). The adaptive rate is this limiter's,
+but a worker that learns (through the database) that another was throttled
+halves its own too (`throttled(heard=False)`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class RateLimiter:
         self._ceiling = 0.0
         self._first = float("inf")
         self.throttle_count = 0
+        # Slow-downs taken because another worker was throttled.
+        self.followed = 0
 
     @property
     def current_limit(self) -> float | None:
@@ -167,11 +170,19 @@ class RateLimiter:
             left, self._hour_left = self._hour_left, 0
         self.hourly.give_back(left)
 
-    def throttled(self) -> None:
-        """A server asked us to slow down: halve the rate (once a second at most)."""
+    def throttled(self, *, heard: bool = True) -> None:
+        """A server asked us to slow down: halve the rate (once a second at most).
+
+        `heard=False`: another worker sending through the same account was told to
+        slow down (the provider throttles the account, not one connection); this
+        limiter follows, without counting a reply it did not hear.
+        """
         with self._lock:
             now = self._clock()
-            self.throttle_count += 1
+            if heard:
+                self.throttle_count += 1
+            else:
+                self.followed += 1
             if now - self._last_halving < 1.0:
                 return
             self._last_halving = now
