@@ -234,6 +234,26 @@ class Usage(NamedTuple):
     seconds: float
     peak: int  # bytes, the largest process's
     cpu: float  # user + system seconds, all processes
+    busy: float | None = None  # the machine's share of CPU time in use meanwhile, 0 to 1
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all CPUs since boot, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return idle, sum(fields[:8])
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """How busy the whole machine was between two readings (the send, the sink, the
+    database server and anyone else): near 1, no core was left for a second process."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return 1 - (after[0] - before[0]) / (after[1] - before[1])
 
 
 class StatusWatch:
@@ -272,6 +292,7 @@ class StatusWatch:
 def run_processes(commands: list[list[str]], env: dict[str, str]) -> Usage:
     """Start the commands together; wall time, peak memory and CPU time (from wait4)."""
     start = time.perf_counter()
+    machine = cpu_times()
     processes = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for command in commands
@@ -283,6 +304,7 @@ def run_processes(commands: list[list[str]], env: dict[str, str]) -> Usage:
         cpu += usage.ru_utime + usage.ru_stime
         process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
+    busy = busy_share(machine, cpu_times())
     for process in processes:
         out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
         if process.returncode != 0:
@@ -290,7 +312,7 @@ def run_processes(commands: list[list[str]], env: dict[str, str]) -> Usage:
         lines = (out or err).decode().strip().splitlines()
         if lines:
             print("   ", lines[-1] if process.args[-1] == "--once" else lines[0])
-    return Usage(seconds, peak, cpu)
+    return Usage(seconds, peak, cpu, busy)
 
 
 def time_newsletter_send(
@@ -312,6 +334,7 @@ def time_newsletter_send(
         ledger.seconds + sending.seconds,
         max(ledger.peak, sending.peak),
         ledger.cpu + sending.cpu,
+        sending.busy,
     )
 
 
@@ -383,6 +406,9 @@ def run(
         print(f"  {what}: {sent:,} sent in {usage.seconds:.2f} s = {rate:,.0f} messages/s "
               f"(sending phase {phase:.2f} s = {sent / phase if phase else 0:,.0f}/s)")  # fmt: skip
         print(f"  CPU: {usage.cpu:.1f} s = {usage.cpu / n * 1e6:.0f} µs per message")
+        if usage.busy is not None:
+            print(f"  the machine meanwhile: {usage.busy:.0%} of its {os.cpu_count()} cores busy "
+                  "(the send, the sink, the database server, anyone else)")  # fmt: skip
         print(f"  ratio to the wire's limit: {rate / source_rate:.2f}")
         print(f"  peak memory: {usage.peak / 2**20:.0f} MB (target < 150 MB)")
         if watch.times:
@@ -391,7 +417,7 @@ def run(
                   f"{ms[len(ms) // 2]:.0f} ms, slowest {ms[-1]:.0f} ms over {len(ms)} looks "
                   "(target < 100 ms)")  # fmt: skip
         return {"n": n, "ratio": rate / source_rate, "peak_mb": usage.peak / 2**20, "rate": rate,
-                "workers": workers, "processes": processes}  # fmt: skip
+                "workers": workers, "processes": processes, "busy": usage.busy or 0.0}  # fmt: skip
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait()
@@ -457,7 +483,7 @@ def main() -> None:
         for r in results:
             what = f"{r['workers']} workers" if r["workers"] else f"--processes {r['processes']}"
             print(f"  N = {r['n']:,}, {what}: {r['rate']:,.0f}/s, ratio {r['ratio']:.2f}, "
-                  f"peak {r['peak_mb']:.0f} MB")  # fmt: skip
+                  f"peak {r['peak_mb']:.0f} MB, machine {r['busy']:.0%} busy")  # fmt: skip
 
 
 if __name__ == "__main__":
