@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from newsletter import audit, lifecycle, locale, staff
 from newsletter.app import Newsletter
 from newsletter.audience.resolve import recipients_query
+from newsletter.dispatch import counters
 from newsletter.errors import InputError, InvalidState, NotFound
 from newsletter.items import items_for_month
 from newsletter.models import (
@@ -30,7 +31,6 @@ from newsletter.models import (
     Campaign,
     CampaignItem,
     CampaignText,
-    Delivery,
     Item,
     MailingList,
     Segment,
@@ -448,13 +448,8 @@ def show_campaign(app: Newsletter, campaign_id: int, *, counts: bool = True) -> 
         deliveries: dict[str, int] = {}
         audience = None
         if counts:
-            deliveries = dict(
-                session.execute(
-                    select(Delivery.status, func.count())
-                    .where(Delivery.campaign_id == campaign_id)
-                    .group_by(Delivery.status)
-                ).all()
-            )
+            # The send counters, kept with the ledger: one row, whatever the campaign's size.
+            deliveries = counters.read(session.connection(), campaign_id).counts
             audience = (
                 session.scalar(
                     select(func.count()).select_from(recipients_query(session, campaign).subquery())

@@ -39,11 +39,12 @@ from sqlalchemy import delete, func, select, update
 
 from newsletter import db
 from newsletter.app import Newsletter
+from newsletter.dispatch import counters
 from newsletter.dispatch.service import log_run_report, run_event_name, run_worker
 from newsletter.dispatch.workers import host_name, new_worker_id, process_alive
 from newsletter.failures import RecentFailures, recent_failures
 from newsletter.logs import log_event
-from newsletter.models import Campaign, Delivery, ServiceInstance, utcnow
+from newsletter.models import Campaign, ServiceInstance, utcnow
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -389,7 +390,7 @@ def service_health(
 ) -> ServiceHealth:
     """Is a service running, is its scheduler, how many workers, how deep is the queue.
 
-    Read from the database (heartbeats, campaigns and the ledger), so that any
+    Read from the database (heartbeats, campaigns and their send counters), so that any
     process can ask. `detail` adds each service's id, host and address (left
     out of the HTTP answer, which anyone who reaches the pages may read).
     """
@@ -397,17 +398,7 @@ def service_health(
     with app.reading() as session:
         rows = list(session.scalars(select(ServiceInstance).order_by(ServiceInstance.started_at)))
         sending = session.scalar(select(func.count()).where(Campaign.status == "sending")) or 0
-        by_status = dict(
-            session.execute(
-                select(Delivery.status, func.count())
-                .join(Campaign, Campaign.id == Delivery.campaign_id)
-                .where(
-                    Campaign.status == "sending",
-                    Delivery.status.in_(("pending", "retry", "sending")),
-                )
-                .group_by(Delivery.status)
-            ).all()
-        )
+        waiting, in_flight = counters.queued(session.connection())
         scheduled, next_send = session.execute(
             select(func.count(), func.min(Campaign.scheduled_at)).where(
                 Campaign.status == "scheduled"
@@ -431,8 +422,8 @@ def service_health(
         workers_alive=workers_alive,
         queue=QueueDepth(
             campaigns_sending=sending,
-            deliveries_waiting=by_status.get("pending", 0) + by_status.get("retry", 0),
-            deliveries_in_flight=by_status.get("sending", 0),
+            deliveries_waiting=waiting,
+            deliveries_in_flight=in_flight,
         ),
         scheduled=scheduled,
         next_send_at=next_send,

@@ -12,6 +12,7 @@ retries, a pause and a resume, and a worker killed mid-send.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import timedelta
@@ -234,3 +235,35 @@ def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
     for _ in range(3):
         with app.engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+@pytest.mark.slow
+def test_status_recount_repairs_counters_changed_behind_the_ledgers_back(make_app, run_cli) -> None:
+    app = make_app()
+    cid = seed_campaign(app, 6)
+    dispatch.start_campaign(app, cid, actor="tester")
+    with app.engine.begin() as conn:
+        # By hand, as a restore or a stray UPDATE would: the counters do not know.
+        conn.execute(
+            Delivery.__table__.update()
+            .where(Delivery.campaign_id == cid, Delivery.id.in_(select(Delivery.id).limit(2)))
+            .values(status="failed")
+        )
+    wrong = run_cli("status", str(cid), "--recount")
+    assert wrong.returncode == 0, wrong.stderr
+    assert (
+        f"Counters of campaign {cid} repaired from the ledger: were pending 6; "
+        "now pending 4, failed 2." in wrong.stdout
+    )
+    again = run_cli("status", str(cid), "--recount", "--json")
+    assert again.returncode == 0, again.stderr
+    record = json.loads(again.stdout)
+    assert record["repaired"] is False
+    assert record["counts"]["pending"] == 4 and record["counts"]["failed"] == 2
+    plain = run_cli("status", str(cid), "--json")
+    assert "repaired" not in json.loads(plain.stdout)
+
+    no_id = run_cli("status", "--recount")
+    missing = run_cli("status", "999", "--recount")
+    assert no_id.returncode == 2 and "--recount needs a campaign ID" in no_id.stderr
+    assert missing.returncode == 2 and "no campaign with id 999" in missing.stderr

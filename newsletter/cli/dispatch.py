@@ -305,6 +305,15 @@ def send(
     _run_send(ctx, campaign_id, detach=detach, processes=processes, as_json=as_json)
 
 
+def _counts_text(counts: dict[str, int]) -> str:
+    """Deliveries by state in the ledger's order of states: "pending 4, failed 2"."""
+    # Imported when used, not when `--help` lists the commands: start-up time.
+    from newsletter.models import DELIVERY_STATUSES
+
+    shown = [f"{state} {counts[state]}" for state in DELIVERY_STATUSES if counts.get(state)]
+    return ", ".join(shown) or "none"
+
+
 def _status_record(progress: Progress) -> dict[str, Any]:
     c = progress.counts
     return {
@@ -323,15 +332,35 @@ def _status_record(progress: Progress) -> dict[str, Any]:
 
 @click.command("status")
 @click.argument("campaign_id", type=int, required=False)
+@click.option(
+    "--recount",
+    is_flag=True,
+    help="Count the campaign's ledger again and repair its counters if they differ "
+    "(after someone changed deliveries by hand); then show the status.",
+)
 @json_option
 @pass_context
-def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
+def status(ctx: AppContext, campaign_id: int | None, recount: bool, as_json: bool) -> None:
     """Show how far a campaign's send has got: deliveries by state, rate and ETA.
 
     Without an ID: the service's health (scheduler, workers, queue depth).
 
     Example: newsletter status 3 --json
     """
+    if recount and campaign_id is None:
+        raise click.UsageError("--recount needs a campaign ID")
+    repaired = None
+    if recount and campaign_id is not None:
+        fixed = dispatch.recount_campaign(ctx.app, campaign_id)
+        repaired = fixed.repaired
+        if not as_json:
+            if fixed.repaired:
+                click.echo(
+                    f"Counters of campaign {campaign_id} repaired from the ledger: were "
+                    f"{_counts_text(fixed.before)}; now {_counts_text(fixed.after)}."
+                )
+            else:
+                click.echo(f"Counters of campaign {campaign_id} match the ledger.")
     if campaign_id is None:
         # Imported when the command runs, not when `--help` lists it: start-up time.
         from newsletter.cli.schedule import echo_health
@@ -346,14 +375,15 @@ def status(ctx: AppContext, campaign_id: int | None, as_json: bool) -> None:
     # Counted only with privacy.count_clicks; never who clicked.
     counted = clicks.campaign_clicks(ctx.app, campaign_id)
     if as_json:
-        echo_json(
-            {
-                "id": campaign_id,
-                **progress.as_dict(),
-                "feedback": came_back,
-                "clicks": counted,
-            }
-        )
+        record = {
+            "id": campaign_id,
+            **progress.as_dict(),
+            "feedback": came_back,
+            "clicks": counted,
+        }
+        if repaired is not None:
+            record["repaired"] = repaired
+        echo_json(record)
         return
     record = _status_record(progress)
     record["bounces"] = (

@@ -1,7 +1,7 @@
 """The dispatcher: the deliveries ledger, claims, the send engine, retries and workers.
 
 Front door (newsletter.dispatch.service): `send_campaign`, `send_test`, `dry_run`,
-`campaign_status`, `list_deliveries`, `pause_campaign`, `resume_campaign`,
+`campaign_status`, `recount_campaign`, `list_deliveries`, `pause_campaign`, `resume_campaign`,
 `cancel_campaign`, `run_worker`, `describe_transport`. The engine's crash-safety
 guarantee is documented in newsletter.dispatch.engine.
 """
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from newsletter.dispatch.progress import Progress
     from newsletter.dispatch.service import (
         DryRun,
+        Recount,
         SendOutcome,
         TestSend,
         campaign_status,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         list_deliveries,
         log_run_report,
         pause_campaign,
+        recount_campaign,
         resume_campaign,
         run_event_name,
         run_worker,
@@ -41,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(
         "RunReport": "engine",
         "Progress": "progress",
         "DryRun": "service",
+        "Recount": "service",
         "SendOutcome": "service",
         "TestSend": "service",
         "campaign_status": "service",
@@ -50,6 +53,7 @@ __getattr__, __dir__ = lazy_exports(
         "list_deliveries": "service",
         "log_run_report": "service",
         "pause_campaign": "service",
+        "recount_campaign": "service",
         "resume_campaign": "service",
         "run_event_name": "service",
         "run_worker": "service",
@@ -64,6 +68,7 @@ __all__ = [
     "DryRun",
     "EngineOptions",
     "Progress",
+    "Recount",
     "RunReport",
     "SendOutcome",
     "TestSend",
@@ -74,6 +79,7 @@ __all__ = [
     "list_deliveries",
     "log_run_report",
     "pause_campaign",
+    "recount_campaign",
     "resume_campaign",
     "run_event_name",
     "run_worker",

@@ -33,8 +33,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql
 
-from newsletter.models import DELIVERY_STATUSES, Delivery, SendCounters
+from newsletter.models import DELIVERY_STATUSES, Campaign, Delivery, SendCounters
 
+C = cast(Table, Campaign.__table__)
 D = cast(Table, Delivery.__table__)
 K = cast(Table, SendCounters.__table__)
 
@@ -165,6 +166,23 @@ def read_many(conn: Connection, campaign_ids: list[int]) -> dict[int, Counters]:
             last_sent_at=data["last_sent_at"],
         )
     return found
+
+
+def queued(conn: Connection) -> tuple[int, int]:
+    """(deliveries waiting, deliveries in flight) of every campaign being sent.
+
+    The service's queue depth, from the counters of the campaigns `sending`: a
+    row each, where counting the ledger would walk every open delivery.
+    """
+    waiting, in_flight = conn.execute(
+        select(
+            func.coalesce(func.sum(K.c.pending + K.c.retry), 0),
+            func.coalesce(func.sum(K.c.sending), 0),
+        )
+        .join(C, C.c.id == K.c.campaign_id)
+        .where(C.c.status == "sending")
+    ).one()
+    return int(waiting), int(in_flight)
 
 
 def recount(conn: Connection, campaign_id: int) -> dict[str, int]:

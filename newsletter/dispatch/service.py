@@ -21,7 +21,7 @@ from sqlalchemy import select
 from newsletter import lifecycle, notices
 from newsletter.actors import WORKER
 from newsletter.app import Newsletter
-from newsletter.dispatch import ledger, workers
+from newsletter.dispatch import counters, ledger, workers
 from newsletter.dispatch import processes as spreading
 from newsletter.dispatch.engine import CampaignSender, EngineOptions, RunReport
 from newsletter.dispatch.progress import Progress, campaign_progress
@@ -110,11 +110,16 @@ def send_campaign(
     if transport is None:
         # Opened first: a transport that cannot work must stop us before the status changes.
         transport = open_transport(app, _campaign_transport_name(app, campaign_id))
+    # A fresh start renders the edition first, as a check; the result is the Composer
+    # the send then uses, so that stage 1 (Jinja2 and premailer, the costliest step of
+    # a send's start) runs once rather than twice.
+    composer: Composer | None = None
     try:
         if _status(app, campaign_id) in lifecycle.ACTIONS["start"].allowed_from:
-            problem = render_problem(app, campaign_id)
-            if problem is not None:
-                note = pause_unrendered(app, campaign_id, "start", actor, problem)
+            try:
+                composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
+            except InputError as exc:
+                note = pause_unrendered(app, campaign_id, "start", actor, str(exc))
                 return SendOutcome(
                     campaign_id=campaign_id,
                     status=lifecycle.PAUSED,
@@ -141,12 +146,15 @@ def send_campaign(
                 connections=limits.connections,
                 remaining=campaign_status(app, campaign_id).remaining,
             )
+        if composer is None:
+            composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
         if count > 1:
             report = _send_spread(
                 app,
                 campaign_id,
                 transport,
                 count,
+                composer,
                 on_progress=on_progress,
                 progress_every=progress_every,
                 stop=stop,
@@ -161,6 +169,7 @@ def send_campaign(
                 progress_every=progress_every,
                 stop=stop,
                 options=options,
+                composer_factory=_given(composer),
             )
             report = sender.run()
     finally:
@@ -181,20 +190,20 @@ def _send_spread(
     campaign_id: int,
     transport: Transport,
     count: int,
+    composer: Composer,
     *,
     on_progress: Callable[[Progress], None] | None,
     progress_every: float,
     stop: threading.Event | None,
     options: EngineOptions | None,
 ) -> RunReport:
-    """Send from this process and `count - 1` forked helpers; one report for them all."""
+    """Send from this process and `count - 1` forked helpers; one report for them all.
+
+    Stage 1 of rendering (`composer`) is done before the fork: every process
+    composes from it.
+    """
     shares = spreading.split_connections(transport.limits.connections, count)
-    # Stage 1 of rendering, once, before the fork: every process composes from this.
-    composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
-
-    def the_composer(_app: Newsletter, _campaign_id: int) -> Composer:
-        return composer
-
+    the_composer = _given(composer)
     name = _campaign_transport_name(app, campaign_id)
 
     def helper_sender(connections: int, helper_stop: threading.Event) -> CampaignSender:
@@ -237,6 +246,15 @@ def _send_spread(
         report.retried += other.retried
         report.bounced += other.bounced
     return report
+
+
+def _given(composer: Composer) -> Callable[[Newsletter, int], Composer]:
+    """A composer factory for CampaignSender that hands over one already made."""
+
+    def factory(_app: Newsletter, _campaign_id: int) -> Composer:
+        return composer
+
+    return factory
 
 
 def start_campaign(app: Newsletter, campaign_id: int, *, actor: str) -> int:
@@ -361,6 +379,37 @@ def send_test(
 def campaign_status(app: Newsletter, campaign_id: int) -> Progress:
     with app.read_engine.connect() as conn:
         return campaign_progress(conn, campaign_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    """A campaign's send counters before and after counting its ledger again."""
+
+    campaign_id: int
+    before: dict[str, int]
+    after: dict[str, int]
+
+    @property
+    def repaired(self) -> bool:
+        return self.before != self.after
+
+
+def recount_campaign(app: Newsletter, campaign_id: int) -> Recount:
+    """Count the campaign's ledger again and set its counters to that.
+
+    The counters move with every statement that moves a delivery; they drift only
+    when someone writes to `deliveries` behind the ledger's back (by hand, from a
+    restore of part of a backup). A pass over the campaign's ledger, in one
+    transaction with the repair, so that a send running meanwhile cannot slip
+    between the count and the write.
+    """
+    with app.session() as session:
+        conn = session.connection()
+        if ledger.campaign_state(conn, campaign_id) is None:
+            raise NotFound(f"no campaign with id {campaign_id} (see `newsletter campaigns list`)")
+        before = counters.read(conn, campaign_id).counts
+        after = counters.rebuild(conn, campaign_id)
+    return Recount(campaign_id=campaign_id, before=before, after=after)
 
 
 # What `deliveries --failed` shows: everyone who did not get the message, and why.
