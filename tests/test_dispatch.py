@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -171,17 +172,22 @@ def test_a_hard_bounce_fails_that_recipient_and_suppresses_the_address(app: News
         assert event.type == "hard_bounce" and "5.1.1" in event.detail["response"]
 
 
-def test_throttling_slows_the_send_and_never_drops_anyone(app: Newsletter) -> None:
-    cid = seed_campaign(app, 30)
-    throttled = {"n": 0}
+def throttling_first(times: int) -> Callable[[OutgoingMessage, int], SendResult]:
+    """A server's answers: "slow down" to the first `times` messages, then "250 ok"."""
+    told = {"n": 0}
 
-    def busy(message: OutgoingMessage, tries: int) -> SendResult:
-        if throttled["n"] < 6:
-            throttled["n"] += 1
+    def answer(message: OutgoingMessage, tries: int) -> SendResult:
+        if told["n"] < times:
+            told["n"] += 1
             return SendResult("retry", "421 4.7.0 Too many messages, slow down", throttled=True)
         return SendResult("sent", "250 ok")
 
-    transport = memory(script=busy, connections=2)
+    return answer
+
+
+def test_throttling_slows_the_send_and_never_drops_anyone(app: Newsletter) -> None:
+    cid = seed_campaign(app, 30)
+    transport = memory(script=throttling_first(6), connections=2)
     sender = CampaignSender(app, cid, transport, options=FAST)
     dispatch.start_campaign(app, cid, actor="tester")
     report = sender.run()
@@ -200,13 +206,6 @@ def test_a_worker_slows_down_when_another_on_the_same_account_is_throttled(
 ) -> None:
     """The provider throttles the account: every worker sending through it backs off."""
     loud, quiet = seed_campaign(app, 20, prefix="loud"), seed_campaign(app, 300, prefix="quiet")
-    told = {"n": 0}
-
-    def throttles_at_first(message: OutgoingMessage, tries: int) -> SendResult:
-        if told["n"] < 3:
-            told["n"] += 1
-            return SendResult("retry", "421 4.7.0 Too many messages, slow down", throttled=True)
-        return SendResult("sent", "250 ok")
 
     def slowly(message: OutgoingMessage, tries: int) -> SendResult:
         time.sleep(0.01)
@@ -214,7 +213,7 @@ def test_a_worker_slows_down_when_another_on_the_same_account_is_throttled(
 
     # Two workers' transports for one provider account: the same name.
     senders = []
-    for cid, script in ((quiet, slowly), (loud, throttles_at_first)):
+    for cid, script in ((quiet, slowly), (loud, throttling_first(3))):
         transport = memory(script=script, connections=2)
         transport.name = "provider"
         dispatch.start_campaign(app, cid, actor="tester")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 from sqlalchemy import select
-from test_dispatch_smtp import everyone, ledger_counts, sink_env, start_cli
-from test_dispatch_support import SMTPSink, seed_campaign, start_sink
+from test_dispatch_smtp import detach_and_start_workers, everyone, ledger_counts, sink_env
+from test_dispatch_support import SMTPSink, start_sink
 
 from newsletter.app import Newsletter
 from newsletter.dispatch import rates
@@ -100,17 +100,10 @@ def test_three_worker_processes_stay_within_the_accounts_rate(
     rate, total = 100, 450
     env = sink_env(controller.port, 2)
     env["NEWSLETTER_TRANSPORT"] += f"&rate={rate}"
-    config = tmp_path / "workers.toml"
-    config.write_text("[dispatch]\nbatch_size = 20\n")
     try:
-        cid = seed_campaign(cli_app, total)
-        detached = run_cli("send", str(cid), "--detach", env=env)
-        assert detached.returncode == 0, detached.stderr
-        workers = [
-            start_cli(cli_env, tmp_path, "--config", str(config), "worker", "--campaign",
-                      str(cid), "--once", **env)
-            for _ in range(3)
-        ]  # fmt: skip
+        _cid, workers = detach_and_start_workers(
+            run_cli, cli_env, cli_app, tmp_path, env, total=total, workers=3, batch_size=20
+        )
         for worker in workers:
             _out, err = worker.communicate(timeout=120)
             assert worker.returncode == 0, err
@@ -190,17 +183,12 @@ def test_two_worker_processes_keep_one_hourly_limit_together(
     per_hour, total = 25, 60
     env = sink_env(controller.port, 2)
     env["NEWSLETTER_TRANSPORT"] += f"&rate_per_hour={per_hour}"
-    config = tmp_path / "workers.toml"
-    config.write_text("[dispatch]\nbatch_size = 10\n")
     try:
-        cid = seed_campaign(cli_app, total)
-        detached = run_cli("send", str(cid), "--detach", env=env)
-        assert detached.returncode == 0, detached.stderr
-        workers = [
-            start_cli(cli_env, tmp_path, "--config", str(config), "worker", "--campaign",
-                      str(cid), **env)
-            for _ in range(2)
-        ]  # fmt: skip
+        # Long-running workers: with --once they would leave when the hour is used up.
+        cid, workers = detach_and_start_workers(
+            run_cli, cli_env, cli_app, tmp_path, env,
+            total=total, workers=2, batch_size=10, once=False,
+        )  # fmt: skip
         wait_for(lambda: sum(handler.received().values()) >= per_hour, 60, "the hour's share")
         time.sleep(1.5)  # room for a worker that would overstep the limit
         for worker in workers:

@@ -100,6 +100,8 @@ class Helpers:
         self._processes: list[tuple[BaseProcess, Connection]] = []
 
     def start(self) -> None:
+        if not self._shares:
+            return  # a send from one process: nothing to fork
         # No database connection may cross the fork: a SQLite handle closed in a child
         # can drop the locks of the child's own connections to the file, and a PostgreSQL
         # socket used from two processes garbles both. The parent reopens on next use.

@@ -148,30 +148,17 @@ def send_campaign(
             )
         if composer is None:
             composer = Composer(app, campaign_id, steps=finishing_steps(app, transport))
-        if count > 1:
-            report = _send_spread(
-                app,
-                campaign_id,
-                transport,
-                count,
-                composer,
-                on_progress=on_progress,
-                progress_every=progress_every,
-                stop=stop,
-                options=options,
-            )
-        else:
-            sender = CampaignSender(
-                app,
-                campaign_id,
-                transport,
-                on_progress=on_progress,
-                progress_every=progress_every,
-                stop=stop,
-                options=options,
-                composer_factory=_given(composer),
-            )
-            report = sender.run()
+        report = _send_from(
+            app,
+            campaign_id,
+            transport,
+            count,
+            composer,
+            on_progress=on_progress,
+            progress_every=progress_every,
+            stop=stop,
+            options=options,
+        )
     finally:
         if opened:
             transport.close()
@@ -185,7 +172,7 @@ def send_campaign(
     return outcome
 
 
-def _send_spread(
+def _send_from(
     app: Newsletter,
     campaign_id: int,
     transport: Transport,
@@ -197,7 +184,8 @@ def _send_spread(
     stop: threading.Event | None,
     options: EngineOptions | None,
 ) -> RunReport:
-    """Send from this process and `count - 1` forked helpers; one report for them all.
+    """Send from this process and `count - 1` forked helpers (none when `count` is 1);
+    one report for them all.
 
     Stage 1 of rendering (`composer`) is done before the fork: every process
     composes from it.
@@ -221,7 +209,8 @@ def _send_spread(
         )
 
     helpers = spreading.Helpers(app, campaign_id, helper_sender, shares[1:])
-    transport.limits = replace(transport.limits, connections=shares[0])
+    if count > 1:
+        transport.limits = replace(transport.limits, connections=shares[0])
     sender = CampaignSender(
         app,
         campaign_id,
@@ -231,7 +220,8 @@ def _send_spread(
         stop=stop,
         options=options,
         composer_factory=the_composer,
-        campaign_rate=True,
+        # With helpers, the progress shows every process's rate, from the counters.
+        campaign_rate=count > 1,
     )
     helpers.start()
     try:
