@@ -478,7 +478,7 @@ class CampaignSender:
             seconds = max(0, int((next_due - utcnow()).total_seconds())) if next_due else 0
             parts.append(f"{counts['retry']} retries, the next due at {when} (in {seconds}s)")
         if counts.get("sending"):
-            parts.append(f"{counts['sending']} deliveries held by other workers")
+            parts.append(f"{counts['sending']} deliveries held by other senders")
         if counts.get("pending"):
             parts.append(f"{counts['pending']} pending")
         return False, "waiting for " + " and ".join(parts), next_due
