@@ -5,6 +5,7 @@ Runs on SQLite, and on PostgreSQL too when NEWSLETTER_TEST_DATABASE_URL is set.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -532,6 +533,26 @@ def test_an_hourly_limit_counts_what_was_sent_before_a_restart(app: Newsletter) 
     thread.join(10)
     assert len(transport.sent) == 3
     assert counts(app, cid) == {"sent": 28, "pending": 2}
+
+
+def test_the_progress_says_when_the_hourly_limit_holds_the_send(app: Newsletter) -> None:
+    cid = seed_campaign(app, 6)
+    dispatch.start_campaign(app, cid, actor="tester")
+    transport = MemoryTransport(limits=SendLimits(connections=2, rate_per_hour=3))
+    seen: list[str] = []
+    stop = threading.Event()
+    sender = CampaignSender(
+        app, cid, transport, options=FAST, stop=stop, on_progress=lambda p: seen.append(p.waiting)
+    )
+    thread = threading.Thread(target=sender.run)
+    thread.start()
+    wait_for(lambda: any("hourly limit" in line for line in seen), 10, "the note")
+    stop.set()
+    thread.join(10)
+    assert len(transport.sent) == 3
+    notes = {line for line in seen if "hourly limit" in line}
+    pattern = r"waiting for the hourly limit \(3 an hour\): more may go from \d\d:\d\d"
+    assert notes and all(re.fullmatch(pattern, note) for note in notes), notes
 
 
 def test_progress_lines_for_a_log_do_not_repeat_a_countdown_every_second() -> None:

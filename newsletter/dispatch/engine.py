@@ -342,11 +342,12 @@ class CampaignSender:
                     self.report.reason = "idle"
                     self.report.next_retry_at = next_due
                     return
-            if now >= next_progress or waiting != shown:
+            note = waiting or self._hourly_note()
+            if now >= next_progress or note != shown:
                 # On the tick, and at once when what we wait for changes.
                 next_progress = now + self.progress_every
-                shown = waiting
-                self._emit_progress(waiting)
+                shown = note
+                self._emit_progress(note)
             if claimed and self._queued < low_water:
                 continue
             pause = 0.25
@@ -358,6 +359,16 @@ class CampaignSender:
                     pause = min(1.0, max(0.02, (next_due - utcnow()).total_seconds()))
             self._wake.wait(pause)
             self._wake.clear()
+
+    def _hourly_note(self) -> str:
+        """What the progress says while the transport's hourly limit holds the send."""
+        seconds = self.limiter.hourly_wait()
+        if not seconds:
+            return ""
+        # To the minute: the line changes when the news does, not every second.
+        when = (utcnow() + timedelta(seconds=seconds + 59)).astimezone().strftime("%H:%M")
+        per_hour = self.transport.limits.rate_per_hour
+        return f"waiting for the hourly limit ({per_hour} an hour): more may go from {when}"
 
     def _count_throttling(self) -> None:
         """Add the throttling replies heard since the last time to the shared counter."""

@@ -98,6 +98,8 @@ class RateLimiter:
         self.hourly = hourly if per_hour else None
         self._hour_left = 0
         self._hour_wait_until = 0.0
+        # When the shared allowance was said to have room again (0: it has room now).
+        self._hour_free_at = 0.0
         self._clock = clock
         self._lock = threading.Lock()
         # The earliest moment the next message may start (per-second spacing).
@@ -159,8 +161,16 @@ class RateLimiter:
             granted, wait = self.hourly.take()
             with self._lock:
                 self._hour_left = granted
+                self._hour_free_at = 0.0 if granted else self._clock() + wait
                 if not granted:
                     self._hour_wait_until = self._clock() + min(wait, HOURLY_RECHECK)
+
+    def hourly_wait(self) -> float:
+        """Seconds until the shared hourly limit has room again; 0 unless it holds us."""
+        with self._lock:
+            if self.hourly is None or self._hour_left or not self._hour_free_at:
+                return 0.0
+            return max(self._hour_free_at - self._clock(), 0.0)
 
     def close(self) -> None:
         """Give back the hourly allowance taken and not used (the send is stopping)."""
