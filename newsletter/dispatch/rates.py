@@ -235,7 +235,7 @@ def seed_hours(conn: Connection, transport: str, sent_at: list[float]) -> None:
 
 
 def hourly_used(conn: Connection, transport: str) -> int:
-    """Messages counted against the transport's hourly limit now: for tests and status."""
+    """Messages counted against the transport's hourly limit now (the tests read it)."""
     now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
     first = int(now // 60) - HOUR_MINUTES + 1
     total = conn.scalar(
