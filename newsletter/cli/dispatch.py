@@ -188,9 +188,7 @@ def _report(outcome: SendOutcome, as_json: bool) -> None:
             f"{outcome.transport}."
         )
         click.echo(
-            "Ledger: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-            if any(counts.values())
-            else "Ledger: no recipients."
+            f"Ledger: {_counts_text(counts)}" if any(counts.values()) else "Ledger: no recipients."
         )
         if outcome.note:
             click.echo(f"Note: {outcome.note}")

@@ -60,7 +60,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -415,7 +415,7 @@ class CampaignSender:
             )
         with self._db.begin() as conn:
             rates.ensure_row(conn, name)
-            rates.seed_hours(conn, name, [_epoch(sent_at) for sent_at in times])
+            rates.seed_hours(conn, name, [sent_at.timestamp() for sent_at in times])
 
     def _lease_until(self) -> datetime:
         return ledger.later(utcnow(), self.options.lease_seconds)
@@ -831,8 +831,3 @@ class CampaignSender:
                     response=response,
                 )
             session.flush()
-
-
-def _epoch(moment: datetime) -> float:
-    """Seconds since the epoch of a stored (naive, UTC) time."""
-    return moment.replace(tzinfo=UTC).timestamp() if moment.tzinfo is None else moment.timestamp()

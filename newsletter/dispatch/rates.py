@@ -65,6 +65,11 @@ def _database_now(dialect: str) -> Any:
     return (func.julianday("now") - 2440587.5) * 86400.0
 
 
+def _greatest(conn: Connection) -> Any:
+    """SQL's larger-of function: GREATEST on PostgreSQL, the two-argument MAX on SQLite."""
+    return func.greatest if conn.dialect.name == "postgresql" else func.max
+
+
 def ensure_row(conn: Connection, transport: str) -> None:
     """The transport's row, created by whichever worker comes first."""
     values = {"transport": transport, "next_slot": 0.0, "throttled": 0}
@@ -82,8 +87,7 @@ def take_slots(conn: Connection, transport: str, seconds: float) -> tuple[float,
     or now when that is past (nobody sent for a while: no credit is saved up).
     """
     now = _database_now(conn.dialect.name)
-    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
-    start = greatest(R.c.next_slot, now)
+    start = _greatest(conn)(R.c.next_slot, now)
     row = conn.execute(
         update(R)
         .where(R.c.transport == bindparam("b_transport"))
@@ -158,6 +162,12 @@ class SharedRate:
 # --- the hourly limit ------------------------------------------------------------------
 
 
+def _hour_window(conn: Connection) -> tuple[float, int]:
+    """(now on the database's clock, the oldest minute still counted towards the hour)."""
+    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
+    return now, int(now // 60) - HOUR_MINUTES + 1
+
+
 def _lock_row(conn: Connection, transport: str) -> None:
     """Serialise the workers of one transport (SQLite's BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
@@ -175,9 +185,8 @@ def take_hourly(
     both take the last of the allowance.
     """
     _lock_row(conn, transport)
-    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
+    now, first = _hour_window(conn)
     minute = int(now // 60)
-    first = minute - HOUR_MINUTES + 1
     conn.execute(delete(H).where(H.c.transport == transport, H.c.minute < first))
     used, oldest = conn.execute(
         select(func.coalesce(func.sum(H.c.sent), 0), func.min(H.c.minute)).where(
@@ -207,9 +216,8 @@ def give_back_hourly(conn: Connection, transport: str, minute: int, count: int) 
     conn.execute(
         update(H)
         .where(H.c.transport == transport, H.c.minute == minute)
-        .values(sent=func.max(H.c.sent - count, 0)
-                if conn.dialect.name == "sqlite" else func.greatest(H.c.sent - count, 0))
-    )  # fmt: skip
+        .values(sent=_greatest(conn)(H.c.sent - count, 0))
+    )
 
 
 def seed_hours(conn: Connection, transport: str, sent_at: list[float]) -> None:
@@ -219,8 +227,7 @@ def seed_hours(conn: Connection, transport: str, sent_at: list[float]) -> None:
     rows are the truth (they include allowance taken and not yet sent).
     """
     _lock_row(conn, transport)
-    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
-    first = int(now // 60) - HOUR_MINUTES + 1
+    _now, first = _hour_window(conn)
     counted = conn.scalar(
         select(func.count()).where(H.c.transport == transport, H.c.minute >= first)
     )
@@ -236,8 +243,7 @@ def seed_hours(conn: Connection, transport: str, sent_at: list[float]) -> None:
 
 def hourly_used(conn: Connection, transport: str) -> int:
     """Messages counted against the transport's hourly limit now (the tests read it)."""
-    now = float(conn.scalar(select(_database_now(conn.dialect.name))) or 0.0)
-    first = int(now // 60) - HOUR_MINUTES + 1
+    _now, first = _hour_window(conn)
     total = conn.scalar(
         select(func.coalesce(func.sum(H.c.sent), 0)).where(
             H.c.transport == transport, H.c.minute >= first

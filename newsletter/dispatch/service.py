@@ -192,7 +192,8 @@ def _send_from(
     """
     shares = spreading.split_connections(transport.limits.connections, count)
     the_composer = _given(composer)
-    name = _campaign_transport_name(app, campaign_id)
+    # Each helper opens the campaign's transport from the config (a send alone needs none).
+    name = _campaign_transport_name(app, campaign_id) if count > 1 else None
 
     def helper_sender(connections: int, helper_stop: threading.Event) -> CampaignSender:
         own = open_transport(app, name)
