@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 from conftest import wait_for
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from test_dispatch_support import seed_campaign
@@ -235,6 +236,71 @@ def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
     for _ in range(3):
         with app.engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+# What a server may answer, or a provider call an id: any text PostgreSQL can store.
+reply_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kinds=st.lists(st.sampled_from(["sent", "retry", "failed"]), min_size=1, max_size=6),
+    texts=st.lists(st.tuples(reply_text, st.none() | reply_text), min_size=6, max_size=6),
+)
+@example(
+    kinds=["sent", "sent", "retry", "failed", "sent", "retry"],
+    texts=[("NULL", "NULL"), ("", ""), ('say "hi"', "a\\b"), ("{x,y}", None),
+           (" spaced ", "é — “quoted”"), ("250 2.0.0 Ok: queued as 4Xy", None)],
+)  # fmt: skip
+def test_a_group_of_mixed_outcomes_is_stored_exactly_as_given(
+    app: Newsletter, kinds: list[str], texts: list[tuple[str, str | None]]
+) -> None:
+    """Each outcome's reply, ids and times land on its own row, whatever the text holds.
+
+    On PostgreSQL a group is one statement with its values as array literals
+    (ledger._GroupStatement): quotes, backslashes, braces, commas, "NULL" and
+    empty strings must all come back as they were given.
+    """
+    cid = seed_campaign(app, len(kinds), prefix=f"p{uuid.uuid4().hex[:8]}-")
+    dispatch.start_campaign(app, cid, actor="tester")
+    at = utcnow().replace(microsecond=123456)
+    with app.engine.begin() as conn:
+        claims = ledger.claim(conn, cid, "w:1:a", len(kinds), at, at + timedelta(minutes=5))
+    groups: dict[str, list] = {"sent": [], "retry": [], "failed": []}
+    wanted = {}
+    for claim, kind, (response, other) in zip(claims, kinds, texts, strict=False):
+        row = outcome_row(kind, claim.delivery_id, "w:1:a")
+        row.update(b_response=response, b_message_id=other)
+        if kind == "sent":
+            row.update(b_at=at, b_provider_id=other)
+        if kind == "retry":
+            row["b_next"] = at + timedelta(minutes=3)
+        groups[kind].append(row)
+        wanted[claim.delivery_id] = (kind, response, other)
+    writer = ledger.OutcomeWriter(app.engine, cid)
+    writer.write(groups)
+    writer.close()
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(Delivery).where(Delivery.campaign_id == cid)).all()
+    for row in rows:
+        kind, response, other = wanted[row.id]
+        assert (row.status, row.last_response, row.message_id) == (kind, response, other)
+        if kind == "sent":
+            assert row.provider_message_id == other
+            assert row.sent_at.replace(tzinfo=None) == at.replace(tzinfo=None)
+            assert row.attempts == 1 and row.next_attempt_at is None
+        if kind == "retry":
+            assert row.next_attempt_at.replace(tzinfo=None) == (at + timedelta(minutes=3)).replace(
+                tzinfo=None
+            )
+            assert row.claimed_by is None
+    assert assert_counters_true(app, cid) == dict(Counter(kinds))
 
 
 @pytest.mark.slow

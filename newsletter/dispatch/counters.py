@@ -32,6 +32,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.dml import Update
 
 from newsletter.models import DELIVERY_STATUSES, Campaign, Delivery, SendCounters
 
@@ -107,31 +108,41 @@ def move(
         conn.execute(statement)
 
 
-# The outcome writer's move, run once per group of outcomes on the raw DBAPI cursor
-# (see ledger.OutcomeWriter): the rows it recorded leave `sending` for sent, retry or
-# failed. The newer rate sample becomes the older once it is RATE_SAMPLE seconds old;
-# right-hand sides read the row as it was before this UPDATE, in both databases.
-_ROTATE = K.c.mark_at.is_(None) | (bindparam("c_now") - K.c.mark_at >= RATE_SAMPLE)
-RECORD_OUTCOMES = (
-    update(K)
-    .where(K.c.campaign_id == bindparam("c_id"))
-    .values(
-        sending=K.c.sending - bindparam("c_done"),
-        sent=K.c.sent + bindparam("c_sent"),
-        retry=K.c.retry + bindparam("c_retry"),
-        retries=K.c.retries + bindparam("c_retry"),
-        failed=K.c.failed + bindparam("c_failed"),
-        window_at=case(
-            (_ROTATE, func.coalesce(K.c.mark_at, bindparam("c_now"))), else_=K.c.window_at
-        ),
-        window_sent=case(
-            (_ROTATE, case((K.c.mark_at.is_(None), K.c.sent), else_=K.c.mark_sent)),
-            else_=K.c.window_sent,
-        ),
-        mark_at=case((_ROTATE, bindparam("c_now")), else_=K.c.mark_at),
-        mark_sent=case((_ROTATE, K.c.sent), else_=K.c.mark_sent),
-        last_sent_at=case((bindparam("c_sent") > 0, bindparam("c_now")), else_=K.c.last_sent_at),
+def record_outcomes(sent: Any, retry: Any, failed: Any, now: Any) -> Update:
+    """The outcome writer's move, once per group of outcomes (see ledger.OutcomeWriter).
+
+    The rows it recorded leave `sending` for sent, retry or failed: `sent`, `retry`
+    and `failed` are their numbers (parameters, or on PostgreSQL the counts of the
+    group's own UPDATEs) and `now` the time as seconds since the epoch. The newer
+    rate sample becomes the older once it is RATE_SAMPLE seconds old; right-hand
+    sides read the row as it was before this UPDATE, in both databases.
+    """
+    rotate = K.c.mark_at.is_(None) | (now - K.c.mark_at >= RATE_SAMPLE)
+    return (
+        update(K)
+        .where(K.c.campaign_id == bindparam("c_id"))
+        .values(
+            sending=K.c.sending - (sent + retry + failed),
+            sent=K.c.sent + sent,
+            retry=K.c.retry + retry,
+            retries=K.c.retries + retry,
+            failed=K.c.failed + failed,
+            window_at=case((rotate, func.coalesce(K.c.mark_at, now)), else_=K.c.window_at),
+            window_sent=case(
+                (rotate, case((K.c.mark_at.is_(None), K.c.sent), else_=K.c.mark_sent)),
+                else_=K.c.window_sent,
+            ),
+            mark_at=case((rotate, now), else_=K.c.mark_at),
+            mark_sent=case((rotate, K.c.sent), else_=K.c.mark_sent),
+            last_sent_at=case((sent > 0, now), else_=K.c.last_sent_at),
+        )
     )
+
+
+# With the group's numbers as parameters, run on the raw DBAPI cursor after the
+# outcomes' own UPDATEs (SQLite).
+RECORD_OUTCOMES = record_outcomes(
+    bindparam("c_sent"), bindparam("c_retry"), bindparam("c_failed"), bindparam("c_now")
 )
 
 
