@@ -432,12 +432,23 @@ class _GroupStatement:
 
         self.sql = self._PLACEHOLDER.sub(number, compiled.string).replace("%%", "%").encode()
         self.names = names
-        # Values fixed in the statement (status='sent', attempts + 1, …), as text once.
-        self.constants = {k: _text(v) for k, v in compiled.params.items()}
-        # Kind → the outcome values' names that the statement takes as arrays, in order.
-        self.arrays = {kind: tuple(_array_types(kind)) for kind in _RECORDS}
-        # The connections (libpq's, by id) this statement is prepared on.
-        self._ready: set[int] = set()
+        slot = {name: position for position, name in enumerate(names)}
+        # Every parameter as sent when the group has nothing to say of it: the values
+        # fixed in the statement (status='sent', attempts + 1, …), written once (they
+        # are ASCII), and an empty array for each outcome value.
+        fixed = {k: _text(v) for k, v in compiled.params.items()}
+        self.base: list[bytes | None] = [
+            b"{}" if name not in fixed else None if (text := fixed[name]) is None else text.encode()
+            for name in names
+        ]
+        # Kind → (an outcome row's key, the position of its array among the parameters).
+        self.arrays = {
+            kind: [(f"b_{name}", slot[f"{kind}_{name}"]) for name in _array_types(kind)]
+            for kind in _RECORDS
+        }
+        self.slot = slot
+        # The connections this statement is prepared on (libpq's, by id): their encoding.
+        self._ready: dict[int, str] = {}
 
     def run(
         self, dbapi: Any, groups: dict[str, list[dict[str, Any]]], given: dict[str, Any]
@@ -446,26 +457,27 @@ class _GroupStatement:
         from psycopg import pq
 
         pgconn = dbapi.pgconn
-        if id(pgconn) not in self._ready:
+        encoding = self._ready.get(id(pgconn))
+        if encoding is None:
             prepared = pgconn.prepare(self.NAME, self.sql)
             if prepared.status != pq.ExecStatus.COMMAND_OK:
                 raise LedgerWriteError(prepared.get_error_message())
-            self._ready.add(id(pgconn))
-        values = {**self.constants, **{k: _text(v) for k, v in given.items()}}
-        for kind, names in self.arrays.items():
-            rows = groups.get(kind) or ()
-            for name in names:
-                values[f"{kind}_{name}"] = _array([row[f"b_{name}"] for row in rows])
-        encoding = dbapi.info.encoding
-        params = [None if (v := values[n]) is None else v.encode(encoding) for n in self.names]
+            encoding = self._ready[id(pgconn)] = dbapi.info.encoding
+        params = self.base.copy()
+        for name, value in given.items():
+            text = _text(value)
+            params[self.slot[name]] = None if text is None else text.encode(encoding)
+        for kind, rows in groups.items():
+            if rows:
+                for key, position in self.arrays[kind]:
+                    params[position] = _array([row[key] for row in rows]).encode(encoding)
         result = pgconn.exec_prepared(self.NAME, params)
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise LedgerWriteError(result.get_error_message())
 
     def forget(self, dbapi: Any) -> None:
         """Drop the prepared statement before its connection goes back to the pool."""
-        if id(dbapi.pgconn) in self._ready:
-            self._ready.discard(id(dbapi.pgconn))
+        if self._ready.pop(id(dbapi.pgconn), None) is not None:
             dbapi.pgconn.exec_(b"DEALLOCATE " + self.NAME)
 
 
@@ -560,9 +572,10 @@ class OutcomeWriter:
         dbapi = self._raw.driver_connection
         stamp = (now or utcnow()).timestamp()
         try:
-            cursor = dbapi.cursor()
             if self.sqlite:
+                cursor = dbapi.cursor()
                 self._write_sqlite(cursor, groups, stamp)
+                cursor.close()
             else:
                 if fresh:
                     # One statement a group (RECORD_GROUP), which is its own transaction.
@@ -574,10 +587,9 @@ class OutcomeWriter:
                         # from one message to the next: 260 instead of 875 messages/s on a
                         # busy database server. Set once for this connection, which only
                         # this writer uses until `close` resets it.
-                        cursor.execute("SET synchronous_commit TO OFF")
+                        dbapi.execute("SET synchronous_commit TO OFF")
                 assert self._group is not None
                 self._group.run(dbapi, groups, {"c_id": self.campaign_id, "c_now": stamp})
-            cursor.close()
         except Exception as exc:
             self.close(broken=True)
             raise LedgerWriteError(str(exc)) from exc
