@@ -263,7 +263,12 @@ class Signer:
 
     def __call__(self, message: OutgoingMessage) -> OutgoingMessage:
         """The stage-2 step: the message, signed."""
-        return replace(message, data=self.sign(message.data))
+        signature = self.signature_header(message.data)
+        data = signature + message.data
+        made = message.stuffed
+        # The signature's lines start with its name or a space: stuffed, it is the same.
+        stuffed = (data, signature + made[1]) if made and made[0] is message.data else None
+        return replace(message, data=data, stuffed=stuffed)
 
     def _sign(self, digest: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):

@@ -63,7 +63,13 @@ from newsletter.render import (
     render_campaign,
 )
 from newsletter.return_path import ReturnPath
-from newsletter.transports.base import OutgoingMessage, Personalisation, Transport
+from newsletter.transports.base import (
+    END_OF_DATA,
+    OutgoingMessage,
+    Personalisation,
+    Transport,
+    stuff_dots,
+)
 
 CRLF = b"\r\n"
 # The header folding of the standard library, for the headers built once per campaign.
@@ -301,7 +307,7 @@ class MessageFrame:
         # Most values are the same in both parts (a URL has nothing to escape): one
         # encoding serves both.
         memo = self._constant_memo.copy()
-        data = b"".join(
+        head = b"".join(
             (
                 self.head,
                 to_header(recipient.name, address),
@@ -309,11 +315,17 @@ class MessageFrame:
                 header("Message-ID", f"<{message_id}>"),
                 extra_headers,
                 self.tail,
-                self.text.encode(values, memo),
-                self.between,
-                self.html.encode(values, memo),
-                self.end,
             )
+        )
+        text, text_stuffed = self.text.encode(values, memo)
+        html, html_stuffed = self.html.encode(values, memo)
+        data = b"".join((head, text, self.between, html, self.end))
+        # As SMTP's DATA sends it, stuffed piece by piece: each piece starts a line (a
+        # part's chunks each start one, see EncodedPart); `between` and `end` start with
+        # CRLF and hold no dot; `end` ends with CRLF.
+        head_stuffed = stuff_dots(head)
+        stuffed = b"".join(
+            (head_stuffed, text_stuffed, self.between, html_stuffed, self.end, END_OF_DATA)
         )
         return OutgoingMessage(
             sender=self.sender,
@@ -322,6 +334,7 @@ class MessageFrame:
             message_id=message_id,
             delivery_id=recipient.delivery_id,
             personal=personal,
+            stuffed=(data, stuffed),
         )
 
     def _date_header(self) -> bytes:
@@ -351,6 +364,16 @@ class EncodedPart:
             # The encoded literals as one bytes format with a %b per field: filling it in
             # is a single pass in C.
             self.format = b"%b".join(literal.replace(b"%", b"%%") for literal in literals)
+            # The same with the literals' lines that start with "." stuffed for SMTP, once
+            # (a stylesheet's ".class" lines are in every message). Every chunk, literal
+            # or value, starts a line and ends on a line boundary (qp_chunk), so chunks
+            # stuffed one by one make the part stuffed.
+            stuffed = [stuff_dots(literal) for literal in literals]
+            self.format_stuffed = (
+                self.format
+                if stuffed == literals
+                else b"%b".join(literal.replace(b"%", b"%%") for literal in stuffed)
+            )
             self.unique_fields = tuple(dict.fromkeys(template.fields))
 
     def headers(self, subtype: str) -> bytes:
@@ -360,20 +383,34 @@ class EncodedPart:
             f"Content-Transfer-Encoding: {encoding}\r\n"
         ).encode("ascii")
 
-    def encode(self, values: Mapping[str, str], memo: dict[str, bytes]) -> bytes:
-        """The part's body for one recipient; `memo` keeps encoded values between parts."""
+    def encode(self, values: Mapping[str, str], memo: dict[str, bytes]) -> tuple[bytes, bytes]:
+        """The part's body for one recipient, and the same dot-stuffed for SMTP.
+
+        `memo` keeps encoded values between parts. The stuffed body is the same
+        object as the body when no line of it starts with ".".
+        """
         escape_value = self.escape
         if not self.quoted_printable:
             text = self.template.fill({k: escape_value(v) for k, v in values.items()})
-            return base64_lines(text.replace("\n", "\r\n").encode("utf-8"))
+            body = base64_lines(text.replace("\n", "\r\n").encode("utf-8"))
+            return body, body  # base64 has no "."
         encoded = {}
+        dotted = False
         for field in self.unique_fields:
             value = escape_value(values[field])
             chunk = memo.get(value)
             if chunk is None:
                 chunk = memo[value] = qp_chunk(value, final=False)
             encoded[field] = chunk
-        return self.format % tuple([encoded[field] for field in self.template.fields])
+            dotted = dotted or chunk.startswith(b".") or b"\r\n." in chunk
+        chunks = tuple([encoded[field] for field in self.template.fields])
+        body = self.format % chunks
+        if not dotted:
+            return (
+                body,
+                body if self.format_stuffed is self.format else self.format_stuffed % chunks,
+            )
+        return body, self.format_stuffed % tuple(stuff_dots(chunk) for chunk in chunks)
 
 
 def qp_chunk(text: str, *, final: bool) -> bytes:

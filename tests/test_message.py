@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import json
 import re
@@ -10,15 +11,20 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import html as lxml_html
 
 from newsletter import links
+from newsletter.dkim import Signer
 from newsletter.errors import InputError, NotFound
 from newsletter.message import (
     Composer,
     Recipient,
 )
 from newsletter.notices import SAMPLE_RECIPIENT_EMAIL, build_preview, compose_confirmation
+from newsletter.transports.base import dot_stuffed, stuff_dots
 
 KEY = "test-signing-key"  # the key the test fixtures put in NEWSLETTER_SECRET_KEY
 
@@ -316,3 +322,36 @@ def test_preview_command_errors_exit_2_without_writing(app, make_campaign, run_c
     assert result.returncode == 2
     assert "no subscriber with the address x@example.org" in result.stderr
     assert not out.exists()
+
+
+# Text with the characters that make dot-stuffing matter: dots, line breaks, spaces.
+dotted_text = st.text(alphabet=st.sampled_from(list(". \n=aé<")), min_size=0, max_size=200)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=st.text(alphabet=st.sampled_from(list(". a=é")), max_size=90),
+    summary=dotted_text,
+    intro=dotted_text,
+)
+def test_the_message_stuffed_as_it_is_composed_is_the_message_stuffed(
+    mail_app, make_campaign, name: str, summary: str, intro: str
+) -> None:
+    """SMTP sends the composer's dot-stuffed bytes (stuffed once per edition where it
+    can): they must be exactly what stuffing the finished message gives, for any
+    text in the edition and any name, DKIM-signed or not."""
+    items = [{"kind": "news", "title": ".Title", "summary": summary}]
+    composer = Composer(mail_app, make_campaign(mail_app, items=items, intro=intro))
+    message = composer.compose(Recipient(1, "ana@example.org", name))
+    assert message.stuffed is not None and message.stuffed[0] is message.data
+    assert dot_stuffed(message) == stuff_dots(message.data) + b".\r\n"
+    signed = Signer("example.org", "s1", Ed25519PrivateKey.generate())(message)
+    assert signed.stuffed is not None and signed.stuffed[0] is signed.data
+    assert dot_stuffed(signed) == stuff_dots(signed.data) + b".\r\n"
+    # A step that changes the data without saying how to stuff it is scanned anew.
+    changed = dataclasses.replace(message, data=b".X: y\r\n" + message.data)
+    assert dot_stuffed(changed) == b"..X: y\r\n" + stuff_dots(message.data) + b".\r\n"

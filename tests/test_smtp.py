@@ -236,10 +236,13 @@ def test_each_thread_gets_its_own_connection(sink: tuple[SMTPSink, int]) -> None
 
 
 def test_dot_stuffing_and_the_end_of_data() -> None:
-    from newsletter.transports.smtp import dot_stuffed
+    from newsletter.transports.base import dot_stuffed
 
-    assert dot_stuffed(b".a\r\nb\r\n.c\r\n..d") == b"..a\r\nb\r\n..c\r\n...d\r\n.\r\n"
-    assert dot_stuffed(b"x\r\n") == b"x\r\n.\r\n"
+    def stuffed(data: bytes) -> bytes:
+        return dot_stuffed(OutgoingMessage("a@example.org", "b@example.org", data, "x@y"))
+
+    assert stuffed(b".a\r\nb\r\n.c\r\n..d") == b"..a\r\nb\r\n..c\r\n...d\r\n.\r\n"
+    assert stuffed(b"x\r\n") == b"x\r\n.\r\n"
 
 
 def test_pipelined_commands_really_are_sent_together(sink: tuple[SMTPSink, int]) -> None:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult
+from newsletter.transports.base import OutgoingMessage, SendLimits, SendResult, dot_stuffed
 from newsletter.transports.replies import classify, reply_text
 
 TLS_MODES = ("starttls", "ssl", "none")
@@ -68,16 +68,6 @@ class Connection:
         self.eightbit = smtp.has_extn("8bitmime")
         self.utf8 = smtp.has_extn("smtputf8")
         self.pipelining = smtp.has_extn("pipelining")
-
-
-def dot_stuffed(data: bytes) -> bytes:
-    """The message as DATA sends it: lines starting with "." doubled, ended by CRLF.CRLF."""
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
 
 
 class SMTPTransport:
@@ -133,8 +123,9 @@ class SMTPTransport:
         parse every address with the email package and dot-stuff the message with a
         regular expression, which together cost more than the rest of the send. Our
         addresses are already checked addr-specs, and dot-stuffing is one
-        bytes.replace. With PIPELINING (RFC 2920) MAIL, RCPT and DATA go in one
-        packet and their three replies are read together.
+        bytes.replace, or none when the composer stuffed the message as it made it.
+        With PIPELINING (RFC 2920) MAIL, RCPT and DATA go in one packet and their
+        three replies are read together.
         """
         smtp = conn.smtp
         options = ""
@@ -170,7 +161,7 @@ class SMTPTransport:
         data_code, data_reply = rest[1]
         if data_code != 354:
             return self._refused(conn, data_code, data_reply, replies)
-        smtp.send(dot_stuffed(message.data))
+        smtp.send(dot_stuffed(message))
         code, reply = smtp.getreply()
         if code != 250:
             return self._refused(conn, code, reply)
