@@ -411,11 +411,13 @@ def run(
                   "(the send, the sink, the database server, anyone else)")  # fmt: skip
         print(f"  ratio to the wire's limit: {rate / source_rate:.2f}")
         print(f"  peak memory: {usage.peak / 2**20:.0f} MB (target < 150 MB)")
-        if watch.times:
-            ms = sorted(t * 1000 for t in watch.times)
+        if len(watch.times) > 1:
+            # The first look also compiles the queries and opens the watcher's connection,
+            # as every `newsletter status` process does once; the rest show the database.
+            first, ms = watch.times[0] * 1000, sorted(t * 1000 for t in watch.times[1:])
             print(f"  `newsletter status` queries during the send: median "
                   f"{ms[len(ms) // 2]:.0f} ms, slowest {ms[-1]:.0f} ms over {len(ms)} looks "
-                  "(target < 100 ms)")  # fmt: skip
+                  f"(target < 100 ms); the first, compiling them, {first:.0f} ms")  # fmt: skip
         return {"n": n, "ratio": rate / source_rate, "peak_mb": usage.peak / 2**20, "rate": rate,
                 "workers": workers, "processes": processes, "busy": usage.busy or 0.0}  # fmt: skip
     finally:
