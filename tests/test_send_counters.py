@@ -238,6 +238,26 @@ def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
 
 
+def test_a_writer_takes_a_pooled_connection_that_kept_its_statement(app: Newsletter) -> None:
+    """A writer whose connection went back to the pool still prepared (its `forget` failed)
+    does not stop the next writer that takes that connection."""
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("the outcome statement is prepared on PostgreSQL only")
+    cid = seed_campaign(app, 2)
+    dispatch.start_campaign(app, cid, actor="tester")
+    with app.engine.begin() as conn:
+        claims = ledger.claim(conn, cid, "w:1:a", 2, utcnow(), utcnow() + timedelta(minutes=5))
+    first = ledger.OutcomeWriter(app.engine, cid)
+    first.write({"sent": [outcome_row("sent", claims[0].delivery_id, "w:1:a")]})
+    raw, first._raw = first._raw, None
+    raw.driver_connection.autocommit = False
+    raw.close()  # back to the pool, the statement still prepared on it
+    second = ledger.OutcomeWriter(app.engine, cid)
+    second.write({"sent": [outcome_row("sent", claims[1].delivery_id, "w:1:a")]})
+    second.close()
+    assert assert_counters_true(app, cid) == {"sent": 2}
+
+
 # What a server may answer, or a provider call an id: any text PostgreSQL can store.
 reply_text = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40

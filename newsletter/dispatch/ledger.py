@@ -11,8 +11,9 @@ and pending/retry rows become `cancelled` when the campaign is cancelled.
 what lets a restart skip everyone already done.
 
 Set-based work (writing the ledger, claiming a batch, releasing claims) is one
-statement per source state; per-delivery outcomes are `executemany` UPDATEs by
-primary key, many per transaction. Nothing here builds ORM objects per
+statement per source state; per-delivery outcomes are UPDATEs by primary key,
+a group of them per transaction: `executemany` on SQLite, one statement over
+arrays on PostgreSQL (RECORD_GROUP). Nothing here builds ORM objects per
 delivery: a million of them would cost more than the sending.
 
 Every statement here that moves rows between states also moves the campaign's
@@ -404,6 +405,10 @@ def _record_group() -> Any:
 RECORD_GROUP = _record_group()
 
 
+# PostgreSQL's SQLSTATE for a prepared statement's name already taken.
+DUPLICATE_PREPARED_STATEMENT = b"42P05"
+
+
 class _GroupStatement:
     r"""RECORD_GROUP prepared on a PostgreSQL connection and run through libpq itself.
 
@@ -447,22 +452,30 @@ class _GroupStatement:
             for kind in _RECORDS
         }
         self.slot = slot
-        # The connections this statement is prepared on (libpq's, by id): their encoding.
-        self._ready: dict[int, str] = {}
+        # The client encoding of the connection it is prepared on.
+        self.encoding = "utf-8"
+
+    def prepare(self, dbapi: Any) -> None:
+        """Prepare the statement on a connection the writer has just taken."""
+        from psycopg import pq
+
+        pgconn = dbapi.pgconn
+        prepared = pgconn.prepare(self.NAME, self.sql)
+        if prepared.error_field(pq.DiagnosticField.SQLSTATE) == DUPLICATE_PREPARED_STATEMENT:
+            # Left on this pooled connection by a writer whose `forget` failed.
+            self.forget(dbapi)
+            prepared = pgconn.prepare(self.NAME, self.sql)
+        if prepared.status != pq.ExecStatus.COMMAND_OK:
+            raise LedgerWriteError(prepared.get_error_message())
+        self.encoding = dbapi.info.encoding
 
     def run(
         self, dbapi: Any, groups: dict[str, list[dict[str, Any]]], given: dict[str, Any]
     ) -> None:
-        """One group's outcomes and the counters' move; the connection is in autocommit."""
+        """One group's outcomes and the counters' move, on a connection in autocommit."""
         from psycopg import pq
 
-        pgconn = dbapi.pgconn
-        encoding = self._ready.get(id(pgconn))
-        if encoding is None:
-            prepared = pgconn.prepare(self.NAME, self.sql)
-            if prepared.status != pq.ExecStatus.COMMAND_OK:
-                raise LedgerWriteError(prepared.get_error_message())
-            encoding = self._ready[id(pgconn)] = dbapi.info.encoding
+        encoding = self.encoding
         params = self.base.copy()
         for name, value in given.items():
             text = _text(value)
@@ -471,14 +484,13 @@ class _GroupStatement:
             if rows:
                 for key, position in self.arrays[kind]:
                     params[position] = _array([row[key] for row in rows]).encode(encoding)
-        result = pgconn.exec_prepared(self.NAME, params)
+        result = dbapi.pgconn.exec_prepared(self.NAME, params)
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise LedgerWriteError(result.get_error_message())
 
     def forget(self, dbapi: Any) -> None:
         """Drop the prepared statement before its connection goes back to the pool."""
-        if self._ready.pop(id(dbapi.pgconn), None) is not None:
-            dbapi.pgconn.exec_(b"DEALLOCATE " + self.NAME)
+        dbapi.pgconn.exec_(b"DEALLOCATE " + self.NAME)
 
 
 def _text(value: Any) -> str | None:
@@ -515,14 +527,15 @@ class OutcomeWriter:
     """The outcome UPDATEs above and the counters', compiled once, run on a raw connection.
 
     This is the hottest path of a send: one transaction per group of outcomes,
-    thousands a minute, each ending with one UPDATE of the campaign's counters
-    by the rows the group changed (counters.RECORD_OUTCOMES). Through
-    SQLAlchemy's Connection each transaction costs about 270 µs of Python on
-    this machine (events, compiled-cache lookups, result objects); on the DBAPI
-    cursor, the same SQL costs under 100 µs. The
-    SQL itself still comes from the Core statements above, for whichever
-    database the engine speaks; only the parameter conversion SQLAlchemy would
-    do (aware datetimes to the stored form) is done here, in `_value`.
+    thousands a minute, each moving the campaign's counters by the rows the group
+    changed (counters.record_outcomes). Through SQLAlchemy's Connection each
+    transaction cost about 270 µs of Python (events, compiled-cache lookups,
+    result objects); on the DBAPI cursor, the same SQL costs under 100 µs. On
+    SQLite the kinds' UPDATEs go by executemany, then the counters' UPDATE; on
+    PostgreSQL the whole group is one statement, RECORD_GROUP (see
+    _GroupStatement). The SQL itself still comes from the Core statements above;
+    only the parameter conversion SQLAlchemy would do (aware datetimes to the
+    stored form) is done here, in `_value` and `_text`.
     """
 
     def __init__(self, engine: Engine, campaign_id: int, *, wait_for_disk: bool = False) -> None:
@@ -580,6 +593,8 @@ class OutcomeWriter:
                 if fresh:
                     # One statement a group (RECORD_GROUP), which is its own transaction.
                     dbapi.autocommit = True
+                    assert self._group is not None
+                    self._group.prepare(dbapi)
                     if not self.wait_for_disk:
                         # The outcome is committed and visible at once; PostgreSQL writes
                         # it to disk within 3 × wal_writer_delay. Waiting for that disk
