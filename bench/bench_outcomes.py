@@ -40,8 +40,8 @@ def outcome(delivery_id: int) -> dict[str, Any]:
 
 
 def through_psycopg(app: Any, campaign_id: int) -> Any:
-    """A function recording one group with RECORD_GROUP through psycopg's execute."""
-    compiled = ledger.RECORD_GROUP.compile(dialect=app.engine.dialect)
+    """A function recording one group with RECORD_OUTCOME_GROUP through psycopg's execute."""
+    compiled = ledger.RECORD_OUTCOME_GROUP.compile(dialect=app.engine.dialect)
     raw = app.engine.raw_connection()
     dbapi = raw.driver_connection
     dbapi.autocommit = True

@@ -232,10 +232,12 @@ def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
         assert setting[0] == "off"
     writer.close()
     assert assert_counters_true(app, cid) == {"sent": 2}
-    # The pool hands out connections it has; every one of them waits for the disk again.
+    # The pool hands out connections it has; every one of them waits for the disk again,
+    # and plans its statements as PostgreSQL chooses.
     for _ in range(3):
         with app.engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
 
 
 def test_a_writer_takes_a_pooled_connection_that_kept_its_statement(app: Newsletter) -> None:
