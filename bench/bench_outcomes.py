@@ -46,6 +46,7 @@ def through_psycopg(app: Any, campaign_id: int) -> Any:
     dbapi = raw.driver_connection
     dbapi.autocommit = True
     dbapi.execute("SET synchronous_commit TO OFF")
+    dbapi.execute("SET plan_cache_mode TO force_generic_plan")  # as the writer does
     names = {kind: list(ledger._array_types(kind)) for kind in ("sent", "retry", "failed")}
 
     def write(group: dict[str, list[dict[str, Any]]]) -> None:
@@ -59,7 +60,12 @@ def through_psycopg(app: Any, campaign_id: int) -> Any:
                 params[f"{kind}_{key}"] = values
         dbapi.execute(compiled.string, params)
 
-    write.close = raw.close  # type: ignore[attr-defined]
+    def close() -> None:
+        dbapi.execute("RESET ALL")
+        dbapi.autocommit = False
+        raw.close()
+
+    write.close = close  # type: ignore[attr-defined]
     return write
 
 

@@ -215,16 +215,22 @@ def test_a_ledger_written_twice_counts_once(app: Newsletter, people: int) -> Non
     assert assert_counters_true(app, cid) == ({"pending": people} if people else {})
 
 
-def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
-    app: Newsletter,
-) -> None:
-    """Outcomes skip the disk wait for the writer's whole run, and nobody else's do."""
+def two_claimed_on_postgresql(app: Newsletter, why_not: str) -> tuple[int, list]:
+    """A started campaign of two people, both claimed by w:1:a; skipped off PostgreSQL."""
     if app.engine.dialect.name != "postgresql":
-        pytest.skip("synchronous_commit is PostgreSQL's")
+        pytest.skip(why_not)
     cid = seed_campaign(app, 2)
     dispatch.start_campaign(app, cid, actor="tester")
     with app.engine.begin() as conn:
         claims = ledger.claim(conn, cid, "w:1:a", 2, utcnow(), utcnow() + timedelta(minutes=5))
+    return cid, claims
+
+
+def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
+    app: Newsletter,
+) -> None:
+    """Outcomes skip the disk wait for the writer's whole run, and nobody else's do."""
+    cid, claims = two_claimed_on_postgresql(app, "synchronous_commit is PostgreSQL's")
     writer = ledger.OutcomeWriter(app.engine, cid)
     for claim in claims:
         writer.write({"sent": [outcome_row("sent", claim.delivery_id, "w:1:a")]})
@@ -243,12 +249,7 @@ def test_the_outcome_writer_gives_its_connection_back_waiting_for_the_disk(
 def test_a_writer_takes_a_pooled_connection_that_kept_its_statement(app: Newsletter) -> None:
     """A writer whose connection went back to the pool still prepared (its `forget` failed)
     does not stop the next writer that takes that connection."""
-    if app.engine.dialect.name != "postgresql":
-        pytest.skip("the outcome statement is prepared on PostgreSQL only")
-    cid = seed_campaign(app, 2)
-    dispatch.start_campaign(app, cid, actor="tester")
-    with app.engine.begin() as conn:
-        claims = ledger.claim(conn, cid, "w:1:a", 2, utcnow(), utcnow() + timedelta(minutes=5))
+    cid, claims = two_claimed_on_postgresql(app, "the statement is prepared on PostgreSQL only")
     first = ledger.OutcomeWriter(app.engine, cid)
     first.write({"sent": [outcome_row("sent", claims[0].delivery_id, "w:1:a")]})
     raw, first._raw = first._raw, None
